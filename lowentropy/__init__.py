@@ -1,0 +1,42 @@
+"""lowentropy: matrix formats whose size and dot-product cost follow the entropy.
+
+Implements CER (Compressed Entropy Row) and CSER (Compressed Shared Elements Row) of
+Wiedemann, Müller & Samek, *Compact and Computationally Efficient Representation of Deep
+Neural Networks* (arXiv 1805.10692), next to dense and CSR, with the statistics and the
+cost model that compare them.
+
+Examples
+--------
+>>> import numpy as np, lowentropy as le
+>>> W = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, -0.5]], dtype=np.float32)
+>>> f = le.CSER.from_dense(W)
+>>> np.array_equal(f.to_dense(), W)
+True
+>>> f @ np.ones(3, np.float32)
+array([1., 0.], dtype=float32)
+>>> sorted(le.FORMATS)
+['cer', 'cser', 'csr', 'dense']
+"""
+
+from __future__ import annotations
+
+from .formats import (
+    CER,
+    CSER,
+    CSR,
+    FORMATS,
+    POLICIES,
+    Dense,
+    Format,
+    OpCounts,
+    StorageReport,
+    get_format,
+)
+from .stats import Stats, entropy, stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
+]

@@ -1,0 +1,29 @@
+"""The matrix formats and their registry.
+
+``FORMATS`` (name → class) is the single list the rest of the project iterates: a
+format added here appears in every report, benchmark, test and dashboard.
+"""
+
+from __future__ import annotations
+
+from .base import POLICIES, Format, OpCounts, StorageReport
+from .cer import CER
+from .cser import CSER
+from .csr import CSR
+from .dense import Dense
+
+__all__ = [
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "StorageReport", "OpCounts", "POLICIES",
+]
+
+FORMATS: dict[str, type[Format]] = {cls.name: cls for cls in (Dense, CSR, CER, CSER)}
+
+
+def get_format(name: str) -> type[Format]:
+    """The format class registered under ``name`` (``"dense"``, ``"csr"``, ``"cer"``,
+    ``"cser"``)."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise KeyError(f"unknown format {name!r}; registered: {', '.join(FORMATS)}") from None

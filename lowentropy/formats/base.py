@@ -1,0 +1,351 @@
+"""What every format shares: validation, products, storage and the reports.
+
+A format class writes only ``from_dense``, ``to_dense``, ``_layout`` (its arrays and
+their index ranges), ``_check_arrays``, its kernels (``_matvec``/``_matmat``) and
+``_op_table``; everything else lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .._validate import as_operand, as_weight_matrix
+
+__all__ = ["Format", "ArraySpec", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
+
+POLICIES = ("minimal", "fixed32", "ideal")
+
+
+def index_bits(policy: str, max_entry: int) -> int:
+    """Bits per entry of an integer array whose entries are at most ``max_entry``.
+
+    ``"fixed32"``: 32. ``"minimal"``: the smallest of 8/16/32/64 that holds
+    ``max_entry``. ``"ideal"``: ``ceil(log2(max_entry + 1))``, at least 1.
+    """
+    max_entry = max(int(max_entry), 0)
+    if policy == "fixed32":
+        return 32
+    if policy == "minimal":
+        for bits in (8, 16, 32, 64):
+            if max_entry < 1 << bits:
+                return bits
+        raise ValueError(f"index {max_entry} does not fit in 64 bits")
+    if policy == "ideal":
+        return max(1, max_entry.bit_length())
+    raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One stored array: its name, length, role and (for an index) its largest entry."""
+
+    name: str
+    length: int
+    role: str  # "value" or "index"
+    max_entry: int = 0
+
+    def bits_per_entry(self, policy: str, value_bits: int) -> int:
+        if self.role == "value":
+            return value_bits
+        return index_bits(policy, self.max_entry)
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    """Bits used by every array of a format under an index policy (SPEC §4).
+
+    Attributes
+    ----------
+    format : str
+        The format's registry name.
+    policy : str
+        ``"minimal"``, ``"fixed32"`` or ``"ideal"``.
+    value_bits : int
+        Bits per stored value.
+    shape : tuple of int
+        ``(m, n)`` of the matrix.
+    by_array : dict
+        Array name → bits, in the order of ``arrays()``.
+    bits_per_entry : dict
+        Array name → bits of one entry.
+    """
+
+    format: str
+    policy: str
+    value_bits: int
+    shape: tuple[int, int]
+    by_array: dict[str, int]
+    bits_per_entry: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_bits(self) -> int:
+        """Bits of all arrays together."""
+        return sum(self.by_array.values())
+
+    @property
+    def total_bytes(self) -> float:
+        return self.total_bits / 8
+
+    @property
+    def dense_bits(self) -> int:
+        """Bits of the same matrix stored dense with the same ``value_bits``."""
+        return self.shape[0] * self.shape[1] * self.value_bits
+
+    @property
+    def ratio_to_dense(self) -> float:
+        """``total_bits / dense_bits`` (below 1 means smaller than dense)."""
+        return self.total_bits / self.dense_bits if self.dense_bits else math.nan
+
+    @property
+    def bits_per_weight(self) -> float:
+        size = self.shape[0] * self.shape[1]
+        return self.total_bits / size if size else math.nan
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    """Operations of one product ``W @ X`` per input vector (SPEC §5).
+
+    With ``batch = B`` the matrix's own arrays are read once for all ``B`` vectors, so
+    their reads per vector are divided by ``B``; reads of ``x``, the arithmetic and the
+    writes of ``y`` are per vector.
+
+    Attributes
+    ----------
+    format : str
+    batch : int
+    adds, mults : float
+        Additions and multiplications per input vector.
+    reads : dict
+        Array name (the format's arrays, then ``"x"``) → reads per input vector.
+    access_bits : dict
+        Array name → bits of one read (under ``policy``/``value_bits``).
+    array_bytes : dict
+        Array name → size of the whole array in bytes (picks the memory tier of a read).
+    writes : float
+        Writes of ``y`` per input vector (one per row).
+    write_bits : int
+    out_bytes : float
+        Size of ``y`` in bytes.
+    """
+
+    format: str
+    batch: int
+    adds: float
+    mults: float
+    reads: dict[str, float]
+    access_bits: dict[str, int]
+    array_bytes: dict[str, float]
+    writes: float
+    write_bits: int
+    out_bytes: float
+
+    @property
+    def total_reads(self) -> float:
+        return sum(self.reads.values())
+
+
+class Format(ABC):
+    """Base class of the matrix formats.
+
+    Subclasses are registered by name in :data:`lowentropy.FORMATS`; see each one's
+    docstring for its arrays and invariants.
+    """
+
+    name: ClassVar[str]
+    array_names: ClassVar[tuple[str, ...]]
+
+    def __init__(self, shape: tuple[int, int], dtype, **arrays: np.ndarray) -> None:
+        """Build a format from its arrays; every invariant is checked (see ``check``)."""
+        self._init(shape, dtype, arrays)
+        self.check()
+
+    def _init(self, shape, dtype, arrays) -> None:
+        missing = set(self.array_names) - set(arrays)
+        extra = set(arrays) - set(self.array_names)
+        if missing or extra:
+            raise TypeError(
+                f"{type(self).__name__} takes the arrays {self.array_names}; "
+                f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
+        try:
+            m, n = (int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape must be a pair of integers, got {shape!r}") from None
+        if m < 0 or n < 0:
+            raise ValueError(f"shape must not be negative, got {shape!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self._shape = (m, n)
+        self._dtype = dtype
+        self._arrays = {name: np.asarray(arrays[name]) for name in self.array_names}
+
+    @classmethod
+    def _trusted(cls, shape, dtype, **arrays):
+        """Build from arrays made by this library's own encoders (no re-check)."""
+        self = cls.__new__(cls)
+        self._init(shape, dtype, arrays)
+        return self
+
+    # --- conversion -------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, W) -> Format:
+        """Encode a dense matrix losslessly.
+
+        ``W`` must be 2-D, real and finite; float32 and float64 are kept, other real
+        dtypes converted (see :func:`lowentropy._validate.weight_dtype`); ``-0.0`` is
+        stored as ``+0.0``.
+        """
+        return cls._encode(as_weight_matrix(W))
+
+    @classmethod
+    @abstractmethod
+    def _encode(cls, W: np.ndarray) -> Format: ...
+
+    @abstractmethod
+    def to_dense(self) -> np.ndarray:
+        """The dense matrix, bit-exact, in the format's dtype."""
+
+    # --- arrays and invariants ---------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The stored arrays by their SPEC names, in the SPEC's order (read-only views)."""
+        out = {}
+        for name in self.array_names:
+            view = self._arrays[name].view()
+            view.flags.writeable = False
+            out[name] = view
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the arrays take in memory (their in-memory dtypes)."""
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def check(self) -> None:
+        """Verify every invariant of the format; raise ``ValueError`` on the first broken.
+
+        Run on every construction from user arrays, so that no malformed index array can
+        reach a kernel.
+        """
+        self._check_arrays()
+
+    @abstractmethod
+    def _check_arrays(self) -> None: ...
+
+    # --- products ----------------------------------------------------------------------
+    def dot(self, x) -> np.ndarray:
+        """``W @ x`` for a vector of length ``n`` or an ``n × B`` matrix.
+
+        The result dtype follows numpy's rule for ``W.dtype`` and ``x.dtype``.
+        """
+        m, n = self._shape
+        xc, out_dtype = as_operand(x, n, self._dtype)
+        if xc.ndim == 1:
+            out = np.zeros(m, out_dtype)
+            if m and n:
+                self._matvec(xc, out)
+        else:
+            out = np.zeros((m, xc.shape[1]), out_dtype)
+            if m and n and xc.shape[1]:
+                self._matmat(xc, out)
+        return out
+
+    def __matmul__(self, x) -> np.ndarray:
+        return self.dot(x)
+
+    @abstractmethod
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _matmat(self, X: np.ndarray, out: np.ndarray) -> None: ...
+
+    # --- accounting --------------------------------------------------------------------
+    @abstractmethod
+    def _layout(self) -> list[ArraySpec]:
+        """The stored arrays in SPEC order with their lengths and index ranges."""
+
+    def storage(self, policy: str = "minimal", value_bits: int = 32) -> StorageReport:
+        """Bits of every array and in total under an index ``policy`` (SPEC §4).
+
+        Parameters
+        ----------
+        policy : {"minimal", "fixed32", "ideal"}
+            How wide integer arrays are: smallest of 8/16/32/64 bits, always 32 bits, or
+            ``ceil(log2(v + 1))`` bits for the largest possible entry ``v``.
+        value_bits : int
+            Bits per stored value (``values``, ``omega``).
+        """
+        if policy not in POLICIES:
+            raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
+        if int(value_bits) != value_bits or value_bits < 1:
+            raise ValueError(f"value_bits must be a positive integer, got {value_bits!r}")
+        widths = {s.name: s.bits_per_entry(policy, value_bits) for s in self._layout()}
+        by_array = {s.name: s.length * widths[s.name] for s in self._layout()}
+        return StorageReport(self.name, policy, int(value_bits), self._shape, by_array, widths)
+
+    @abstractmethod
+    def _op_table(self) -> tuple[int, int, dict[str, int], int]:
+        """(adds, mults, reads of the format's arrays, reads of x) for one vector."""
+
+    def op_counts(self, batch: int = 1, policy: str = "minimal", value_bits: int = 32) -> OpCounts:
+        """Operations of the dot product per input vector (SPEC §5), from array lengths.
+
+        Parameters
+        ----------
+        batch : int
+            Number of input vectors multiplied together; the format's arrays are read
+            once per batch.
+        policy, value_bits
+            Give the width of each read and the size of each array (see ``storage``).
+        """
+        if int(batch) != batch or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        m, n = self._shape
+        adds, mults, array_reads, x_reads = self._op_table()
+        report = self.storage(policy, value_bits)
+        reads = {name: count / batch for name, count in array_reads.items()}
+        reads["x"] = float(x_reads)
+        access_bits = dict(report.bits_per_entry)
+        access_bits["x"] = int(value_bits)
+        array_bytes = {name: bits / 8 for name, bits in report.by_array.items()}
+        array_bytes["x"] = n * value_bits / 8
+        return OpCounts(
+            format=self.name, batch=int(batch), adds=float(adds), mults=float(mults),
+            reads=reads, access_bits=access_bits, array_bytes=array_bytes,
+            writes=float(m), write_bits=int(value_bits), out_bytes=m * value_bits / 8,
+        )
+
+    # --- display -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        m, n = self._shape
+        sizes = ", ".join(f"{k}[{v.size}]" for k, v in self._arrays.items())
+        return f"<{type(self).__name__} {m}x{n} {self._dtype}: {sizes}>"
+
+    def _repr_html_(self) -> str:
+        report = self.storage()
+        rows = "".join(
+            f"<tr><td><code>{name}</code></td><td>{arr.size}</td><td>{arr.dtype}</td>"
+            f"<td>{report.by_array[name]}</td></tr>"
+            for name, arr in self._arrays.items()
+        )
+        m, n = self._shape
+        return (
+            f"<b>{type(self).__name__}</b> {m}&times;{n} {self._dtype}, "
+            f"{report.total_bits} bits (minimal policy, 32-bit values; dense "
+            f"{report.dense_bits})<table><tr><th>array</th><th>length</th><th>dtype</th>"
+            f"<th>bits</th></tr>{rows}</table>"
+        )

@@ -1,0 +1,58 @@
+"""The dense format: every entry stored, products by BLAS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_values
+from .base import ArraySpec, Format
+
+__all__ = ["Dense"]
+
+
+class Dense(Format):
+    """Dense row-major storage, the baseline of every comparison.
+
+    Arrays
+    ------
+    values : (m·n,) float32 or float64
+        The entries in row-major order; ``-0.0`` is stored as ``+0.0``.
+
+    Products use numpy's ``matmul`` (BLAS). Cost (SPEC §5): ``m·n`` additions and
+    multiplications, ``m·n`` reads of ``values`` and of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> d = le.Dense.from_dense(np.array([[1.0, 0.0], [0.0, 2.0]]))
+    >>> d @ np.array([1.0, 1.0])
+    array([1., 2.])
+    """
+
+    name = "dense"
+    array_names = ("values",)
+
+    @classmethod
+    def _encode(cls, W: np.ndarray) -> Dense:
+        values = (W + W.dtype.type(0)).reshape(-1)  # a copy, with -0.0 made +0.0
+        return cls._trusted(W.shape, W.dtype, values=values)
+
+    def to_dense(self) -> np.ndarray:
+        return self._arrays["values"].reshape(self.shape).copy()
+
+    def _check_arrays(self) -> None:
+        m, n = self.shape
+        check_values("values", self._arrays["values"], m * n, self.dtype)
+
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
+        out[...] = self._arrays["values"].reshape(self.shape) @ x
+
+    _matmat = _matvec
+
+    def _layout(self) -> list[ArraySpec]:
+        m, n = self.shape
+        return [ArraySpec("values", m * n, "value")]
+
+    def _op_table(self):
+        m, n = self.shape
+        return m * n, m * n, {"values": m * n}, m * n
