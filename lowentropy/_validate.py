@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_weight_matrix", "weight_dtype", "as_operand", "index_dtype"]
+__all__ = ["as_weight_matrix", "weight_dtype", "as_operand", "index_dtype", "omega_idx_dtype"]
 
 _EXACT_IN_FLOAT32 = {np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16, np.uint16)}
 
@@ -108,3 +108,12 @@ def index_dtype(max_entry: int) -> np.dtype:
     if max_entry <= np.iinfo(np.uint32).max:
         return np.dtype(np.uint32)
     raise ValueError(f"index {max_entry} does not fit in 32 bits")
+
+
+def omega_idx_dtype(K: int) -> np.dtype:
+    """The in-memory dtype of CSER's ``omega_idx`` for ``K`` values: uint8 when
+    ``K <= 256``, uint16 when ``K <= 65536``, else uint32."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if K - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f"K = {K} distinct values do not fit a 32-bit omega_idx")

@@ -18,15 +18,7 @@ from ._checks import (
 )
 from .base import ArraySpec, Format
 
-__all__ = ["GroupedFormat", "omega_idx_dtype"]
-
-
-def omega_idx_dtype(K: int) -> np.dtype:
-    """uint8 when ``K <= 256``, uint16 when ``K <= 65536``, else uint32."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if K - 1 <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    raise ValueError(f"K = {K} distinct values do not fit a 32-bit omega_idx")
+__all__ = ["GroupedFormat"]
 
 
 class GroupedFormat(Format):

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._validate import as_operand, as_weight_matrix
+from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 
 __all__ = ["Format", "ArraySpec", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
 
@@ -161,9 +161,28 @@ class Format(ABC):
     array_names: ClassVar[tuple[str, ...]]
 
     def __init__(self, shape: tuple[int, int], dtype, **arrays: np.ndarray) -> None:
-        """Build a format from its arrays; every invariant is checked (see ``check``)."""
+        """Build a format from its arrays; every invariant is checked (see ``check``).
+
+        The arrays are copied (a later change to the caller's arrays cannot break an
+        invariant) into the library's in-memory dtypes: pointers int64, ``col_idx``
+        uint16/uint32, ``omega_idx`` uint8/uint16/uint32.
+        """
         self._init(shape, dtype, arrays)
         self.check()
+        self._arrays = {
+            name: np.array(arr, dtype=self._memory_dtype(name, arr), order="C")
+            for name, arr in self._arrays.items()
+        }
+
+    def _memory_dtype(self, name: str, arr: np.ndarray) -> np.dtype:
+        """In-memory dtype of a checked array (the one the encoders produce)."""
+        if name == "col_idx":
+            return index_dtype(max(self.shape[1] - 1, 0))
+        if name == "omega_idx":
+            return omega_idx_dtype(max(self._arrays["omega"].size, 1))
+        if name.endswith("_ptr"):
+            return np.dtype(np.int64)
+        return arr.dtype
 
     def _init(self, shape, dtype, arrays) -> None:
         missing = set(self.array_names) - set(arrays)

@@ -7,7 +7,8 @@ import numpy as np
 from .._jit import kernel, prange
 from .._values import RowEntries
 from ._checks import ascending_within
-from ._grouped import GroupedFormat, omega_idx_dtype
+from .._validate import omega_idx_dtype
+from ._grouped import GroupedFormat
 
 __all__ = ["CSER"]
 
