@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Project tasks. Standard library only; needs Python >= 3.11 with venv and pip.
+
+    python3 tasks.py app  [ARGS...]     set up .venv with .[app], run the main job
+    python3 tasks.py test [-- ARGS...]  set up .venv with .[test]; ruff, pytest, no-JIT pytest pass
+    python3 tasks.py bench [ARGS...]    set up .venv with .[test]; run benchmarks/run.py
+
+Works from any current directory. The virtual environment lives in <repo>/.venv; an
+install is skipped when the stamp file .venv/.lowentropy-<extra>-<hash of pyproject.toml>
+exists (delete it, or the whole .venv, to force a reinstall).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+PYPROJECT = ROOT / "pyproject.toml"
+
+
+def app_command(python: Path) -> list[str]:
+    """The main job run by `python3 tasks.py app` (extra arguments are appended).
+
+    Later this becomes serving the dashboards, e.g.
+    [python, "-m", "voila", "app/", "--no-browser", "--port=8866", "--Voila.ip=127.0.0.1"].
+    """
+    return [str(python), "-m", "lowentropy", "report"]
+
+
+def run(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None) -> None:
+    """Print a command, then run it from the repo root; raise CalledProcessError on failure."""
+    cmd = [os.fspath(c) for c in cmd]
+    shown = shlex.join(cmd)
+    if env:
+        shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shown
+    print(f"$ {shown}", flush=True)
+    full_env = {**os.environ, **env} if env else None
+    subprocess.run(cmd, cwd=ROOT, env=full_env, check=True)
+
+
+def header(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def ensure_venv(extra: str) -> Path:
+    """Create .venv if missing and `pip install -e .[extra]` unless already done for this
+    pyproject.toml. Returns the venv's python."""
+    if not VENV_PYTHON.exists():
+        header(f"creating {VENV}")
+        run([sys.executable, "-m", "venv", VENV])
+    digest = hashlib.sha256(PYPROJECT.read_bytes()).hexdigest()[:16]
+    stamp = VENV / f".lowentropy-{extra}-{digest}"
+    if stamp.exists():
+        print(f"[.venv already has .[{extra}] for this pyproject.toml; skipping pip install]")
+        return VENV_PYTHON
+    header(f"installing .[{extra}] into {VENV}")
+    run([VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-e", f".[{extra}]"])
+    for old in VENV.glob(f".lowentropy-{extra}-*"):
+        old.unlink()
+    stamp.touch()
+    return VENV_PYTHON
+
+
+def forwarded(args: Sequence[str]) -> list[str]:
+    """Arguments to pass on; a leading `--` separator is dropped."""
+    args = list(args)
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def cmd_app(args: Sequence[str]) -> int:
+    python = ensure_venv("app")
+    header("main job")
+    run([*app_command(python), *forwarded(args)])
+    return 0
+
+
+def cmd_test(args: Sequence[str]) -> int:
+    python = ensure_venv("test")
+    steps: list[tuple[str, list[str], dict[str, str] | None]] = [
+        ("ruff check", [str(python), "-m", "ruff", "check", "."], None),
+        ("pytest", [str(python), "-m", "pytest", *forwarded(args)], None),
+        (
+            "pytest -m nojit with NUMBA_DISABLE_JIT=1",
+            [str(python), "-m", "pytest", "-m", "nojit", "-p", "no:cacheprovider", "-q"],
+            {"NUMBA_DISABLE_JIT": "1"},
+        ),
+    ]
+    failed = []
+    for i, (name, cmd, env) in enumerate(steps, 1):
+        header(f"[{i}/{len(steps)}] {name}")
+        try:
+            run(cmd, env=env)
+        except subprocess.CalledProcessError as exc:
+            print(f"!! {name} failed (exit status {exc.returncode})", flush=True)
+            failed.append(name)
+    print()
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", flush=True)
+        return 1
+    print("all test steps passed", flush=True)
+    return 0
+
+
+def cmd_bench(args: Sequence[str]) -> int:
+    python = ensure_venv("test")
+    script = ROOT / "benchmarks" / "run.py"
+    if not script.exists():
+        print(f"error: {script.relative_to(ROOT)} does not exist (yet)", file=sys.stderr)
+        return 2
+    header("benchmarks")
+    run([python, script, *forwarded(args)])
+    return 0
+
+
+COMMANDS = {"app": cmd_app, "test": cmd_test, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by any python3
+        print("error: Python >= 3.11 is required", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except subprocess.CalledProcessError as exc:
+        print(f"!! command failed with exit status {exc.returncode}", file=sys.stderr)
+        return exc.returncode or 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

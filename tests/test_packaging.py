@@ -1,0 +1,139 @@
+"""Consistency of the packaging files: pyproject.toml, environment.yml, README.md, .ci/run."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.nojit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    """'numpy>=2.0' -> ('numpy', '>=2.0'); also drops extras and environment markers."""
+    m = _REQ.match(requirement.split(";")[0])
+    assert m, f"cannot parse requirement {requirement!r}"
+    return _normalize(m.group(1)), m.group(2).replace(" ", "")
+
+
+def _lower_bound(spec: str) -> tuple[int, ...] | None:
+    for part in spec.split(","):
+        if part.startswith(">="):
+            nums = [int(x) for x in part[2:].split(".")]
+            while len(nums) > 1 and nums[-1] == 0:  # 2.0 == 2
+                nums.pop()
+            return tuple(nums)
+    return None
+
+
+def _pyproject() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    project = _pyproject()["project"]
+    reqs = list(project["dependencies"])
+    for extra, items in project["optional-dependencies"].items():
+        if extra != "dev":
+            reqs += items
+    out: dict[str, str] = {}
+    for req in reqs:
+        name, spec = _split(req)
+        assert name not in out, f"{name} listed twice in pyproject.toml"
+        out[name] = spec
+    return out
+
+
+def _environment_yml() -> tuple[list[str], list[str]]:
+    """Tiny parser for our environment.yml: (conda dependencies, pip dependencies)."""
+    conda: list[str] = []
+    pip: list[str] = []
+    section = None
+    in_pip = False
+    dep_indent = None
+    for raw in (ROOT / "environment.yml").read_text().splitlines():
+        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            section = line.split(":")[0].strip()
+            in_pip = False
+            continue
+        if section != "dependencies":
+            continue
+        item = line.strip()
+        assert item.startswith("- "), f"unexpected line in environment.yml: {raw!r}"
+        item = item[2:].strip()
+        if dep_indent is None:
+            dep_indent = indent
+        if indent == dep_indent:
+            in_pip = item == "pip:"
+            if not in_pip:
+                conda.append(item)
+        elif in_pip:
+            pip.append(item)
+        else:
+            raise AssertionError(f"unexpected nesting in environment.yml: {raw!r}")
+    return conda, pip
+
+
+def _environment_requirements() -> dict[str, str]:
+    conda, _ = _environment_yml()
+    out: dict[str, str] = {}
+    for dep in conda:
+        name, spec = _split(dep)
+        assert name not in out, f"{name} listed twice in environment.yml"
+        out[name] = spec
+    return out
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    env = _environment_requirements()
+    assert "python" in env and "pip" in env
+    env_names = set(env) - {"python", "pip"}
+    assert env_names == set(_pyproject_requirements())
+    _, pip = _environment_yml()
+    assert pip == ["-e ."]
+
+
+def test_version_lower_bounds_agree():
+    env = _environment_requirements()
+    pyproject = _pyproject_requirements()
+    for name in set(env) & set(pyproject):
+        a, b = _lower_bound(env[name]), _lower_bound(pyproject[name])
+        if a is not None and b is not None:
+            assert a == b, f"{name}: {env[name]} (environment.yml) vs {pyproject[name]} (pyproject)"
+    requires_python = _pyproject()["project"]["requires-python"]
+    assert _lower_bound(env["python"]) == _lower_bound(requires_python)
+
+
+def test_readme_starts_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    assert m, "README.md has no fenced code block"
+    first_block = m.group(1)
+    assert "python3 tasks.py app" in first_block
+    assert "python3 tasks.py test" in first_block
+
+
+def test_ci_script_runs_the_tests():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert any("tasks.py test" in line for line in code)
+
+
+def test_ci_script_is_executable():
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
