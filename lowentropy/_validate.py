@@ -51,7 +51,9 @@ def as_weight_matrix(W, *, name: str = "W") -> np.ndarray:
     if arr.dtype == object:
         raise TypeError(f"{name} must be a numeric array, got dtype object")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix; got a {arr.ndim}-D array of shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D matrix; got a {arr.ndim}-D array of shape {arr.shape}"
+        )
     dtype = weight_dtype(arr.dtype)
     out = np.ascontiguousarray(arr, dtype=dtype)
     if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8 and out.size:

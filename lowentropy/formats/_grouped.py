@@ -73,7 +73,9 @@ class GroupedFormat(Format):
         check_values("omega", omega, None, self.dtype)
         K = omega.size
         if (m * n == 0) != (K == 0):
-            raise ValueError(f"omega must be empty exactly when the matrix is (K = {K}, shape {m}x{n})")
+            raise ValueError(
+                f"omega must be empty exactly when the matrix is (K = {K}, shape {m}x{n})"
+            )
         if np.unique(omega).size != K:
             raise ValueError("omega must hold distinct values")
         if omega_ptr.ndim != 1 or omega_ptr.size == 0:

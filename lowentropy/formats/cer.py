@@ -90,8 +90,12 @@ class CER(GroupedFormat):
     --------
     >>> import numpy as np, lowentropy as le
     >>> f = le.CER.from_dense(np.array([[0., 2., 0., 3.], [2., 0., 2., 0.]]))
-    >>> {k: v.tolist() for k, v in f.arrays().items()}
-    {'omega': [0.0, 2.0, 3.0], 'col_idx': [1, 3, 0, 2], 'omega_ptr': [0, 1, 2, 4], 'row_ptr': [0, 2, 3]}
+    >>> for name, array in f.arrays().items():
+    ...     print(name, array.tolist())
+    omega [0.0, 2.0, 3.0]
+    col_idx [1, 3, 0, 2]
+    omega_ptr [0, 1, 2, 4]
+    row_ptr [0, 2, 3]
     >>> f @ np.ones(4)
     array([5., 4.])
     """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel, prange
+from .._validate import omega_idx_dtype
 from .._values import RowEntries
 from ._checks import ascending_within
-from .._validate import omega_idx_dtype
 from ._grouped import GroupedFormat
 
 __all__ = ["CSER"]
@@ -88,8 +88,13 @@ class CSER(GroupedFormat):
     --------
     >>> import numpy as np, lowentropy as le
     >>> f = le.CSER.from_dense(np.array([[2., 3., 2., 3.], [2., 0., 2., 2.]]))
-    >>> {k: v.tolist() for k, v in f.arrays().items()}  # omega_0 = 2 is implicit
-    {'omega': [2.0, 3.0, 0.0], 'col_idx': [1, 3, 1], 'omega_idx': [1, 2], 'omega_ptr': [0, 2, 3], 'row_ptr': [0, 1, 2]}
+    >>> for name, array in f.arrays().items():  # omega_0 = 2 is implicit
+    ...     print(name, array.tolist())
+    omega [2.0, 3.0, 0.0]
+    col_idx [1, 3, 1]
+    omega_idx [1, 2]
+    omega_ptr [0, 2, 3]
+    row_ptr [0, 1, 2]
     >>> f @ np.ones(4)
     array([10.,  6.])
     """
