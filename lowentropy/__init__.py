@@ -20,6 +20,17 @@ array([1., 0.], dtype=float32)
 
 from __future__ import annotations
 
+from .cost import (
+    DEFAULT_TABLE,
+    PRESETS,
+    CostRow,
+    EnergyReport,
+    EnergyTable,
+    compare,
+    energy,
+    get_table,
+    table_text,
+)
 from .formats import (
     CER,
     CSER,
@@ -39,4 +50,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
+    "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
+    "CostRow", "compare", "table_text",
 ]
