@@ -20,7 +20,7 @@ def weight_dtype(dtype: np.dtype) -> np.dtype:
     integers of at most 16 bits to float32 (exact); wider integers to float64 (exact up
     to 2**53, checked); long double to float64 (rounded). Anything else is a TypeError.
     """
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")
     if dtype in (np.float32, np.float64):
         return dtype
     if dtype == np.float16 or dtype in _EXACT_IN_FLOAT32:

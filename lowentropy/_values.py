@@ -56,14 +56,10 @@ def _bits(W: np.ndarray) -> tuple[np.ndarray, np.uint64]:
 
 @kernel()
 def _slot(key, shift):
-    """Multiplicative hash of a 64-bit pattern, top ``64 - shift`` bits. Each half is
-    multiplied by a 32-bit odd constant, so no product overflows (also when the kernels
-    run as plain Python with ``NUMBA_DISABLE_JIT=1``)."""
-    key = np.uint64(key)
-    low = key & np.uint64(0xFFFFFFFF)
-    high = key >> np.uint64(32)
-    mixed = (low * np.uint64(0x9E3779B1)) ^ (high * np.uint64(0x85EBCA77))
-    return np.intp(mixed >> np.uint64(shift))
+    """Fibonacci hash of a 64-bit pattern: its top ``64 - shift`` bits. The product
+    wraps modulo 2**64 by design (numpy warns of it when the kernels run as plain Python
+    under ``NUMBA_DISABLE_JIT=1``; the result is the same)."""
+    return np.intp((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
 
 
 @kernel()

@@ -168,11 +168,25 @@ class Format(ABC):
         uint16/uint32, ``omega_idx`` uint8/uint16/uint32.
         """
         self._init(shape, dtype, arrays)
+        for name, arr in self._arrays.items():
+            if arr.dtype.kind in "fiu" and not arr.dtype.isnative:
+                arr = arr.astype(arr.dtype.newbyteorder("="))
+            if arr.dtype.kind == "f":
+                arr = arr + arr.dtype.type(0)  # -0.0 is +0.0 (SPEC §1)
+            self._arrays[name] = arr
         self.check()
         self._arrays = {
             name: np.array(arr, dtype=self._memory_dtype(name, arr), order="C")
             for name, arr in self._arrays.items()
         }
+        self._freeze()
+
+    def _freeze(self) -> None:
+        """Make the stored arrays read-only: no view of them can be written to."""
+        for arr in self._arrays.values():
+            while isinstance(arr, np.ndarray):  # the library's own arrays and their bases
+                arr.flags.writeable = False
+                arr = arr.base
 
     def _memory_dtype(self, name: str, arr: np.ndarray) -> np.dtype:
         """In-memory dtype of a checked array (the one the encoders produce)."""
@@ -210,6 +224,7 @@ class Format(ABC):
         """Build from arrays made by this library's own encoders (no re-check)."""
         self = cls.__new__(cls)
         self._init(shape, dtype, arrays)
+        self._freeze()
         return self
 
     # --- conversion -------------------------------------------------------------------

@@ -1,0 +1,326 @@
+"""Naive reference implementations, written straight from ``/work/shared/SPEC.md``.
+
+Nothing here imports ``lowentropy``: every function re-derives what the SPEC says with
+plain Python loops (or the most obvious numpy call), so that a test comparing the library
+against these functions compares two independent readings of the SPEC.
+
+- :func:`as_matrix` — SPEC §1 conversions (``-0.0`` becomes ``+0.0``).
+- :func:`ref_omega_counts`, :func:`ref_entropy`, :func:`ref_stats` — SPEC §1.
+- :func:`ref_dense`, :func:`ref_csr`, :func:`ref_cer`, :func:`ref_cser` — SPEC §2 arrays.
+- :func:`ref_dot`, :func:`tolerance` — SPEC §3.
+- :func:`ref_storage` — SPEC §4.
+- :func:`ref_op_counts` — SPEC §5 table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "SPEC_ARRAYS", "VALUE_ARRAYS", "as_matrix", "canonical_dtype", "ref_omega_counts",
+    "ref_entropy", "ref_stats", "ref_dense", "ref_csr", "ref_cer", "ref_cser", "ref_arrays",
+    "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts",
+]
+
+# SPEC §2: the arrays of every format, in the order ``arrays()`` returns them.
+SPEC_ARRAYS: dict[str, tuple[str, ...]] = {
+    "dense": ("values",),
+    "csr": ("values", "col_idx", "row_ptr"),
+    "cer": ("omega", "col_idx", "omega_ptr", "row_ptr"),
+    "cser": ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr"),
+}
+
+# Arrays that hold matrix values (stored with ``value_bits``); the others are integers.
+VALUE_ARRAYS = frozenset({"values", "omega"})
+
+_TO_FLOAT32 = {np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16, np.uint16,
+                                     np.float16)}
+
+
+# --- SPEC §1 -------------------------------------------------------------------------------
+
+def canonical_dtype(dtype) -> np.dtype:
+    """The dtype a weight matrix is stored in: float32/float64 kept; float16, bool and
+    integers of at most 16 bits to float32 (exact); wider integers to float64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return np.dtype(f"f{dtype.itemsize}")  # native byte order
+    if dtype in _TO_FLOAT32:
+        return np.dtype(np.float32)
+    if dtype.kind in "iuf":  # wider integers; long double (rounded)
+        return np.dtype(np.float64)
+    raise TypeError(f"not a real dtype: {dtype}")
+
+
+def as_matrix(W) -> np.ndarray:
+    """``W`` as a C-ordered float32/float64 matrix, ``-0.0`` replaced by ``+0.0``."""
+    W = np.asarray(W)
+    dtype = canonical_dtype(W.dtype)
+    W = np.array(W, dtype=dtype, order="C")
+    return W + dtype.type(0.0)  # -0.0 + 0.0 == +0.0; every other value unchanged
+
+
+def ref_omega_counts(W) -> tuple[np.ndarray, np.ndarray]:
+    """``Ω`` (decreasing count, ties by ascending value, ``-0.0`` counted as ``0.0``) and
+    the count of each value, with a dict and ``sorted``."""
+    W = as_matrix(W)
+    counts: dict[float, int] = {}
+    for v in W.ravel().tolist():
+        v = v + 0.0
+        counts[v] = counts.get(v, 0) + 1
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    omega = np.array([v for v, _ in items], dtype=W.dtype)
+    return omega, np.array([c for _, c in items], dtype=np.int64)
+
+
+def _entropy_of_counts(counts) -> float:
+    total = sum(int(c) for c in counts)
+    if total == 0:
+        return 0.0
+    terms = [-(int(c) / total) * math.log2(int(c) / total) for c in counts if c]
+    return max(math.fsum(terms), 0.0)  # fsum: exact sum of the rounded terms
+
+
+def ref_entropy(W) -> float:
+    """``H = -Σ p_k log2 p_k`` in bits per element (0 for an empty matrix)."""
+    return _entropy_of_counts(ref_omega_counts(W)[1])
+
+
+def _ranks(W: np.ndarray, omega: np.ndarray) -> list[list[int]]:
+    """The rank of every entry, as nested lists (row by row)."""
+    rank = {float(v): k for k, v in enumerate(omega.tolist())}
+    return [[rank[v + 0.0] for v in row] for row in W.tolist()]
+
+
+def ref_stats(W) -> dict:
+    """Every statistic of SPEC §1 (plus CER/CSER group counts), as a plain dict."""
+    W = as_matrix(W)
+    m, n = W.shape
+    omega, counts = ref_omega_counts(W)
+    ranks = _ranks(W, omega)
+    size = m * n
+    zeros = sum(1 for v in W.ravel().tolist() if v == 0.0)
+    groups_cer = [max(row, default=0) for row in ranks]
+    groups_cser = [len({k for k in row if k != 0}) for row in ranks]
+    return {
+        "shape": (m, n),
+        "dtype": W.dtype,
+        "omega": omega,
+        "counts": counts,
+        "K": len(omega),
+        "H": _entropy_of_counts(counts),
+        "p0": counts[0] / size if size else 0.0,
+        "N": sum(1 for row in ranks for k in row if k != 0),
+        "zeros": zeros,
+        "sparsity": zeros / size if size else 0.0,
+        "nnz": size - zeros,
+        "omega0": float(omega[0]) if len(omega) else 0.0,
+        "groups_cer": groups_cer,
+        "groups_cser": groups_cser,
+        "G_cer": sum(groups_cer),
+        "G_cser": sum(groups_cser),
+    }
+
+
+# --- SPEC §2 -------------------------------------------------------------------------------
+
+def ref_dense(W) -> dict[str, np.ndarray]:
+    W = as_matrix(W)
+    return {"values": W.ravel().copy()}
+
+
+def ref_csr(W) -> dict[str, np.ndarray]:
+    """Standard CSR of the entries different from 0."""
+    W = as_matrix(W)
+    values, col_idx, row_ptr = [], [], [0]
+    for row in W.tolist():
+        for j, v in enumerate(row):
+            if v != 0.0:
+                values.append(v)
+                col_idx.append(j)
+        row_ptr.append(len(values))
+    return {
+        "values": np.array(values, dtype=W.dtype),
+        "col_idx": np.array(col_idx, dtype=np.int64),
+        "row_ptr": np.array(row_ptr, dtype=np.int64),
+    }
+
+
+def _row_columns_by_rank(row_ranks: list[int]) -> dict[int, list[int]]:
+    """Rank → ascending columns of one row (ranks other than 0 only)."""
+    by_rank: dict[int, list[int]] = {}
+    for j, k in enumerate(row_ranks):  # columns visited in ascending order
+        if k != 0:
+            by_rank.setdefault(k, []).append(j)
+    return by_rank
+
+
+def ref_cer(W, omega=None) -> dict[str, np.ndarray]:
+    """CER arrays: row ``i`` owns one group per rank ``1..r_i`` (empty ones included).
+
+    ``omega`` may be given to encode with a (possibly wrong) order of the values; the
+    default is :func:`ref_omega_counts`.
+    """
+    W = as_matrix(W)
+    omega = ref_omega_counts(W)[0] if omega is None else np.asarray(omega, W.dtype)
+    col_idx: list[int] = []
+    omega_ptr = [0]
+    row_ptr = [0]
+    for row_ranks in _ranks(W, omega):
+        by_rank = _row_columns_by_rank(row_ranks)
+        r = max(by_rank, default=0)
+        for k in range(1, r + 1):
+            col_idx.extend(by_rank.get(k, []))
+            omega_ptr.append(len(col_idx))
+        row_ptr.append(row_ptr[-1] + r)
+    return {
+        "omega": omega.copy(),
+        "col_idx": np.array(col_idx, dtype=np.int64),
+        "omega_ptr": np.array(omega_ptr, dtype=np.int64),
+        "row_ptr": np.array(row_ptr, dtype=np.int64),
+    }
+
+
+def ref_cser(W, omega=None) -> dict[str, np.ndarray]:
+    """CSER arrays: one group per distinct non-``ω_0`` value of a row, ascending rank."""
+    W = as_matrix(W)
+    omega = ref_omega_counts(W)[0] if omega is None else np.asarray(omega, W.dtype)
+    col_idx: list[int] = []
+    omega_idx: list[int] = []
+    omega_ptr = [0]
+    row_ptr = [0]
+    for row_ranks in _ranks(W, omega):
+        by_rank = _row_columns_by_rank(row_ranks)
+        for k in sorted(by_rank):
+            omega_idx.append(k)
+            col_idx.extend(by_rank[k])
+            omega_ptr.append(len(col_idx))
+        row_ptr.append(row_ptr[-1] + len(by_rank))
+    return {
+        "omega": omega.copy(),
+        "col_idx": np.array(col_idx, dtype=np.int64),
+        "omega_idx": np.array(omega_idx, dtype=np.int64),
+        "omega_ptr": np.array(omega_ptr, dtype=np.int64),
+        "row_ptr": np.array(row_ptr, dtype=np.int64),
+    }
+
+
+_REF_ENCODERS = {"dense": ref_dense, "csr": ref_csr, "cer": ref_cer, "cser": ref_cser}
+
+
+def ref_arrays(fmt_name: str, W) -> dict[str, np.ndarray]:
+    """The SPEC arrays of ``W`` in format ``fmt_name``, in SPEC order."""
+    return _REF_ENCODERS[fmt_name](W)
+
+
+# --- SPEC §3 -------------------------------------------------------------------------------
+
+def ref_dot(W, x) -> np.ndarray:
+    """``W @ x`` computed in float64 (``x`` a vector or an ``n × B`` matrix)."""
+    return np.asarray(W, dtype=np.float64) @ np.asarray(x, dtype=np.float64)
+
+
+def tolerance(W, x, omega0: float | None = None, out_dtype=None, c: float = 4.0) -> np.ndarray:
+    """Allowed ``|y - W @ x|`` per output (same shape as ``W @ x``).
+
+    ``c · (n + 2) · eps · ((|W| + |ω_0|) @ |x|) + tiny``, with ``eps`` of the result dtype.
+
+    Why ``|ω_0|`` enters: CER and CSER compute (SPEC §3)
+    ``y_i = ω_0 · Σ_j x_j + Σ_g (v_g − ω_0) · Σ_{j in g} x_j``. Every entry of the row
+    therefore passes through a term of size ``|ω_0| · |x_j|`` (in ``ω_0 · S``, and again
+    in ``(v − ω_0)`` when ``v ≠ ω_0``) even where ``W_ij`` is 0 — the two contributions
+    cancel in exact arithmetic, not in floating point. The rounding error is thus relative
+    to ``(|W_ij| + |ω_0|) · |x_j|``, not to ``|W_ij| · |x_j|`` as for a plain dot product;
+    for ``ω_0 = 0`` the bound is the classical ``n · eps · |W| @ |x|``.
+    ``n + 2`` counts the additions of a row plus the subtraction ``v − ω_0`` and the
+    product; ``tiny`` absorbs underflow to subnormals.
+    """
+    W = np.asarray(W)
+    x = np.asarray(x)
+    if out_dtype is None:
+        out_dtype = np.result_type(W.dtype, x.dtype)
+        if out_dtype.kind != "f" or out_dtype.itemsize < 4:
+            out_dtype = np.result_type(out_dtype, np.float32)
+    info = np.finfo(out_dtype)
+    n = W.shape[1]
+    if omega0 is None:
+        omega = ref_omega_counts(W)[0]
+        omega0 = float(omega[0]) if len(omega) else 0.0
+    bound = (np.abs(W.astype(np.float64)) + abs(float(omega0))) @ np.abs(x.astype(np.float64))
+    return c * (n + 2) * float(info.eps) * bound + 1e3 * float(info.tiny)
+
+
+# --- SPEC §4 -------------------------------------------------------------------------------
+
+def index_width(policy: str, v: int) -> int:
+    """Bits of one entry of an integer array whose largest possible entry is ``v``."""
+    v = max(int(v), 0)
+    if policy == "fixed32":
+        return 32
+    if policy == "minimal":
+        for bits in (8, 16, 32, 64):
+            if v <= 2**bits - 1:
+                return bits
+        raise ValueError(v)
+    if policy == "ideal":  # ceil(log2(v + 1)), at least 1, in exact integer arithmetic
+        bits = 0
+        while 2**bits < v + 1:
+            bits += 1
+        return max(bits, 1)
+    raise ValueError(policy)
+
+
+def ref_storage(fmt_name: str, arrays: dict, shape, policy: str = "minimal",
+                value_bits: int = 32) -> dict[str, int]:
+    """Bits of every array (SPEC §4), computed from the array lengths and the shape.
+
+    Largest possible entries: ``col_idx`` ``n − 1``; ``omega_ptr`` ``N``; ``row_ptr`` its
+    last entry (``nnz`` for CSR, ``G`` for CER/CSER); ``omega_idx`` ``K − 1``.
+    """
+    m, n = shape
+    if fmt_name == "dense":
+        return {"values": m * n * value_bits}
+    length = {name: len(arrays[name]) for name in SPEC_ARRAYS[fmt_name]}
+    if fmt_name == "csr":
+        largest = {"col_idx": n - 1, "row_ptr": length["values"]}
+    else:
+        N, G, K = length["col_idx"], length["omega_ptr"] - 1, length["omega"]
+        largest = {"col_idx": n - 1, "omega_idx": K - 1, "omega_ptr": N, "row_ptr": G}
+    out = {}
+    for name in SPEC_ARRAYS[fmt_name]:
+        if name in VALUE_ARRAYS:
+            out[name] = length[name] * value_bits
+        else:
+            out[name] = length[name] * index_width(policy, largest[name])
+    return out
+
+
+# --- SPEC §5 -------------------------------------------------------------------------------
+
+def ref_op_counts(fmt_name: str, st: dict, batch: int = 1) -> dict:
+    """SPEC §5 per input vector, from :func:`ref_stats` ``st``: ``adds``, ``mults``,
+    ``reads`` (the format's arrays divided by ``batch``, then ``"x"``) and ``writes``."""
+    m, n = st["shape"]
+    B = batch
+    if fmt_name == "dense":
+        adds = mults = m * n
+        reads = {"values": m * n / B, "x": m * n}
+    elif fmt_name == "csr":
+        nnz = st["nnz"]
+        adds = mults = nnz
+        reads = {"values": nnz / B, "col_idx": nnz / B, "row_ptr": (m + 1) / B, "x": nnz}
+    elif fmt_name in ("cer", "cser"):
+        N = st["N"]
+        G = st["G_cer"] if fmt_name == "cer" else st["G_cser"]
+        shifted = st["K"] > 0 and st["omega0"] != 0
+        adds = N + G + (n + m if shifted else 0)
+        mults = G + (1 if shifted else 0)
+        counts = {"omega": G, "col_idx": N, "omega_idx": G, "omega_ptr": G + m,
+                  "row_ptr": m + 1}
+        reads = {name: counts[name] / B for name in SPEC_ARRAYS[fmt_name]}
+        reads["x"] = N + (n if shifted else 0)
+    else:
+        raise KeyError(fmt_name)
+    return {"adds": adds, "mults": mults, "reads": reads, "writes": m}
