@@ -43,6 +43,8 @@ from .formats import (
     StorageReport,
     get_format,
 )
+from .io import load, load_network, save
+from .networks import Layer, Network
 from .stats import Stats, entropy, stats
 
 __version__ = "0.1.0"
@@ -51,5 +53,5 @@ __all__ = [
     "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
-    "CostRow", "compare", "table_text",
+    "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
 ]

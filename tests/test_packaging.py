@@ -51,7 +51,7 @@ def _pyproject_requirements() -> dict[str, str]:
     out: dict[str, str] = {}
     for req in reqs:
         name, spec = _split(req)
-        assert name not in out, f"{name} listed twice in pyproject.toml"
+        assert out.get(name, spec) == spec, f"{name} listed with different versions in pyproject"
         out[name] = spec
     return out
 
@@ -90,11 +90,16 @@ def _environment_yml() -> tuple[list[str], list[str]]:
     return conda, pip
 
 
+#: conda-forge names of packages whose PyPI name differs
+CONDA_TO_PYPI = {"pytorch": "torch"}
+
+
 def _environment_requirements() -> dict[str, str]:
     conda, _ = _environment_yml()
     out: dict[str, str] = {}
     for dep in conda:
         name, spec = _split(dep)
+        name = CONDA_TO_PYPI.get(name, name)
         assert name not in out, f"{name} listed twice in environment.yml"
         out[name] = spec
     return out

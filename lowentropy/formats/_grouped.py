@@ -108,6 +108,11 @@ class GroupedFormat(Format):
         """Format-specific rules on groups (pointers already valid)."""
 
     # --- products ----------------------------------------------------------------------
+    def _row_work(self) -> np.ndarray:
+        a = self._arrays
+        row_ptr = a["row_ptr"]
+        return a["omega_ptr"][row_ptr] + row_ptr + np.arange(row_ptr.size)
+
     def _deltas_offset(self, x: np.ndarray):
         """``ω_k − ω_0`` in the result dtype, and ``ω_0 · Σ_j x_j`` (SPEC §3)."""
         omega = self._arrays["omega"]

@@ -12,9 +12,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numba
 import numpy as np
 
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
+from ._sums import row_chunks
 
 __all__ = ["Format", "ArraySpec", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
 
@@ -297,6 +299,22 @@ class Format(ABC):
             if m and n and xc.shape[1]:
                 self._matmat(xc, out)
         return out
+
+    def _row_work(self) -> np.ndarray:
+        """Cumulative work of a product up to each row, ``(m+1,)`` from 0 (kernel formats)."""
+        raise NotImplementedError
+
+    def _chunks(self) -> np.ndarray:
+        """Row boundaries that split a product into one run of equal work per thread.
+
+        Computed once per thread count (``numba.get_num_threads()``) and kept.
+        """
+        threads = numba.get_num_threads()
+        cached = self.__dict__.get("_chunk_cache")
+        if cached is None or cached[0] != threads:
+            cached = (threads, row_chunks(self._row_work(), threads))
+            self._chunk_cache = cached
+        return cached[1]
 
     def __matmul__(self, x) -> np.ndarray:
         return self.dot(x)

@@ -7,6 +7,7 @@ import numpy as np
 from .._jit import kernel, prange
 from .._values import RowEntries
 from ._grouped import GroupedFormat
+from ._sums import gather_sum, gather_sum_rows
 
 __all__ = ["CER"]
 
@@ -27,41 +28,32 @@ def _cer_encode(entry_start, rank, row_ptr, omega_ptr):
 
 
 @kernel(parallel=True)
-def _cer_matvec(deltas, col_idx, omega_ptr, row_ptr, x, offset, out):
-    for i in prange(row_ptr.shape[0] - 1):
-        acc = offset
-        g0 = row_ptr[i]
-        for g in range(g0, row_ptr[i + 1]):
-            p0 = omega_ptr[g]
-            p1 = omega_ptr[g + 1]
-            if p1 > p0:
-                s = x[col_idx[p0]]
-                for p in range(p0 + 1, p1):
-                    s += x[col_idx[p]]
-                acc += deltas[g - g0 + 1] * s
-        out[i] = acc
+def _cer_matvec(deltas, col_idx, omega_ptr, row_ptr, x, offset, chunks, out):
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            acc = offset
+            g0 = row_ptr[i]
+            for g in range(g0, row_ptr[i + 1]):  # empty groups add 0
+                acc += deltas[g - g0 + 1] * gather_sum(col_idx, x, omega_ptr[g], omega_ptr[g + 1])
+            out[i] = acc
 
 
 @kernel(parallel=True)
-def _cer_matmat(deltas, col_idx, omega_ptr, row_ptr, X, offset, out):
+def _cer_matmat(deltas, col_idx, omega_ptr, row_ptr, X, offset, chunks, out):
     B = X.shape[1]
-    for i in prange(row_ptr.shape[0] - 1):
+    for c in prange(chunks.shape[0] - 1):
         s = np.empty(B, X.dtype)
-        for b in range(B):
-            out[i, b] = offset[b]
-        g0 = row_ptr[i]
-        for g in range(g0, row_ptr[i + 1]):
-            p0 = omega_ptr[g]
-            p1 = omega_ptr[g + 1]
-            if p1 > p0:
-                s[:] = 0
-                for p in range(p0, p1):
-                    j = col_idx[p]
+        for i in range(chunks[c], chunks[c + 1]):
+            o = out[i]
+            for b in range(B):
+                o[b] = offset[b]
+            g0 = row_ptr[i]
+            for g in range(g0, row_ptr[i + 1]):
+                if omega_ptr[g + 1] > omega_ptr[g]:
+                    gather_sum_rows(col_idx, X, omega_ptr[g], omega_ptr[g + 1], s)
+                    d = deltas[g - g0 + 1]
                     for b in range(B):
-                        s[b] += X[j, b]
-                d = deltas[g - g0 + 1]
-                for b in range(B):
-                    out[i, b] += d * s[b]
+                        o[b] += d * s[b]
 
 
 class CER(GroupedFormat):
@@ -134,11 +126,13 @@ class CER(GroupedFormat):
     def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(x)
-        _cer_matvec(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], x, offset[()], out)
+        _cer_matvec(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], x, offset[()],
+                    self._chunks(), out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(X)
-        _cer_matmat(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], X, offset, out)
+        _cer_matmat(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], X, offset,
+                    self._chunks(), out)
 
 

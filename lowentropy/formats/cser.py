@@ -9,6 +9,7 @@ from .._validate import omega_idx_dtype
 from .._values import RowEntries
 from ._checks import ascending_within
 from ._grouped import GroupedFormat
+from ._sums import gather_sum, gather_sum_rows
 
 __all__ = ["CSER"]
 
@@ -31,34 +32,30 @@ def _cser_encode(entry_start, rank, row_ptr, omega_idx, omega_ptr):
 
 
 @kernel(parallel=True)
-def _cser_matvec(deltas, col_idx, omega_idx, omega_ptr, row_ptr, x, offset, out):
-    for i in prange(row_ptr.shape[0] - 1):
-        acc = offset
-        for g in range(row_ptr[i], row_ptr[i + 1]):
-            p0 = omega_ptr[g]
-            s = x[col_idx[p0]]
-            for p in range(p0 + 1, omega_ptr[g + 1]):
-                s += x[col_idx[p]]
-            acc += deltas[omega_idx[g]] * s
-        out[i] = acc
+def _cser_matvec(deltas, col_idx, omega_idx, omega_ptr, row_ptr, x, offset, chunks, out):
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            acc = offset
+            for g in range(row_ptr[i], row_ptr[i + 1]):
+                acc += deltas[omega_idx[g]] * gather_sum(col_idx, x, omega_ptr[g],
+                                                         omega_ptr[g + 1])
+            out[i] = acc
 
 
 @kernel(parallel=True)
-def _cser_matmat(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out):
+def _cser_matmat(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chunks, out):
     B = X.shape[1]
-    for i in prange(row_ptr.shape[0] - 1):
+    for c in prange(chunks.shape[0] - 1):
         s = np.empty(B, X.dtype)
-        for b in range(B):
-            out[i, b] = offset[b]
-        for g in range(row_ptr[i], row_ptr[i + 1]):
-            s[:] = 0
-            for p in range(omega_ptr[g], omega_ptr[g + 1]):
-                j = col_idx[p]
-                for b in range(B):
-                    s[b] += X[j, b]
-            d = deltas[omega_idx[g]]
+        for i in range(chunks[c], chunks[c + 1]):
+            o = out[i]
             for b in range(B):
-                out[i, b] += d * s[b]
+                o[b] = offset[b]
+            for g in range(row_ptr[i], row_ptr[i + 1]):
+                gather_sum_rows(col_idx, X, omega_ptr[g], omega_ptr[g + 1], s)
+                d = deltas[omega_idx[g]]
+                for b in range(B):
+                    o[b] += d * s[b]
 
 
 class CSER(GroupedFormat):
@@ -137,10 +134,10 @@ class CSER(GroupedFormat):
         a = self._arrays
         deltas, offset = self._deltas_offset(x)
         _cser_matvec(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], x,
-                     offset[()], out)
+                     offset[()], self._chunks(), out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(X)
         _cser_matmat(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], X,
-                     offset, out)
+                     offset, self._chunks(), out)

@@ -7,6 +7,7 @@ import numpy as np
 from .._jit import kernel, prange
 from .._validate import index_dtype
 from ._checks import ascending_within, check_indices, check_pointer, check_values
+from ._sums import gather_dot, gather_dot_rows
 from .base import ArraySpec, Format
 
 __all__ = ["CSR"]
@@ -35,23 +36,17 @@ def _csr_encode(W, row_ptr, values, col_idx):
 
 
 @kernel(parallel=True)
-def _csr_matvec(values, col_idx, row_ptr, x, out):
-    for i in prange(row_ptr.shape[0] - 1):
-        acc = out[i]
-        for p in range(row_ptr[i], row_ptr[i + 1]):
-            acc += values[p] * x[col_idx[p]]
-        out[i] = acc
+def _csr_matvec(values, col_idx, row_ptr, x, chunks, out):
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            out[i] = gather_dot(values, col_idx, x, row_ptr[i], row_ptr[i + 1])
 
 
 @kernel(parallel=True)
-def _csr_matmat(values, col_idx, row_ptr, X, out):
-    B = X.shape[1]
-    for i in prange(row_ptr.shape[0] - 1):
-        for p in range(row_ptr[i], row_ptr[i + 1]):
-            v = values[p]
-            j = col_idx[p]
-            for b in range(B):
-                out[i, b] += v * X[j, b]
+def _csr_matmat(values, col_idx, row_ptr, X, chunks, out):
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            gather_dot_rows(values, col_idx, X, row_ptr[i], row_ptr[i + 1], out[i])
 
 
 class CSR(Format):
@@ -114,13 +109,17 @@ class CSR(Format):
         if bad >= 0:
             raise ValueError(f"col_idx must be strictly ascending within a row (at {bad})")
 
+    def _row_work(self) -> np.ndarray:
+        row_ptr = self._arrays["row_ptr"]
+        return row_ptr + np.arange(row_ptr.size)
+
     def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
-        _csr_matvec(a["values"], a["col_idx"], a["row_ptr"], x, out)
+        _csr_matvec(a["values"], a["col_idx"], a["row_ptr"], x, self._chunks(), out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
-        _csr_matmat(a["values"], a["col_idx"], a["row_ptr"], X, out)
+        _csr_matmat(a["values"], a["col_idx"], a["row_ptr"], X, self._chunks(), out)
 
     @property
     def nnz(self) -> int:

@@ -1,0 +1,249 @@
+"""Save and load formats and networks: one ``.npz`` archive, no pickle.
+
+The archive holds a JSON member ``lowentropy.json`` (what the object is: format name,
+shape, dtype, library version, layer names, kinds and uses) and one ``.npy`` member per
+array, uncompressed. Loading re-validates everything: a format is rebuilt through its
+constructor, which checks every invariant, so a tampered index array is a ValueError and
+never reaches a kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from ..formats import FORMATS, Format
+from ..networks.model import Layer, Network
+from ._common import one_line
+from .detect import META_MEMBER
+from .numpy_files import iter_npz
+
+__all__ = ["save", "load", "FILE_VERSION"]
+
+#: Version of the archive layout written by ``save``.
+FILE_VERSION = 1
+_MAX_META = 16 * 2**20
+
+
+def _library_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _format_meta(f: Format) -> tuple[dict, dict[str, np.ndarray]]:
+    arrays = f.arrays()
+    meta = {"object": "format", "format": f.name, "shape": list(f.shape),
+            "dtype": f.dtype.name, "arrays": list(arrays)}
+    return meta, {f"{name}.npy": arr for name, arr in arrays.items()}
+
+
+def _network_meta(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
+    members, layers = {}, []
+    for i, layer in enumerate(net.layers):
+        members[f"layer{i}.weight.npy"] = layer.weight
+        if layer.bias is not None:
+            members[f"layer{i}.bias.npy"] = np.asarray(layer.bias)
+        layers.append({
+            "name": layer.name, "kind": layer.kind,
+            "uses_per_inference": int(layer.uses_per_inference),
+            "synthetic": bool(layer.synthetic), "shape": list(layer.shape),
+            "dtype": layer.weight.dtype.str, "bias": layer.bias is not None,
+        })
+    meta = {"object": "network", "name": net.name, "source": net.source,
+            "description": net.description, "layers": layers}
+    return meta, members
+
+
+def save(path: str | os.PathLike, obj: Format | Network) -> None:
+    """Write a format or a network to ``path`` as one ``.npz`` archive (no pickle).
+
+    The file is written under a temporary name and then moved into place, so an
+    interrupted save never leaves a half-written file at ``path``. The name is used as
+    given (no extension is added).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    obj : Format or Network
+        A :class:`~lowentropy.Dense`, :class:`~lowentropy.CSR`, :class:`~lowentropy.CER`,
+        :class:`~lowentropy.CSER` (any format in ``lowentropy.FORMATS``) or a
+        :class:`~lowentropy.networks.Network`.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, lowentropy as le
+    >>> f = le.CSER.from_dense(np.array([[0.0, 0.5], [0.5, 0.5]], np.float32))
+    >>> path = os.path.join(tempfile.mkdtemp(), "layer.npz")
+    >>> save(path, f)
+    >>> g = load(path)
+    >>> type(g).__name__, np.array_equal(g.to_dense(), f.to_dense())
+    ('CSER', True)
+    """
+    if isinstance(obj, Format):
+        meta, members = _format_meta(obj)
+    elif isinstance(obj, Network):
+        meta, members = _network_meta(obj)
+    else:
+        raise TypeError(f"save stores a format ({', '.join(c.__name__ for c in FORMATS.values())})"
+                        f" or a Network, got {type(obj).__name__}")
+    meta = {"lowentropy_file": FILE_VERSION, "lowentropy_version": _library_version(), **meta}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".lowentropy-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(META_MEMBER, json.dumps(meta, indent=1))
+            for member, arr in members.items():
+                with zf.open(member, "w", force_zip64=True) as fp:
+                    npformat.write_array(fp, np.asarray(arr), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# --- loading -----------------------------------------------------------------------------
+
+def _read_meta(path: str) -> dict:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                info = zf.getinfo(META_MEMBER)
+            except KeyError:
+                raise ValueError(f"{path}: not a file written by lowentropy.save (no "
+                                 f"{META_MEMBER} member)") from None
+            if info.file_size > _MAX_META:
+                raise ValueError(f"{path}: {META_MEMBER} is too large ({info.file_size} "
+                                 "bytes)")
+            raw = zf.read(info)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{path}: not a readable lowentropy archive ({one_line(exc)})") from None
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: {META_MEMBER} is not UTF-8 JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: {META_MEMBER} must hold a JSON object")
+    version = meta.get("lowentropy_file")
+    if version != FILE_VERSION:
+        raise ValueError(f"{path}: archive layout version {version!r} is not supported (this "
+                         f"library reads version {FILE_VERSION})")
+    return meta
+
+
+def _field(where: str, meta: dict, key: str, kind: type):
+    value = meta.get(key)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(f"{where}: metadata field {key!r} must be a {kind.__name__}, got "
+                         f"{value!r:.100}")
+    return value
+
+
+def _expect_members(path: str, arrays: dict, expected: set[str]) -> None:
+    if set(arrays) != expected:
+        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        raise ValueError(f"{path}: arrays do not match the metadata: missing {missing}, "
+                         f"unexpected {extra}")
+
+
+def _load_format(path: str, meta: dict, arrays: dict[str, np.ndarray]) -> Format:
+    name = _field(path, meta, "format", str)
+    if name not in FORMATS:
+        raise ValueError(f"{path}: unknown format {name!r:.50}; known: {', '.join(FORMATS)}")
+    cls = FORMATS[name]
+    shape = _field(path, meta, "shape", list)
+    if len(shape) != 2 or not all(type(s) is int and s >= 0 for s in shape):
+        raise ValueError(f"{path}: shape must be two non-negative integers, got {shape!r:.100}")
+    dtype = _field(path, meta, "dtype", str)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"{path}: dtype must be float32 or float64, got {dtype!r:.50}")
+    _expect_members(path, arrays, set(cls.array_names))
+    try:
+        return cls(tuple(shape), dtype, **arrays)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: the stored {name} arrays are invalid: {exc}") from exc
+
+
+def _load_layer(path: str, i: int, entry, arrays: dict[str, np.ndarray]) -> Layer:
+    where = f"{path}: layer {i}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: metadata entry must be an object")
+    name = _field(where, entry, "name", str)
+    kind = _field(where, entry, "kind", str)
+    uses = _field(where, entry, "uses_per_inference", int)
+    synthetic = _field(where, entry, "synthetic", bool)
+    shape = _field(where, entry, "shape", list)
+    weight = arrays[f"layer{i}.weight"]
+    if weight.dtype.kind != "f" or list(weight.shape) != shape:
+        raise ValueError(f"{where} ({name!r:.80}): weight is {weight.dtype} of shape "
+                         f"{weight.shape}; the metadata says floating point of shape {shape}")
+    bias = arrays.get(f"layer{i}.bias")
+    if bias is not None and (bias.dtype.kind != "f" or bias.shape != (weight.shape[0],)):
+        raise ValueError(f"{where} ({name!r:.80}): bias must be a floating vector of length "
+                         f"{weight.shape[0]}, got {bias.dtype} of shape {bias.shape}")
+    return Layer(name, weight, kind, uses, bias, synthetic)
+
+
+def _load_network(path: str, meta: dict, arrays: dict[str, np.ndarray]) -> Network:
+    entries = _field(path, meta, "layers", list)
+    expected = set()
+    for i, entry in enumerate(entries):
+        expected.add(f"layer{i}.weight")
+        if isinstance(entry, dict) and entry.get("bias") is True:
+            expected.add(f"layer{i}.bias")
+    _expect_members(path, arrays, expected)
+    try:
+        layers = [_load_layer(path, i, e, arrays) for i, e in enumerate(entries)]
+        return Network(_field(path, meta, "name", str), layers,
+                       source=_field(path, meta, "source", str),
+                       description=_field(path, meta, "description", str))
+    except (ValueError, TypeError) as exc:
+        if str(exc).startswith(path):
+            raise
+        raise ValueError(f"{path}: invalid network: {exc}") from exc
+
+
+def load(path: str | os.PathLike) -> Format | Network:
+    """Read a format or a network written by :func:`save`, checking everything.
+
+    Arrays are read without pickle; a format is rebuilt through its constructor (every
+    invariant checked), a network through ``Layer`` and ``Network``. Network weights are
+    read-only memory maps of the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If the file is not a lowentropy archive, is corrupt or truncated, or holds
+        arrays that break an invariant (the message names the file and the problem).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, lowentropy as le
+    >>> from lowentropy.networks import Layer, Network
+    >>> net = Network("tiny", [Layer("fc1", np.eye(3, dtype=np.float32))])
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.npz")
+    >>> save(path, net)
+    >>> load(path)
+    Network('tiny', 1 layers, 9 weights)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    meta = _read_meta(path)
+    kind = meta.get("object")
+    if kind not in ("format", "network"):
+        raise ValueError(f"{path}: metadata 'object' must be 'format' or 'network', got "
+                         f"{kind!r:.50}")
+    arrays = dict(iter_npz(path, skip=(META_MEMBER,)))
+    if kind == "format":
+        return _load_format(path, meta, arrays)
+    return _load_network(path, meta, arrays)
