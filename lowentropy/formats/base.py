@@ -75,6 +75,10 @@ class StorageReport:
         Array name → bits, in the order of ``arrays()``.
     bits_per_entry : dict
         Array name → bits of one entry.
+    memory_dtypes : dict
+        Array name → the dtype the library holds it in (and its kernels read): the
+        narrowest that fits, e.g. ``uint16`` column indices when ``n <= 65536``, ``uint8``
+        ``omega_idx`` when ``K <= 256``. This is the ``"minimal"`` policy in memory.
     """
 
     format: str
@@ -83,6 +87,7 @@ class StorageReport:
     shape: tuple[int, int]
     by_array: dict[str, int]
     bits_per_entry: dict[str, int] = field(default_factory=dict)
+    memory_dtypes: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_bits(self) -> int:
@@ -347,7 +352,9 @@ class Format(ABC):
             raise ValueError(f"value_bits must be a positive integer, got {value_bits!r}")
         widths = {s.name: s.bits_per_entry(policy, value_bits) for s in self._layout()}
         by_array = {s.name: s.length * widths[s.name] for s in self._layout()}
-        return StorageReport(self.name, policy, int(value_bits), self._shape, by_array, widths)
+        dtypes = {name: str(self._arrays[name].dtype) for name in by_array}
+        return StorageReport(self.name, policy, int(value_bits), self._shape, by_array, widths,
+                             dtypes)
 
     @abstractmethod
     def _op_table(self) -> tuple[int, int, dict[str, int], int]:

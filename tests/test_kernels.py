@@ -1,0 +1,144 @@
+"""Every product kernel variant against the float64 reference.
+
+Variants: one thread and every thread (a row's sum is computed by one thread in a fixed
+order, so the results must be bit-identical), every in-memory index dtype (``col_idx``
+uint16/uint32, CSER's ``omega_idx`` uint8/uint16/uint32), batch 1 and ``B`` (including
+``B`` that are not multiples of the unrolling), long groups that run through the
+unrolled loops and their remainders, and rows of very different work (the row split).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from reference import tolerance
+
+import lowentropy as le
+from lowentropy.formats._sums import row_chunks
+
+KERNEL_FORMATS = ["csr", "cer", "cser"]
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+
+
+@contextlib.contextmanager
+def threads(count: int):
+    before = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def products(f, x) -> dict[int, np.ndarray]:
+    """``f @ x`` with one thread and with every thread."""
+    out = {}
+    for count in sorted({1, MAX_THREADS}):
+        with threads(count):
+            out[count] = f @ x
+    return out
+
+
+def check_all(W, x) -> None:
+    for name in KERNEL_FORMATS:
+        f = le.FORMATS[name].from_dense(W)
+        ys = products(f, x)
+        y1 = ys[1]
+        err = np.abs(y1.astype(np.float64) - np.asarray(W, np.float64) @ np.asarray(x, np.float64))
+        assert np.all(err <= tolerance(W, x)), (name, err.max())
+        for count, y in ys.items():
+            assert np.array_equal(y, y1), f"{name}: {count} threads differ from 1 thread"
+
+
+@st.composite
+def long_group_matrices(draw):
+    """Rows with long runs of a few values: groups of 0 to ~300 entries."""
+    m = draw(st.integers(1, 9))
+    n = draw(st.integers(1, 300))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    levels = np.array(draw(st.lists(
+        st.floats(-4, 4, allow_nan=False, width=32), min_size=1, max_size=4)), dtype)
+    idx = draw(hnp.arrays(np.int64, (m, n), elements=st.integers(0, len(levels) - 1)))
+    empty_rows = draw(st.lists(st.integers(0, m - 1), max_size=m))
+    W = levels[idx]
+    W[empty_rows] = 0  # rows without entries between full rows (uneven row work)
+    return W
+
+
+@st.composite
+def matrix_and_operand(draw):
+    W = draw(long_group_matrices())
+    batch = draw(st.sampled_from([None, 1, 3, 4, 8, 9]))
+    shape = (W.shape[1],) if batch is None else (W.shape[1], batch)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = draw(hnp.arrays(dtype, shape, elements=st.floats(-8, 8, width=32)))
+    return W, x
+
+
+@given(Wx=matrix_and_operand())
+def test_long_groups_every_thread_count_and_batch(Wx):
+    check_all(*Wx)
+
+
+@pytest.mark.parametrize("batch", [None, 1, 5, 16])
+def test_col_idx_uint32_when_more_than_65536_columns(batch):
+    rng = np.random.default_rng(batch or 0)
+    n = 70_001
+    W = np.zeros((5, n), np.float32)
+    cols = rng.choice(n, size=(5, 40), replace=False)
+    W[np.arange(5)[:, None], cols] = rng.choice([0.5, -1.5, 2.0], size=(5, 40))
+    W[:, -1] = 2.0  # the last column, index 70000
+    x = rng.standard_normal(n if batch is None else (n, batch)).astype(np.float32)
+    for name in KERNEL_FORMATS:
+        assert le.FORMATS[name].from_dense(W).arrays()["col_idx"].dtype == np.uint32
+    check_all(W, x)
+
+
+@pytest.mark.parametrize(("K", "dtype"), [(200, np.uint8), (3000, np.uint16),
+                                          (70_000, np.uint32)])
+@pytest.mark.parametrize("batch", [None, 3])
+def test_every_omega_idx_dtype(K, dtype, batch):
+    rng = np.random.default_rng(K)
+    n = 1000
+    m = -(-2 * K // n)  # every value twice: K distinct values
+    values = np.repeat(np.arange(1, K + 1, dtype=np.float64), 2) / 64
+    W = np.zeros(m * n)
+    W[rng.choice(m * n, values.size, replace=False)] = rng.permutation(values)
+    W = W.reshape(m, n)
+    f = le.CSER.from_dense(W)
+    assert f.arrays()["omega_idx"].dtype == dtype
+    assert f.storage().memory_dtypes["omega_idx"] == np.dtype(dtype).name
+    x = rng.standard_normal(n if batch is None else (n, batch))
+    check_all(W, x)
+
+
+@pytest.mark.parametrize("name", sorted(le.FORMATS))
+def test_storage_reports_in_memory_dtypes(name):
+    W = np.zeros((3, 70_000), np.float32)
+    W[0, 5] = W[2, 69_999] = 1.5
+    f = le.FORMATS[name].from_dense(W)
+    dtypes = f.storage().memory_dtypes
+    assert dtypes == {k: str(v.dtype) for k, v in f.arrays().items()}
+    if "col_idx" in dtypes:
+        assert dtypes["col_idx"] == "uint32"
+        assert le.FORMATS[name].from_dense(W[:, :65536]).storage().memory_dtypes[
+            "col_idx"] == "uint16"
+
+
+@given(work=hnp.arrays(np.int64, st.integers(1, 60), elements=st.integers(0, 1000)),
+       parts=st.integers(1, 9))
+def test_row_chunks_cover_rows_in_balanced_runs(work, parts):
+    cum = np.concatenate(([0], np.cumsum(work)))
+    bounds = row_chunks(cum, parts)
+    m = work.size
+    assert bounds[0] == 0 and bounds[-1] == m
+    assert np.all(np.diff(bounds) > 0) and bounds.size - 1 <= parts
+    # no run does more than its share plus one row's work
+    per_run = cum[bounds[1:]] - cum[bounds[:-1]]
+    assert per_run.max() <= cum[-1] / parts + work.max()
