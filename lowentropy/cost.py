@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .formats import FORMATS, Dense, Format, OpCounts, get_format
+from .stats import Stats
 
 __all__ = [
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table",
@@ -512,12 +513,13 @@ def compare(
 
     Parameters
     ----------
-    W_or_formats : array_like, dict of str to Format, or Format
+    W_or_formats : array_like, Stats, dict of str to Format, or Format
         A dense matrix, encoded in each format named by ``formats`` (default: every format
-        in :data:`lowentropy.FORMATS`); or already encoded formats of one matrix, by name
-        (a single format stands for ``{fmt.name: fmt}``).
+        in :data:`lowentropy.FORMATS`); or its :func:`lowentropy.stats`, which give the same
+        rows without encoding anything (fast: what a live view needs); or already encoded
+        formats of one matrix, by name (a single format stands for ``{fmt.name: fmt}``).
     formats : iterable of str, optional
-        Format names, for a dense matrix only. Rows come in this order.
+        Format names, for a dense matrix or its stats only. Rows come in this order.
     policy, value_bits
         Index policy and value width for storage and access widths (see
         ``Format.storage``).
@@ -549,6 +551,8 @@ def compare(
     cser            1744   136      8  163.12    1159.66         75.16     56.89        38.60
     """
     table = get_table(table)
+    if isinstance(W_or_formats, Stats):
+        return _compare_stats(W_or_formats, formats, policy, value_bits, batch, table)
     if isinstance(W_or_formats, Format):
         W_or_formats = {W_or_formats.name: W_or_formats}
     if isinstance(W_or_formats, Mapping):
@@ -584,18 +588,35 @@ def compare(
         return f.storage(policy, value_bits).total_bits, counts, energy(counts, table).total_pj
 
     ref_bits, ref_counts, ref_pj = measure(dense)
-    ref_ops = ref_counts.adds + ref_counts.mults
-    rows = []
-    for name, f in encoded.items():
-        bits, counts, pj = (ref_bits, ref_counts, ref_pj) if f is dense else measure(f)
-        rows.append(CostRow(
-            format=name, storage_bits=bits, adds=counts.adds, mults=counts.mults,
-            reads=counts.total_reads, energy_pj=pj,
-            storage_gain=_gain(ref_bits, bits),
-            ops_gain=_gain(ref_ops, counts.adds + counts.mults),
-            energy_gain=_gain(ref_pj, pj),
-        ))
-    return rows
+    ref = (ref_bits, ref_counts.adds + ref_counts.mults, ref_pj)
+    return [_row(name, *((ref_bits, ref_counts, ref_pj) if f is dense else measure(f)), ref)
+            for name, f in encoded.items()]
+
+
+def _row(name: str, bits: int, counts: OpCounts, pj: float, ref: tuple) -> CostRow:
+    ref_bits, ref_ops, ref_pj = ref
+    return CostRow(
+        format=name, storage_bits=bits, adds=counts.adds, mults=counts.mults,
+        reads=counts.total_reads, energy_pj=pj, storage_gain=_gain(ref_bits, bits),
+        ops_gain=_gain(ref_ops, counts.adds + counts.mults), energy_gain=_gain(ref_pj, pj),
+    )
+
+
+def _compare_stats(s: Stats, formats, policy, value_bits, batch, table) -> list[CostRow]:
+    names = list(FORMATS) if formats is None else (
+        [formats] if isinstance(formats, str) else list(formats)
+    )
+    if not names:
+        raise ValueError("no formats to compare")
+
+    def measure(cls) -> tuple[int, OpCounts, float]:
+        counts = cls.op_counts_for(s, batch=batch, policy=policy, value_bits=value_bits)
+        bits = cls.storage_for(s, policy, value_bits).total_bits
+        return bits, counts, energy(counts, table).total_pj
+
+    ref_bits, ref_counts, ref_pj = measure(Dense)
+    ref = (ref_bits, ref_counts.adds + ref_counts.mults, ref_pj)
+    return [_row(name, *measure(get_format(name)), ref) for name in names]
 
 
 _COLUMNS = (  # header, attribute, format of a number

@@ -8,6 +8,9 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import low_entropy_matrices
 
 import lowentropy as le
 from lowentropy.cost import (
@@ -471,3 +474,18 @@ def test_bad_sizes_and_arguments():
         compare(W_SPEC, batch=0)
     with pytest.raises(ValueError, match="policy"):
         compare(W_SPEC, policy="tiny")
+
+
+# --- accounting from statistics, without encoding --------------------------------------------
+
+@given(W=low_entropy_matrices(), batch=st.integers(1, 9),
+       policy=st.sampled_from(le.POLICIES), value_bits=st.sampled_from([4, 16, 32]))
+def test_stats_give_the_same_accounting_as_encoded_formats(W, batch, policy, value_bits):
+    s = le.stats(W)
+    for cls in le.FORMATS.values():
+        f = cls.from_dense(W)
+        assert cls.storage_for(s, policy, value_bits) == f.storage(policy, value_bits)
+        assert cls.op_counts_for(s, batch, policy, value_bits) == f.op_counts(batch, policy,
+                                                                               value_bits)
+    kw = dict(policy=policy, value_bits=value_bits, batch=batch)
+    assert le.compare(s, **kw) == le.compare(W, **kw)

@@ -16,7 +16,7 @@ from ._checks import (
     check_values,
     segment_ids,
 )
-from .base import ArraySpec, Format
+from .base import ArraySpec, Format, Sizes
 
 __all__ = ["GroupedFormat"]
 
@@ -125,25 +125,42 @@ class GroupedFormat(Format):
         return deltas, offset
 
     # --- accounting --------------------------------------------------------------------
-    def _layout(self) -> list[ArraySpec]:
-        m, n = self.shape
-        specs = [
-            ArraySpec("omega", self.K, "value"),
-            ArraySpec("col_idx", self.N, "index", n - 1),
-            ArraySpec("omega_idx", self.G, "index", self.K - 1),
-            ArraySpec("omega_ptr", self.G + 1, "index", self.N),
-            ArraySpec("row_ptr", m + 1, "index", self.G),
-        ]
-        return [s for s in specs if s.name in self.array_names]
+    #: The Stats attribute that counts this format's groups.
+    _stats_groups = ""
 
-    def _op_table(self):
-        m, n = self.shape
-        N, G = self.N, self.G
-        nonzero_omega0 = self.K > 0 and self._arrays["omega"][0] != 0
+    def _sizes(self) -> Sizes:
+        omega = self._arrays["omega"]
+        return Sizes(self.shape, self.dtype, K=self.K, N=self.N, G=self.G,
+                     omega0_nonzero=bool(omega.size and omega[0] != 0))
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        return Sizes(stats.shape, stats.dtype, K=stats.K, N=stats.N,
+                     G=getattr(stats, cls._stats_groups),
+                     omega0_nonzero=bool(stats.K and stats.omega[0] != 0))
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m, n = sizes.shape
+        K, N, G = sizes.K, sizes.N, sizes.G
+        specs = [
+            ArraySpec("omega", K, "value"),
+            ArraySpec("col_idx", N, "index", n - 1),
+            ArraySpec("omega_idx", G, "index", K - 1),
+            ArraySpec("omega_ptr", G + 1, "index", N),
+            ArraySpec("row_ptr", m + 1, "index", G),
+        ]
+        return [s for s in specs if s.name in cls.array_names]
+
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        m, n = sizes.shape
+        N, G = sizes.N, sizes.G
+        nonzero_omega0 = sizes.omega0_nonzero
         adds = N + G + (n + m if nonzero_omega0 else 0)
         mults = G + (1 if nonzero_omega0 else 0)
         reads = {"omega": G, "col_idx": N, "omega_ptr": G + m, "row_ptr": m + 1}
-        if "omega_idx" in self.array_names:
+        if "omega_idx" in cls.array_names:
             reads["omega_idx"] = G
-        reads = {name: reads[name] for name in self.array_names}
+        reads = {name: reads[name] for name in cls.array_names}
         return adds, mults, reads, N + (n if nonzero_omega0 else 0)

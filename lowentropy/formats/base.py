@@ -18,7 +18,7 @@ import numpy as np
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 from ._sums import row_chunks
 
-__all__ = ["Format", "ArraySpec", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
+__all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
 
 POLICIES = ("minimal", "fixed32", "ideal")
 
@@ -55,6 +55,22 @@ class ArraySpec:
         if self.role == "value":
             return value_bits
         return index_bits(policy, self.max_entry)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a format's storage and operation counts depend on (SPEC §4-5).
+
+    Known from the encoded arrays, or from :func:`lowentropy.stats` without encoding.
+    """
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    K: int = 0  #: distinct values
+    N: int = 0  #: entries different from ``ω_0``
+    nnz: int = 0  #: entries different from 0
+    G: int = 0  #: groups of this format
+    omega0_nonzero: bool = False  #: ``ω_0 ≠ 0``
 
 
 @dataclass(frozen=True)
@@ -332,8 +348,33 @@ class Format(ABC):
 
     # --- accounting --------------------------------------------------------------------
     @abstractmethod
-    def _layout(self) -> list[ArraySpec]:
+    def _sizes(self) -> Sizes:
+        """The sizes of this encoded matrix."""
+
+    @classmethod
+    @abstractmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        """The sizes this format would have for the matrix ``stats`` describes."""
+
+    @classmethod
+    @abstractmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
         """The stored arrays in SPEC order with their lengths and index ranges."""
+
+    @classmethod
+    @abstractmethod
+    def _op_table_of(cls, sizes: Sizes) -> tuple[int, int, dict[str, int], int]:
+        """(adds, mults, reads of the format's arrays, reads of x) for one vector."""
+
+    @classmethod
+    def _memory_dtype_of(cls, spec: ArraySpec, sizes: Sizes) -> np.dtype:
+        if spec.role == "value":
+            return np.dtype(sizes.dtype)
+        if spec.name == "col_idx":
+            return index_dtype(max(sizes.shape[1] - 1, 0))
+        if spec.name == "omega_idx":
+            return omega_idx_dtype(max(sizes.K, 1))
+        return np.dtype(np.int64)
 
     def storage(self, policy: str = "minimal", value_bits: int = 32) -> StorageReport:
         """Bits of every array and in total under an index ``policy`` (SPEC §4).
@@ -346,19 +387,26 @@ class Format(ABC):
         value_bits : int
             Bits per stored value (``values``, ``omega``).
         """
+        return self._storage_of(self._sizes(), policy, value_bits)
+
+    @classmethod
+    def storage_for(cls, stats, policy: str = "minimal", value_bits: int = 32) -> StorageReport:
+        """``storage`` of the matrix that ``stats`` (:func:`lowentropy.stats`) describes,
+        without encoding it: equal to ``from_dense(W).storage(...)``."""
+        return cls._storage_of(cls._sizes_of(stats), policy, value_bits)
+
+    @classmethod
+    def _storage_of(cls, sizes: Sizes, policy: str, value_bits: int) -> StorageReport:
         if policy not in POLICIES:
             raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
         if int(value_bits) != value_bits or value_bits < 1:
             raise ValueError(f"value_bits must be a positive integer, got {value_bits!r}")
-        widths = {s.name: s.bits_per_entry(policy, value_bits) for s in self._layout()}
-        by_array = {s.name: s.length * widths[s.name] for s in self._layout()}
-        dtypes = {name: str(self._arrays[name].dtype) for name in by_array}
-        return StorageReport(self.name, policy, int(value_bits), self._shape, by_array, widths,
+        layout = cls._layout_of(sizes)
+        widths = {s.name: s.bits_per_entry(policy, value_bits) for s in layout}
+        by_array = {s.name: s.length * widths[s.name] for s in layout}
+        dtypes = {s.name: str(cls._memory_dtype_of(s, sizes)) for s in layout}
+        return StorageReport(cls.name, policy, int(value_bits), sizes.shape, by_array, widths,
                              dtypes)
-
-    @abstractmethod
-    def _op_table(self) -> tuple[int, int, dict[str, int], int]:
-        """(adds, mults, reads of the format's arrays, reads of x) for one vector."""
 
     def op_counts(self, batch: int = 1, policy: str = "minimal", value_bits: int = 32) -> OpCounts:
         """Operations of the dot product per input vector (SPEC §5), from array lengths.
@@ -371,11 +419,21 @@ class Format(ABC):
         policy, value_bits
             Give the width of each read and the size of each array (see ``storage``).
         """
+        return self._op_counts_of(self._sizes(), batch, policy, value_bits)
+
+    @classmethod
+    def op_counts_for(cls, stats, batch: int = 1, policy: str = "minimal",
+                      value_bits: int = 32) -> OpCounts:
+        """``op_counts`` of the matrix that ``stats`` describes, without encoding it."""
+        return cls._op_counts_of(cls._sizes_of(stats), batch, policy, value_bits)
+
+    @classmethod
+    def _op_counts_of(cls, sizes: Sizes, batch: int, policy: str, value_bits: int) -> OpCounts:
         if int(batch) != batch or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        m, n = self._shape
-        adds, mults, array_reads, x_reads = self._op_table()
-        report = self.storage(policy, value_bits)
+        m, n = sizes.shape
+        adds, mults, array_reads, x_reads = cls._op_table_of(sizes)
+        report = cls._storage_of(sizes, policy, value_bits)
         reads = {name: count / batch for name, count in array_reads.items()}
         reads["x"] = float(x_reads)
         access_bits = dict(report.bits_per_entry)
@@ -383,7 +441,7 @@ class Format(ABC):
         array_bytes = {name: bits / 8 for name, bits in report.by_array.items()}
         array_bytes["x"] = n * value_bits / 8
         return OpCounts(
-            format=self.name, batch=int(batch), adds=float(adds), mults=float(mults),
+            format=cls.name, batch=int(batch), adds=float(adds), mults=float(mults),
             reads=reads, access_bits=access_bits, array_bytes=array_bytes,
             writes=float(m), write_bits=int(value_bits), out_bytes=m * value_bits / 8,
         )

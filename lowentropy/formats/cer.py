@@ -93,6 +93,7 @@ class CER(GroupedFormat):
     """
 
     name = "cer"
+    _stats_groups = "G_cer"
     array_names = ("omega", "col_idx", "omega_ptr", "row_ptr")
 
     @classmethod

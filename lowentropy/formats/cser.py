@@ -97,6 +97,7 @@ class CSER(GroupedFormat):
     """
 
     name = "cser"
+    _stats_groups = "G_cser"
     array_names = ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr")
 
     @classmethod

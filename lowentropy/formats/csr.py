@@ -8,7 +8,7 @@ from .._jit import kernel, prange
 from .._validate import index_dtype
 from ._checks import ascending_within, check_indices, check_pointer, check_values
 from ._sums import gather_dot, gather_dot_rows
-from .base import ArraySpec, Format
+from .base import ArraySpec, Format, Sizes
 
 __all__ = ["CSR"]
 
@@ -125,16 +125,25 @@ class CSR(Format):
     def nnz(self) -> int:
         return int(self._arrays["values"].size)
 
-    def _layout(self) -> list[ArraySpec]:
-        m, n = self.shape
-        nnz = self.nnz
+    def _sizes(self) -> Sizes:
+        return Sizes(self.shape, self.dtype, nnz=self.nnz)
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        return Sizes(stats.shape, stats.dtype, nnz=stats.nnz)
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m, n = sizes.shape
+        nnz = sizes.nnz
         return [
             ArraySpec("values", nnz, "value"),
             ArraySpec("col_idx", nnz, "index", n - 1),
             ArraySpec("row_ptr", m + 1, "index", nnz),
         ]
 
-    def _op_table(self):
-        m, _ = self.shape
-        nnz = self.nnz
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        m, _ = sizes.shape
+        nnz = sizes.nnz
         return nnz, nnz, {"values": nnz, "col_idx": nnz, "row_ptr": m + 1}, nnz

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_values
-from .base import ArraySpec, Format
+from .base import ArraySpec, Format, Sizes
 
 __all__ = ["Dense"]
 
@@ -49,10 +49,19 @@ class Dense(Format):
 
     _matmat = _matvec
 
-    def _layout(self) -> list[ArraySpec]:
-        m, n = self.shape
+    def _sizes(self) -> Sizes:
+        return Sizes(self.shape, self.dtype)
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        return Sizes(stats.shape, stats.dtype)
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m, n = sizes.shape
         return [ArraySpec("values", m * n, "value")]
 
-    def _op_table(self):
-        m, n = self.shape
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        m, n = sizes.shape
         return m * n, m * n, {"values": m * n}, m * n
