@@ -44,7 +44,7 @@ from .formats import (
     get_format,
 )
 from .io import load, load_network, save
-from .networks import Layer, Network
+from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
 from .stats import Stats, entropy, stats
 
 __version__ = "0.1.0"
@@ -54,4 +54,5 @@ __all__ = [
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
+    "list_networks", "catalogue_specs", "accuracy",
 ]
