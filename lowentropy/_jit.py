@@ -13,7 +13,7 @@ import os
 
 from numba import njit, prange
 
-__all__ = ["kernel", "prange", "CACHE"]
+__all__ = ["kernel", "serial", "prange", "CACHE"]
 
 CACHE = os.environ.get("LOWENTROPY_NUMBA_CACHE", "1") != "0"
 
@@ -21,3 +21,20 @@ CACHE = os.environ.get("LOWENTROPY_NUMBA_CACHE", "1") != "0"
 def kernel(*, parallel: bool = False, fastmath: bool = False):
     """Return the project's ``njit`` decorator with the given options."""
     return njit(nogil=True, cache=CACHE, parallel=parallel, fastmath=fastmath)
+
+
+def serial(fn):
+    """The same kernel compiled without threads (``prange`` runs as ``range``).
+
+    For small inputs, where waking the thread pool costs more than the work. ``fn`` is the
+    Python function (``dispatcher.py_func``); the copy gets its own name, so that the two
+    compiled versions are cached apart.
+    """
+    import types
+
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return njit(nogil=True, cache=CACHE)(twin)

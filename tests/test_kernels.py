@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 from reference import tolerance
 
 import lowentropy as le
+from lowentropy.formats import base
 from lowentropy.formats._sums import row_chunks
 
 KERNEL_FORMATS = ["csr", "cer", "cser"]
@@ -36,8 +37,14 @@ def threads(count: int):
         numba.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def parallel_even_when_small(monkeypatch):
+    """Small products normally run on one thread; here every thread count is used."""
+    monkeypatch.setattr(base, "PARALLEL_MIN_WORK", 0)
+
+
 def products(f, x) -> dict[int, np.ndarray]:
-    """``f @ x`` with one thread and with every thread."""
+    """``f @ x`` with one thread (the serial kernels) and with every thread (parallel)."""
     out = {}
     for count in sorted({1, MAX_THREADS}):
         with threads(count):
@@ -142,3 +149,14 @@ def test_row_chunks_cover_rows_in_balanced_runs(work, parts):
     # no run does more than its share plus one row's work
     per_run = cum[bounds[1:]] - cum[bounds[:-1]]
     assert per_run.max() <= cum[-1] / parts + work.max()
+
+
+def test_small_products_run_serially_and_agree(monkeypatch):
+    W = np.zeros((6, 9))
+    W[::2, ::3] = 2.0
+    f = le.CSR.from_dense(W)
+    monkeypatch.setattr(base, "PARALLEL_MIN_WORK", 1 << 16)
+    assert f._plan(1)[0] is False
+    monkeypatch.setattr(base, "PARALLEL_MIN_WORK", 0)
+    if MAX_THREADS > 1:
+        assert f._plan(1)[0] is True

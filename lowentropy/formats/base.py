@@ -22,6 +22,10 @@ __all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIE
 
 POLICIES = ("minimal", "fixed32", "ideal")
 
+#: Below this much work (entries + groups + rows, times the batch) a product runs on one
+#: thread.
+PARALLEL_MIN_WORK = 1 << 16
+
 
 def index_bits(policy: str, max_entry: int) -> int:
     """Bits per entry of an integer array whose entries are at most ``max_entry``.
@@ -325,17 +329,24 @@ class Format(ABC):
         """Cumulative work of a product up to each row, ``(m+1,)`` from 0 (kernel formats)."""
         raise NotImplementedError
 
-    def _chunks(self) -> np.ndarray:
-        """Row boundaries that split a product into one run of equal work per thread.
+    def _plan(self, batch: int = 1) -> tuple[bool, np.ndarray]:
+        """How to run a product: in parallel or not, and the row boundaries of the runs.
 
-        Computed once per thread count (``numba.get_num_threads()``) and kept.
+        Parallel when there is more than one thread and enough work (about
+        :data:`PARALLEL_MIN_WORK` entries times the batch): waking the thread pool costs
+        tens of microseconds, more on a busy machine. The runs hold equal work; they are
+        computed once per thread count (``numba.get_num_threads()``) and kept.
         """
         threads = numba.get_num_threads()
         cached = self.__dict__.get("_chunk_cache")
         if cached is None or cached[0] != threads:
-            cached = (threads, row_chunks(self._row_work(), threads))
+            work = self._row_work()
+            cached = (threads, row_chunks(work, threads), int(work[-1]))
             self._chunk_cache = cached
-        return cached[1]
+        _, chunks, total = cached
+        if threads > 1 and total * batch >= PARALLEL_MIN_WORK:
+            return True, chunks
+        return False, chunks[[0, -1]]
 
     def __matmul__(self, x) -> np.ndarray:
         return self.dot(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel, prange
+from .._jit import kernel, prange, serial
 from .._values import RowEntries
 from ._grouped import GroupedFormat
 from ._sums import gather_sum, gather_sum_rows
@@ -54,6 +54,9 @@ def _cer_matmat(deltas, col_idx, omega_ptr, row_ptr, X, offset, chunks, out):
                     d = deltas[g - g0 + 1]
                     for b in range(B):
                         o[b] += d * s[b]
+
+_cer_matvec_serial = serial(_cer_matvec.py_func)
+_cer_matmat_serial = serial(_cer_matmat.py_func)
 
 
 class CER(GroupedFormat):
@@ -127,13 +130,17 @@ class CER(GroupedFormat):
     def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(x)
-        _cer_matvec(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], x, offset[()],
-                    self._chunks(), out)
+        parallel, chunks = self._plan(1)
+        run = _cer_matvec if parallel else _cer_matvec_serial
+        run(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], x, offset[()],
+            chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(X)
-        _cer_matmat(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], X, offset,
-                    self._chunks(), out)
+        parallel, chunks = self._plan(X.shape[1])
+        run = _cer_matmat if parallel else _cer_matmat_serial
+        run(deltas, a["col_idx"], a["omega_ptr"], a["row_ptr"], X, offset,
+            chunks, out)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel, prange
+from .._jit import kernel, prange, serial
 from .._validate import omega_idx_dtype
 from .._values import RowEntries
 from ._checks import ascending_within
@@ -56,6 +56,9 @@ def _cser_matmat(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chun
                 d = deltas[omega_idx[g]]
                 for b in range(B):
                     o[b] += d * s[b]
+
+_cser_matvec_serial = serial(_cser_matvec.py_func)
+_cser_matmat_serial = serial(_cser_matmat.py_func)
 
 
 class CSER(GroupedFormat):
@@ -134,11 +137,15 @@ class CSER(GroupedFormat):
     def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(x)
-        _cser_matvec(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], x,
-                     offset[()], self._chunks(), out)
+        parallel, chunks = self._plan(1)
+        run = _cser_matvec if parallel else _cser_matvec_serial
+        run(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], x,
+            offset[()], chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
         deltas, offset = self._deltas_offset(X)
-        _cser_matmat(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], X,
-                     offset, self._chunks(), out)
+        parallel, chunks = self._plan(X.shape[1])
+        run = _cser_matmat if parallel else _cser_matmat_serial
+        run(deltas, a["col_idx"], a["omega_idx"], a["omega_ptr"], a["row_ptr"], X,
+            offset, chunks, out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel, prange
+from .._jit import kernel, prange, serial
 from .._validate import index_dtype
 from ._checks import ascending_within, check_indices, check_pointer, check_values
 from ._sums import gather_dot, gather_dot_rows
@@ -47,6 +47,9 @@ def _csr_matmat(values, col_idx, row_ptr, X, chunks, out):
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
             gather_dot_rows(values, col_idx, X, row_ptr[i], row_ptr[i + 1], out[i])
+
+_csr_matvec_serial = serial(_csr_matvec.py_func)
+_csr_matmat_serial = serial(_csr_matmat.py_func)
 
 
 class CSR(Format):
@@ -115,11 +118,15 @@ class CSR(Format):
 
     def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
-        _csr_matvec(a["values"], a["col_idx"], a["row_ptr"], x, self._chunks(), out)
+        parallel, chunks = self._plan(1)
+        run = _csr_matvec if parallel else _csr_matvec_serial
+        run(a["values"], a["col_idx"], a["row_ptr"], x, chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         a = self._arrays
-        _csr_matmat(a["values"], a["col_idx"], a["row_ptr"], X, self._chunks(), out)
+        parallel, chunks = self._plan(X.shape[1])
+        run = _csr_matmat if parallel else _csr_matmat_serial
+        run(a["values"], a["col_idx"], a["row_ptr"], X, chunks, out)
 
     @property
     def nnz(self) -> int:
