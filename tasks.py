@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Project tasks. Standard library only; needs Python >= 3.11 with venv and pip.
 
-    python3 tasks.py app  [ARGS...]     set up .venv with .[app], run the main job
-    python3 tasks.py test [-- ARGS...]  set up .venv with .[test]; ruff, pytest, no-JIT pytest pass
+    python3 tasks.py app  [ARGS...]     set up .venv with .[app]; serve the dashboards with voila
+    python3 tasks.py test [-- ARGS...]  set up .venv with .[app,test]; ruff, pytest, no-JIT pass
     python3 tasks.py bench [ARGS...]    set up .venv with .[test]; run benchmarks/run.py
 
 Works from any current directory. The virtual environment lives in <repo>/.venv; an
@@ -26,24 +26,42 @@ VENV_PYTHON = VENV / "bin" / "python"
 PYPROJECT = ROOT / "pyproject.toml"
 
 
-def app_command(python: Path) -> list[str]:
-    """The main job run by `python3 tasks.py app` (extra arguments are appended).
-
-    Later this becomes serving the dashboards, e.g.
-    [python, "-m", "voila", "app/", "--no-browser", "--port=8866", "--Voila.ip=127.0.0.1"].
-    """
-    return [str(python), "-m", "lowentropy", "report"]
+APP_DIR = ROOT / "app"
+MAIN_DASHBOARD = "layer_explorer.ipynb"
 
 
-def run(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None) -> None:
-    """Print a command, then run it from the repo root; raise CalledProcessError on failure."""
+def free_port(start: int = 8866, tries: int = 50) -> int:
+    """The first port from ``start`` on which 127.0.0.1 accepts a listener."""
+    import socket
+
+    for port in range(start, start + tries):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}..{start + tries - 1}")
+
+
+def app_command(python: Path, port: int) -> list[str]:
+    """The main job of `python3 tasks.py app`: voila serving app/ on 127.0.0.1 (run with
+    app/ as the working directory, where voila.json is). Extra arguments are appended."""
+    return [str(python), "-m", "voila", ".", "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0"]
+
+
+def run(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None,
+        cwd: Path = ROOT) -> None:
+    """Print a command, then run it (from the repo root by default); raise CalledProcessError
+    on failure."""
     cmd = [os.fspath(c) for c in cmd]
     shown = shlex.join(cmd)
     if env:
         shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shown
     print(f"$ {shown}", flush=True)
     full_env = {**os.environ, **env} if env else None
-    subprocess.run(cmd, cwd=ROOT, env=full_env, check=True)
+    subprocess.run(cmd, cwd=cwd, env=full_env, check=True)
 
 
 def header(text: str) -> None:
@@ -77,13 +95,19 @@ def forwarded(args: Sequence[str]) -> list[str]:
 
 def cmd_app(args: Sequence[str]) -> int:
     python = ensure_venv("app")
-    header("main job")
-    run([*app_command(python), *forwarded(args)])
+    port = free_port()
+    header("serving the dashboards (Ctrl-C stops)")
+    print(f"\n    open  http://127.0.0.1:{port}/voila/render/{MAIN_DASHBOARD}\n"
+          f"    (all dashboards: http://127.0.0.1:{port}/)\n", flush=True)
+    try:
+        run([*app_command(python, port), *forwarded(args)], cwd=APP_DIR)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
     return 0
 
 
 def cmd_test(args: Sequence[str]) -> int:
-    python = ensure_venv("test")
+    python = ensure_venv("app,test")
     steps: list[tuple[str, list[str], dict[str, str] | None]] = [
         ("ruff check", [str(python), "-m", "ruff", "check", "."], None),
         ("pytest", [str(python), "-m", "pytest", *forwarded(args)], None),

@@ -79,3 +79,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for nodeid, reason in _skipped:
         tr.write_line(f"SKIPPED {nodeid}: {reason}", red=True)
     tr.write_line("Fix the cause (e.g. a missing dependency) or remove the skip.", red=True)
+
+
+# --- browser tests: a real voila server and Debian's chromium ---------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Launch Debian's chromium (playwright's own browser download is not used)."""
+    from browser import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": path, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def voila_server(tmp_path_factory):
+    """The dashboards served by voila on a free loopback port, for the whole session."""
+    from browser import VoilaServer
+
+    server = VoilaServer(tmp_path_factory.mktemp("voila") / "voila.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

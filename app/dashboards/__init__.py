@@ -1,0 +1,6 @@
+"""The lowentropy dashboards: widget apps served by voila from the notebooks in ``app/``.
+
+Each notebook is a thin launcher (``from dashboards.layer_explorer import LayerExplorer``);
+the logic lives here, is importable without a browser, and talks to the library only
+through its public API (``import lowentropy as le``).
+"""
