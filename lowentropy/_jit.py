@@ -13,9 +13,13 @@ import os
 
 from numba import njit, prange
 
-__all__ = ["kernel", "serial", "prange", "CACHE"]
+__all__ = ["kernel", "serial", "use_threads", "prange", "CACHE", "PARALLEL_MIN_WORK"]
 
 CACHE = os.environ.get("LOWENTROPY_NUMBA_CACHE", "1") != "0"
+
+#: Below this much work (about one unit per matrix entry touched) a kernel runs on one
+#: thread: waking the thread pool costs tens of microseconds, more on a busy machine.
+PARALLEL_MIN_WORK = 1 << 16
 
 
 def kernel(*, parallel: bool = False, fastmath: bool = False):
@@ -38,3 +42,10 @@ def serial(fn):
     twin.__module__ = fn.__module__
     twin.__doc__ = fn.__doc__
     return njit(nogil=True, cache=CACHE)(twin)
+
+
+def use_threads(work: int) -> bool:
+    """Whether a kernel with this much work should run on the thread pool."""
+    import numba
+
+    return work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import kernel, prange
+from ._jit import kernel, prange, serial, use_threads
 from ._validate import index_dtype
 
 __all__ = ["ValueCounts", "count_values", "RowEntries", "row_entries"]
@@ -300,6 +300,12 @@ def _sort_rows(start, col, rank, max_rank, distinct):
             distinct[i] = d
 
 
+_count_other_serial = serial(_count_other.py_func)
+_fill_hashed_serial = serial(_fill_hashed.py_func)
+_fill_ranked_serial = serial(_fill_ranked.py_func)
+_sort_rows_serial = serial(_sort_rows.py_func)
+
+
 def row_entries(W: np.ndarray, values: ValueCounts) -> RowEntries:
     """List the entries of ``W`` different from ``ω_0``, row by row, sorted by rank."""
     m, n = W.shape
@@ -313,8 +319,9 @@ def row_entries(W: np.ndarray, values: ValueCounts) -> RowEntries:
     if W.size == 0:
         return RowEntries(start, col, rank, max_rank, distinct)
     omega0 = np.uint64(np.asarray(values.omega[:1]).view(bits.dtype)[0])
+    par = use_threads(W.size)
     if values.element_rank is None:
-        _count_other(bits, omega0, negzero, m, n, per_row)
+        (_count_other if par else _count_other_serial)(bits, omega0, negzero, m, n, per_row)
     else:
         per_row = np.count_nonzero(values.element_rank.reshape(m, n), axis=1).astype(np.int64)
     np.cumsum(per_row, out=start[1:])
@@ -322,9 +329,10 @@ def row_entries(W: np.ndarray, values: ValueCounts) -> RowEntries:
     col = np.empty(N, col.dtype)
     rank = np.empty(N, np.int64)
     if values.element_rank is None:
-        _fill_hashed(bits, omega0, negzero, m, n, values.keys, values.slot_rank, values.shift,
-                     start, col, rank)
+        fill = _fill_hashed if par else _fill_hashed_serial
+        fill(bits, omega0, negzero, m, n, values.keys, values.slot_rank, values.shift, start,
+             col, rank)
     else:
-        _fill_ranked(values.element_rank, m, n, start, col, rank)
-    _sort_rows(start, col, rank, max_rank, distinct)
+        (_fill_ranked if par else _fill_ranked_serial)(values.element_rank, m, n, start, col, rank)
+    (_sort_rows if par else _sort_rows_serial)(start, col, rank, max_rank, distinct)
     return RowEntries(start, col, rank, max_rank, distinct)

@@ -15,16 +15,13 @@ from typing import ClassVar
 import numba
 import numpy as np
 
+from .._jit import use_threads
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 from ._sums import row_chunks
 
 __all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
 
 POLICIES = ("minimal", "fixed32", "ideal")
-
-#: Below this much work (entries + groups + rows, times the batch) a product runs on one
-#: thread.
-PARALLEL_MIN_WORK = 1 << 16
 
 
 def index_bits(policy: str, max_entry: int) -> int:
@@ -332,10 +329,9 @@ class Format(ABC):
     def _plan(self, batch: int = 1) -> tuple[bool, np.ndarray]:
         """How to run a product: in parallel or not, and the row boundaries of the runs.
 
-        Parallel when there is more than one thread and enough work (about
-        :data:`PARALLEL_MIN_WORK` entries times the batch): waking the thread pool costs
-        tens of microseconds, more on a busy machine. The runs hold equal work; they are
-        computed once per thread count (``numba.get_num_threads()``) and kept.
+        Parallel when there is more than one thread and enough work (entries + groups +
+        rows, times the batch; see ``lowentropy._jit.use_threads``). The runs hold equal
+        work; they are computed once per thread count and kept.
         """
         threads = numba.get_num_threads()
         cached = self.__dict__.get("_chunk_cache")
@@ -344,7 +340,7 @@ class Format(ABC):
             cached = (threads, row_chunks(work, threads), int(work[-1]))
             self._chunk_cache = cached
         _, chunks, total = cached
-        if threads > 1 and total * batch >= PARALLEL_MIN_WORK:
+        if use_threads(total * batch):
             return True, chunks
         return False, chunks[[0, -1]]
 
