@@ -20,6 +20,7 @@ array([1., 0.], dtype=float32)
 
 from __future__ import annotations
 
+from .compress import QuantizationError, prune, prune_global, quantization_error, quantize
 from .cost import (
     DEFAULT_TABLE,
     PRESETS,
@@ -54,5 +55,6 @@ __all__ = [
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
-    "list_networks", "catalogue_specs", "accuracy",
+    "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
+    "quantization_error", "QuantizationError",
 ]

@@ -1,64 +1,104 @@
-"""Command line: ``python -m lowentropy report`` prints what the formats do to a layer.
+"""Command line: ``lowentropy report MODEL`` prints what the formats do to a network.
 
-Until real networks are loaded, the report covers two clearly synthetic layers with the
-statistics of compressed networks: AlexNet fc6's shape pruned to 9 % and shared to 32
-values (Deep-Compression-like), and a convolution-like layer quantized to 16 levels
-without pruning (low entropy, not sparse).
+MODEL is a model file (NumPy, safetensors, ONNX, PyTorch, Keras) or a name from
+``lowentropy.list_networks()``. Examples::
+
+    lowentropy report lenet-300-100 --prune 0.9 --bits 5
+    lowentropy report vgg16 --prune 0.96 --bits 5 --method kmeans --format csv > vgg16.csv
+    lowentropy report model.safetensors --prune 0.8 --format json
+
+Exit status 0 on success, 2 with a one-line reason on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-import numpy as np
+from . import PRESETS, list_networks, load_network
+from .report import Compression, network_report
 
-from . import FORMATS, PRESETS, compare, stats, table_text
-from .synthetic import synthetic_layer
-
-DEFAULT_LAYERS = {
-    "alexnet-fc6 (synthetic: 9% kept, 32 shared values)": dict(
-        shape=(4096, 9216), keep=0.09, levels=32),
-    "conv 512x4608 (synthetic: unpruned, 16 levels)": dict(
-        shape=(512, 4608), keep=1.0, levels=16),
-}
+DEFAULT_MODEL = "lenet-300-100"
 
 
-def report_layer(title: str, W: np.ndarray, *, policy: str, value_bits: int, table: str,
-                 batch: int) -> str:
-    """The report of one matrix: statistics, then storage, operations and energy."""
-    s = stats(W)
-    floor = s.entropy_floor_bits(value_bits)
-    lines = [
-        f"== {title}",
-        f"   {s.shape[0]} x {s.shape[1]} {s.dtype}: K = {s.K} distinct values, "
-        f"H = {s.H:.3f} bits/entry, p0 = {s.p0:.3f} (omega_0 = {s.omega[0]:.4g}), "
-        f"N = {s.N}, zeros = {s.sparsity:.1%}",
-        f"   groups: CER {s.G_cer}, CSER {s.G_cser}; entropy floor {floor / 8e6:.3f} MB "
-        f"(dense {s.size * value_bits / 8e6:.3f} MB)",
-        f"   per input vector, batch {batch}, {policy} indices, {value_bits}-bit values, "
-        f"energy table {table}; gain = dense / format",
-    ]
-    rows = compare(W, list(FORMATS), policy=policy, value_bits=value_bits, batch=batch,
-                   table=table)
-    lines += ["   " + line for line in table_text(rows).splitlines()]
-    return "\n".join(lines)
+class _Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal or forced)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        elapsed = time.perf_counter() - self.start
+        end = "\n" if done == total else ""
+        print(f"\r[{bar}] {done}/{total} layers, {elapsed:.1f} s  {name[:30]:<30}", end=end,
+              file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowentropy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="storage, operations and energy of every format")
+    rep = sub.add_parser("report", help="storage, operations and energy of every format, "
+                         "per layer and in total")
+    rep.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                     help=f"model file or embedded name (default {DEFAULT_MODEL}; "
+                     f"names: {', '.join(list_networks())})")
+    rep.add_argument("--prune", type=float, default=0.0, help="fraction pruned per layer")
+    rep.add_argument("--global-prune", action="store_true",
+                     help="one magnitude threshold over the whole network")
+    rep.add_argument("--bits", type=int, help="quantize: uniform levels (or 2**bits k-means "
+                     "clusters with --method kmeans)")
+    rep.add_argument("--clusters", type=int, help="k-means shared values (implies kmeans)")
+    rep.add_argument("--method", choices=["uniform", "kmeans"], help="quantizer "
+                     "(default uniform with --bits, kmeans with --clusters)")
     rep.add_argument("--policy", default="minimal", choices=["minimal", "fixed32", "ideal"])
     rep.add_argument("--value-bits", type=int, default=32)
     rep.add_argument("--table", default="horowitz45nm", choices=sorted(PRESETS))
-    rep.add_argument("--batch", type=int, default=1)
-    args = parser.parse_args(argv)
-    for title, spec in DEFAULT_LAYERS.items():
-        W = synthetic_layer(spec["shape"], keep=spec["keep"], levels=spec["levels"])
-        print(report_layer(title, W, policy=args.policy, value_bits=args.value_bits,
-                           table=args.table, batch=args.batch))
-        print()
+    rep.add_argument("--measure", action="store_true", help="also time W @ x per layer")
+    rep.add_argument("--format", dest="output", default="table",
+                     choices=["table", "markdown", "csv", "json"])
+    rep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal)")
+    return parser
+
+
+def _compression(args) -> Compression:
+    method = args.method
+    if method is None:
+        method = "kmeans" if args.clusters else ("uniform" if args.bits else None)
+    clusters = args.clusters
+    if method == "kmeans" and clusters is None:
+        if args.bits is None:
+            raise ValueError("--method kmeans needs --clusters or --bits")
+        clusters = 2 ** args.bits
+    if method == "uniform" and args.bits is None:
+        raise ValueError("--method uniform needs --bits")
+    return Compression(prune=args.prune, method=method, bits=args.bits, clusters=clusters,
+                       global_prune=args.global_prune)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        compression = _compression(args)
+        network = load_network(args.model)
+        progress = _Progress(sys.stderr.isatty() if args.progress is None else args.progress)
+        report = network_report(network, compression, policy=args.policy,
+                                value_bits=args.value_bits, table=args.table,
+                                measure=args.measure, progress=progress)
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"lowentropy: error: {reason}", file=sys.stderr)
+        return 2
+    out = {"table": report.text, "markdown": report.to_markdown, "csv": report.to_csv,
+           "json": report.to_json}[args.output]()
+    print(out)
     return 0
 
 

@@ -106,3 +106,9 @@ def voila_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    """A tall window, so that a screenshot shows a whole dashboard."""
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1700}}

@@ -1,0 +1,435 @@
+"""Layer explorer: pick a network and a layer, move pruning and quantization, and watch
+entropy, storage, operations, energy and measured dot-product time of every format.
+
+The main dashboard (``app/layer_explorer.ipynb``). Everything it computes on a slider
+move comes from :mod:`dashboards.compression` (no encoding: statistics give the costs);
+the measured times run in a background thread with a progress bar.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+import lowentropy as le
+from lowentropy.bench import read_bandwidth, time_formats
+
+from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
+from .ui import Background, Messages, card, fmt_bytes, format_color
+
+__all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
+
+#: Colours of the stored arrays in the storage panel.
+ARRAY_COLORS = {
+    "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
+    "omega_idx": "#f0e442", "omega_ptr": "#009e73",
+}
+
+#: Largest model file accepted from the upload button.
+MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "512")) * 2**20
+
+_PANELS = (
+    "Weights: original histogram and shared values after compression",
+    "Storage per format (stacked by array) and the entropy floor",
+    "Operations per input vector",
+    "Energy per input vector (pJ)",
+    "Measured time of W @ x (median) and the bandwidth limit",
+    "The matrix (top-left corner): kept entries and their values",
+)
+
+
+def _network_choices() -> list[str]:
+    return list(le.list_networks()) if hasattr(le, "list_networks") else []
+
+
+class LayerExplorer:
+    """The layer explorer dashboard; ``.widget`` is what to display.
+
+    Parameters
+    ----------
+    network : str or lowentropy.Network, optional
+        A name from ``le.list_networks()`` (the first one by default) or a loaded network.
+    measure : bool
+        Time the formats after every change (in a background thread).
+    synchronous : bool
+        Run the timing in the caller's thread (tests).
+    """
+
+    def __init__(self, network: str | le.Network | None = None, *, measure: bool = True,
+                 synchronous: bool = False) -> None:
+        self.messages = Messages()
+        self.timer = Background(self.messages, "timing", synchronous=synchronous)
+        self.network: le.Network | None = None
+        self.analysis: Analysis | None = None
+        self._original: np.ndarray | None = None
+        self._hist = (np.zeros(0), np.zeros(0))
+        self._bandwidth: float | None = None
+        self.last_refresh_s = 0.0
+        self.timings: dict | None = None
+
+        style = {"description_width": "88px"}
+
+        def lay() -> w.Layout:  # one per widget: a shared layout hides them together
+            return w.Layout(width="300px")
+
+        choices = _network_choices()
+        self.network_picker = w.Dropdown(options=choices, description="network",
+                                         style=style, layout=lay())
+        self.path_text = w.Text(placeholder="or a model file path", description="file",
+                                style=style, layout=w.Layout(width="230px"))
+        self.path_button = w.Button(description="load", layout=w.Layout(width="64px"))
+        self.upload = w.FileUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
+                                   multiple=False, description="upload model",
+                                   layout=lay())
+        self.layer_picker = w.Dropdown(options=[], description="layer", style=style,
+                                       layout=lay())
+        self.prune_slider = w.FloatSlider(value=0.9, min=0, max=0.99, step=0.01,
+                                          description="pruned", readout_format=".0%",
+                                          continuous_update=False, style=style, layout=lay())
+        self.quantizer = w.ToggleButtons(options=list(QUANTIZERS), value="kmeans",
+                                         description="quantizer", style=style,
+                                         layout=lay())
+        self.quantizer.style.button_width = "64px"
+        self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
+                                       continuous_update=False, style=style, layout=lay())
+        self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
+                                           continuous_update=False, style=style, layout=lay())
+        self.policy_picker = w.Dropdown(options=list(le.POLICIES), value="minimal",
+                                        description="index bits", style=style, layout=lay())
+        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
+                                            description="value bits", style=style,
+                                            layout=lay())
+        self.table_picker = w.Dropdown(options=sorted(le.PRESETS), value="horowitz45nm",
+                                       description="energy", style=style, layout=lay())
+        self.batch_picker = w.Dropdown(options=[1, 8, 64], value=1, description="timing batch",
+                                       style=style, layout=lay())
+        self.measure_box = w.Checkbox(value=measure, description="measure time live",
+                                      indent=False)
+        self.cards = w.HTML()
+        self.fig = self._build_figure()
+
+        controls = w.VBox([
+            w.HTML("<b>Network and layer</b>"), self.network_picker,
+            w.HBox([self.path_text, self.path_button]), self.upload, self.layer_picker,
+            w.HTML("<b>Compression</b>"), self.prune_slider, self.quantizer,
+            self.bits_slider, self.clusters_slider,
+            w.HTML("<b>Accounting</b>"), self.policy_picker, self.value_bits_picker,
+            self.table_picker, w.HTML("<b>Measured time</b>"), self.batch_picker,
+            self.measure_box, self.timer.bar,
+        ], layout=w.Layout(width="320px", min_width="320px"))
+        title = w.HTML(
+            "<h2 style='margin:4px 0'>lowentropy · layer explorer</h2>"
+            "<div style='color:#555'>Prune and quantize one layer and see how the entropy of "
+            "its weights turns into bytes and operations in dense, CSR, and the paper's CER "
+            "and CSER formats (Wiedemann et al., arXiv 1805.10692).</div>")
+        main = w.VBox([self.cards, self.messages.widget, self.fig],
+                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
+        self.widget = w.VBox([title, w.HBox([controls, main])])
+        self.widget.add_class("lowentropy-layer-explorer")
+
+        g = self.messages.guard
+        self.network_picker.observe(g(self._on_network), "value")
+        self.path_button.on_click(g(self._on_path))
+        self.upload.observe(g(self._on_upload), "value")
+        self.layer_picker.observe(g(self._on_layer), "value")
+        for control in (self.prune_slider, self.quantizer, self.bits_slider,
+                        self.clusters_slider, self.policy_picker, self.value_bits_picker,
+                        self.table_picker):
+            control.observe(g(self._on_setting), "value")
+        self.batch_picker.observe(g(self._on_batch), "value")
+        self.measure_box.observe(g(self._on_batch), "value")
+        self._sync_quantizer_controls()
+
+        start = network if network is not None else (choices[0] if choices else None)
+        if isinstance(start, le.Network):
+            g(self.set_network)(start)
+        elif start is not None:
+            if start in choices:
+                self.network_picker.value = start  # fires _on_network
+                if self.network is None:
+                    g(self._load_named)(start)
+            else:
+                g(self._load_named)(start)
+
+    # --- figure --------------------------------------------------------------------------
+    def _build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=3, cols=2, subplot_titles=_PANELS, vertical_spacing=0.09,
+                            horizontal_spacing=0.1)
+        fig.add_trace(go.Bar(name="original weights", x=[], y=[], marker_color="#bbbbbb",
+                             hovertemplate="w ≈ %{x:.4g}: %{y:.3s} weights<extra></extra>"),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(name="shared values", x=[], y=[], mode="lines+markers",
+                                 line=dict(color="#0072b2", width=2),
+                                 marker=dict(size=5, color="#0072b2"),
+                                 hovertemplate="ω = %{x:.4g}: %{y:.3s} weights<extra></extra>"),
+                      row=1, col=1)
+        for name, color in ARRAY_COLORS.items():
+            fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=color,
+                                 legendgroup="arrays",
+                                 hovertemplate=f"{name}: %{{y:.3s}}B<extra>%{{x}}</extra>"),
+                          row=1, col=2)
+        fig.add_trace(go.Scatter(name="entropy floor", x=[], y=[], mode="lines",
+                                 line=dict(color=format_color("entropy floor"), dash="dash",
+                                           width=2),
+                                 hovertemplate="entropy floor %{y:.3s}B<extra></extra>"),
+                      row=1, col=2)
+        fig.add_trace(go.Bar(name="adds", x=[], y=[], marker_color="#56b4e9",
+                             legendgroup="ops",
+                             hovertemplate="%{y:.3s} adds<extra>%{x}</extra>"), row=2, col=1)
+        fig.add_trace(go.Bar(name="mults", x=[], y=[], marker_color="#e69f00",
+                             legendgroup="ops",
+                             hovertemplate="%{y:.3s} mults<extra>%{x}</extra>"), row=2, col=1)
+        fig.add_trace(go.Bar(name="energy", x=[], y=[], marker_color=[], showlegend=False,
+                             hovertemplate="%{y:.4s} pJ<extra>%{x}</extra>"), row=2, col=2)
+        fig.add_trace(go.Bar(name="measured", x=[], y=[], marker_color=[], showlegend=False,
+                             text=[], textposition="outside",
+                             hovertemplate="%{y:.3f} ms<extra>%{x}</extra>"), row=3, col=1)
+        fig.add_trace(go.Scatter(name="bandwidth limit", x=[], y=[], mode="markers",
+                                 marker=dict(symbol="line-ew-open", size=34, color="#d55e00",
+                                             line=dict(width=3)),
+                                 hovertemplate="limit %{y:.3f} ms<extra>%{x}</extra>"),
+                      row=3, col=1)
+        fig.add_trace(go.Heatmap(name="matrix", z=[[0]], colorscale="RdBu", zmid=0,
+                                 showscale=True, colorbar=dict(len=0.28, y=0.13, thickness=12),
+                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"),
+                      row=3, col=2)
+        fig.update_layout(
+            height=1000, barmode="stack", template="plotly_white",
+            margin=dict(l=60, r=20, t=50, b=40), font=dict(size=12),
+            legend=dict(orientation="h", y=-0.04, x=0),
+            uirevision="keep",
+        )
+        fig.update_yaxes(type="log", title_text="weights", row=1, col=1)
+        fig.update_xaxes(title_text="weight value", row=1, col=1)
+        fig.update_yaxes(title_text="bytes", ticksuffix="B", tickformat="~s", row=1, col=2)
+        fig.update_yaxes(title_text="operations", tickformat="~s", row=2, col=1)
+        fig.update_yaxes(title_text="pJ", tickformat="~s", row=2, col=2)
+        fig.update_yaxes(title_text="ms", row=3, col=1)
+        fig.update_yaxes(autorange="reversed", title_text="row", row=3, col=2)
+        fig.update_xaxes(title_text="column", row=3, col=2)
+        return go.FigureWidget(fig)
+
+    # --- loading -------------------------------------------------------------------------
+    def _load_named(self, name: str) -> None:
+        self.messages.info(f"loading {name} …")
+        self.set_network(le.load_network(name))
+
+    def set_network(self, network: le.Network) -> None:
+        """Show a network: fill the layer list and analyse its first layer."""
+        if not len(network):
+            raise ValueError(f"{network.name!r} has no weight layers")
+        self.network = network
+        self.messages.clear()
+        labels = [(f"{layer.name}  {'×'.join(map(str, layer.matrix.shape))}"
+                   f"{'  (synthetic)' if layer.synthetic else ''}", layer.name)
+                  for layer in network.layers]
+        names = [name for _, name in labels]
+        keep = self.layer_picker.value if self.layer_picker.value in names else names[0]
+        with self.layer_picker.hold_trait_notifications():
+            self.layer_picker.options = labels
+        if self.layer_picker.value != keep:
+            self.layer_picker.value = keep  # fires _on_layer
+        else:
+            self._on_layer()
+
+    def _on_network(self, change=None) -> None:
+        if self.network_picker.value:
+            self._load_named(self.network_picker.value)
+
+    def _on_path(self, _button=None) -> None:
+        path = self.path_text.value.strip()
+        if not path:
+            raise ValueError("type the path of a model file first")
+        self.set_network(le.load_network(Path(path).expanduser()))
+
+    def _on_upload(self, change=None) -> None:
+        self.load_upload(self.upload.value)
+
+    def load_upload(self, files) -> None:
+        """Load the first uploaded file (``FileUpload.value`` items), within the size limit."""
+        if not files:
+            return
+        item = files[0]
+        size = int(item["size"])
+        if size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{item['name']} is {fmt_bytes(size)}; the upload limit is "
+                             f"{fmt_bytes(MAX_UPLOAD_BYTES)} (load large files by path)")
+        suffix = Path(item["name"]).suffix
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(bytes(item["content"]))
+            network = le.load_network(path)
+            # the loaders may map the file: keep the arrays once the file is gone
+            network = le.Network(item["name"], [
+                layer.with_weight(np.array(layer.weight)) for layer in network.layers
+            ], source=f"upload:{item['name']}", description=network.description)
+        self.set_network(network)
+
+    # --- reacting ------------------------------------------------------------------------
+    @property
+    def layer(self) -> le.Layer | None:
+        if self.network is None or self.layer_picker.value is None:
+            return None
+        return self.network[self.layer_picker.value]
+
+    def _on_layer(self, change=None) -> None:
+        layer = self.layer
+        if layer is None:
+            return
+        W = np.asarray(layer.matrix)
+        if W.dtype not in (np.float32, np.float64):
+            W = W.astype(np.float32)
+        if not np.isfinite(W).all():
+            raise ValueError(f"layer {layer.name!r} holds NaN or infinite weights; "
+                             "the formats store finite values only")
+        self._original = W
+        self._hist = value_histogram(W)
+        self.refresh()
+
+    def _on_setting(self, change=None) -> None:
+        self._sync_quantizer_controls()
+        self.refresh()
+
+    def _on_batch(self, change=None) -> None:
+        if self.analysis is not None:
+            self._start_timing()
+
+    def _sync_quantizer_controls(self) -> None:
+        q = self.quantizer.value
+        self.bits_slider.layout.display = None if q == "uniform" else "none"
+        self.clusters_slider.layout.display = None if q == "kmeans" else "none"
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(prune=float(self.prune_slider.value), quantizer=self.quantizer.value,
+                       bits=int(self.bits_slider.value),
+                       clusters=int(self.clusters_slider.value),
+                       policy=self.policy_picker.value,
+                       value_bits=int(self.value_bits_picker.value),
+                       table=self.table_picker.value)
+
+    def refresh(self) -> None:
+        """Recompute for the current layer and setting and update every view."""
+        if self._original is None:
+            return
+        start = time.perf_counter()
+        a = analyse(self._original, self.setting)
+        self.analysis = a
+        accuracy = self._accuracy(a.matrix)
+        self._draw(a)
+        self.last_refresh_s = time.perf_counter() - start
+        self._draw_cards(a, accuracy)
+        self._start_timing()
+
+    def _accuracy(self, Wc: np.ndarray) -> tuple[float, float] | None:
+        """Test accuracy before and after compression, for networks that have test data."""
+        net, layer = self.network, self.layer
+        if net is None or layer is None or not hasattr(le, "accuracy"):
+            return None
+        try:
+            before = le.accuracy(net)
+        except (ValueError, KeyError, NotImplementedError):
+            return None
+        changed = le.Network(net.name, [
+            lay.with_weight(Wc.reshape(lay.weight.shape)) if lay.name == layer.name else lay
+            for lay in net.layers], source=net.source, description=net.description)
+        return before, le.accuracy(changed)
+
+    # --- drawing -------------------------------------------------------------------------
+    def _draw(self, a: Analysis) -> None:
+        s = a.stats
+        names = [row.format for row in a.rows]
+        colors = [format_color(n) for n in names]
+        ranked = np.argsort(s.omega) if s.K else np.zeros(0, int)
+        image = crop(a.matrix).astype(np.float64)
+        picture = np.where(image == (s.omega[0] if s.K else 0), np.nan, image)
+        with self.fig.batch_update():
+            d = self.fig.data
+            d[0].x, d[0].y = self._hist
+            xs, ys = [], []
+            for v, c in zip(s.omega[ranked], s.counts[ranked], strict=True):
+                xs += [float(v), float(v), None]
+                ys += [1, float(c), None]
+            d[1].x, d[1].y = xs, ys
+            for k, array in enumerate(ARRAY_COLORS, start=2):
+                d[k].x = names
+                d[k].y = [a.storage[n].by_array.get(array, 0) / 8 for n in names]
+            k = 2 + len(ARRAY_COLORS)
+            d[k].x, d[k].y = names, [a.floor_bits / 8] * len(names)
+            d[k + 1].x, d[k + 1].y = names, [row.adds for row in a.rows]
+            d[k + 2].x, d[k + 2].y = names, [row.mults for row in a.rows]
+            d[k + 3].x, d[k + 3].y = names, [row.energy_pj for row in a.rows]
+            d[k + 3].marker.color = colors
+            d[k + 4].x, d[k + 4].y, d[k + 4].text = [], [], []
+            d[k + 5].x, d[k + 5].y = [], []
+            d[k + 6].z = picture
+            self.fig.layout.annotations[4].text = _PANELS[4] + " — measuring…" if (
+                self.measure_box.value) else _PANELS[4] + " — off"
+
+    def _draw_cards(self, a: Analysis, accuracy) -> None:
+        s = a.stats
+        best = max((r for r in a.rows if r.format != "dense"), key=lambda r: r.storage_gain,
+                   default=None)
+        cards = [
+            card("distinct values K", f"{s.K:,}", "shared values incl. ω₀"),
+            card("entropy H", f"{s.H:.3f} bits", "per weight"),
+            card("p₀ (share of ω₀)", f"{s.p0:.1%}", f"ω₀ = {s.omega[0]:.3g}" if s.K else ""),
+            card("entries N", f"{s.N:,}", f"of {s.size:,} weights"),
+            card("entropy floor", fmt_bytes(a.floor_bits / 8),
+                 f"dense {fmt_bytes(s.size * a.setting.value_bits / 8)}"),
+        ]
+        if best is not None:
+            cards.append(card("smallest format", best.format.upper(),
+                              f"×{best.storage_gain:.1f} smaller than dense"))
+        cards.append(card("quantization error", f"{a.error['relative']:.2%}",
+                          "‖W−Wq‖ / ‖W‖"))
+        if accuracy is not None:
+            cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
+                              f"uncompressed {accuracy[0]:.1%}"))
+        cards.append(card("refresh", f"{self.last_refresh_s * 1e3:.0f} ms",
+                          a.setting.describe()))
+        self.cards.value = "".join(cards)
+
+    # --- measured time -------------------------------------------------------------------
+    def _start_timing(self) -> None:
+        if not self.measure_box.value or self.analysis is None:
+            return
+        W, batch = self.analysis.matrix, int(self.batch_picker.value)
+
+        def job(progress):
+            if self._bandwidth is None:
+                self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
+            return time_formats(W, batch=batch, budget=0.4, progress=progress)
+
+        self.timer.start(job, self._draw_timing)
+
+    def _draw_timing(self, result) -> None:
+        self.timings = result
+        rows = result.rows(self._bandwidth)
+        names = [r["name"] for r in rows]
+        ms = [r["median_s"] * 1e3 for r in rows]
+        limit = [r["bytes_read"] / self._bandwidth * 1e3 for r in rows]
+        with self.fig.batch_update():
+            d = self.fig.data
+            k = 2 + len(ARRAY_COLORS) + 4
+            d[k].x, d[k].y = names, ms
+            d[k].marker.color = [format_color(n) for n in names]
+            d[k].text = [f"×{r['speedup_vs_dense']:.1f}" for r in rows]
+            d[k + 1].x, d[k + 1].y = names, limit
+            self.fig.layout.annotations[4].text = (
+                f"Measured time of W @ X, batch {result.batch} (median of {result.rounds}; "
+                f"×: vs dense) and the bandwidth limit ({self._bandwidth / 1e9:.0f} GB/s)")
+
+    def describe(self) -> str:
+        """One line about what is shown (for logs and tests)."""
+        layer = self.layer
+        if layer is None or self.analysis is None:
+            return "nothing loaded"
+        return f"{self.network.name}/{layer.name}: {self.analysis.setting.describe()}"

@@ -1,0 +1,271 @@
+"""Network overview: every layer of a network in one view, under one global pruning and
+quantization setting — the paper's tables, live.
+
+Per layer and in total, for every registered format: storage, operations and energy of
+one inference (``lowentropy.report.network_report``), the entropy of each layer and, for
+the networks trained by the project, the test accuracy after compression. Big networks
+are computed in a background thread with a progress bar, layer by layer.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+import lowentropy as le
+from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
+
+from .ui import Background, Messages, card, fmt_bytes, format_color
+
+__all__ = ["NetworkOverview"]
+
+_PANELS = (
+    "Storage per layer (bytes, log scale)",
+    "Whole network: gain over dense (×, higher is better)",
+    "Entropy H and share p₀ of the most frequent value, per layer",
+    "Energy per inference and layer (µJ, log scale)",
+)
+_GAINS = ("storage", "operations", "energy")
+
+
+class NetworkOverview:
+    """The network overview dashboard; ``.widget`` is what to display.
+
+    Parameters
+    ----------
+    network : str or lowentropy.Network, optional
+        A name from ``le.list_networks()`` (the first by default) or a loaded network.
+    synchronous : bool
+        Compute in the caller's thread (tests).
+    """
+
+    def __init__(self, network: str | le.Network | None = None, *,
+                 synchronous: bool = False) -> None:
+        self.messages = Messages()
+        self.worker = Background(self.messages, "layers", synchronous=synchronous)
+        self.network: le.Network | None = None
+        self.report: NetworkReport | None = None
+        self.accuracy: tuple[float, float] | None = None
+        self.formats = list(le.FORMATS)
+
+        style = {"description_width": "80px"}
+
+        def lay() -> w.Layout:  # one per widget: a shared layout hides them together
+            return w.Layout(width="290px")
+
+        self.network_picker = w.Dropdown(options=le.list_networks(), description="network",
+                                         style=style, layout=lay())
+        self.prune_slider = w.FloatSlider(value=0.9, min=0, max=0.99, step=0.01,
+                                          description="pruned", readout_format=".0%",
+                                          continuous_update=False, style=style, layout=lay())
+        self.global_box = w.Checkbox(value=False, description="one global threshold",
+                                     indent=False)
+        self.quantizer = w.ToggleButtons(options=["none", "uniform", "kmeans"],
+                                         value="kmeans", description="quantizer",
+                                         style=style)
+        self.quantizer.style.button_width = "62px"
+        self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
+                                       continuous_update=False, style=style, layout=lay())
+        self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
+                                           continuous_update=False, style=style, layout=lay())
+        self.policy_picker = w.Dropdown(options=list(le.POLICIES), description="index bits",
+                                        style=style, layout=lay())
+        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
+                                            description="value bits", style=style, layout=lay())
+        self.table_picker = w.Dropdown(options=sorted(le.PRESETS), value="horowitz45nm",
+                                       description="energy", style=style, layout=lay())
+        self.cards = w.HTML()
+        self.totals_table = w.HTML()
+        self.fig = self._build_figure()
+
+        controls = w.VBox([
+            self.network_picker, self.prune_slider, self.global_box, self.quantizer,
+            self.bits_slider, self.clusters_slider, self.policy_picker,
+            self.value_bits_picker, self.table_picker, self.worker.bar,
+        ], layout=w.Layout(width="310px", min_width="310px"))
+        title = w.HTML(
+            "<h2 style='margin:4px 0'>lowentropy · network overview</h2>"
+            "<div style='color:#555'>One pruning and quantization setting for every layer; "
+            "what each format stores and computes for one inference, per layer and in total "
+            "(as in the paper's tables).</div>")
+        main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
+                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
+        self.widget = w.VBox([title, w.HBox([controls, main])])
+        self.widget.add_class("lowentropy-network-overview")
+
+        g = self.messages.guard
+        self.network_picker.observe(g(self._on_network), "value")
+        for control in (self.prune_slider, self.global_box, self.quantizer, self.bits_slider,
+                        self.clusters_slider, self.policy_picker, self.value_bits_picker,
+                        self.table_picker):
+            control.observe(g(self._on_setting), "value")
+        self._sync_controls()
+        if isinstance(network, le.Network):
+            g(self.set_network)(network)
+        else:
+            name = network or self.network_picker.value
+            g(self.set_network)(le.load_network(name))
+
+    def _build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
+                            horizontal_spacing=0.09, specs=[[{}, {}], [{"secondary_y": True},
+                                                                       {}]])
+        for name in self.formats:
+            fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=format_color(name),
+                                 legendgroup=name,
+                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}}B<extra></extra>"),
+                          row=1, col=1)
+        for name in self.formats:
+            fig.add_trace(go.Bar(name=name, x=list(_GAINS), y=[0, 0, 0], showlegend=False,
+                                 marker_color=format_color(name), legendgroup=name,
+                                 hovertemplate=f"{name}: ×%{{y:.2f}} %{{x}}<extra></extra>"),
+                          row=1, col=2)
+        fig.add_trace(go.Scatter(name="H (bits/weight)", x=[], y=[], mode="lines+markers",
+                                 line=dict(color="#d55e00")), row=2, col=1)
+        fig.add_trace(go.Scatter(name="p₀", x=[], y=[], mode="lines+markers",
+                                 line=dict(color="#0072b2", dash="dot")),
+                      row=2, col=1, secondary_y=True)
+        for name in self.formats:
+            fig.add_trace(go.Bar(name=name, x=[], y=[], showlegend=False,
+                                 marker_color=format_color(name), legendgroup=name,
+                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
+                          row=2, col=2)
+        fig.update_layout(height=820, barmode="group", template="plotly_white",
+                          margin=dict(l=60, r=30, t=50, b=40), font=dict(size=12),
+                          legend=dict(orientation="h", y=1.08, x=0), uirevision="keep")
+        fig.update_yaxes(type="log", tickformat="~s", ticksuffix="B", row=1, col=1)
+        fig.update_yaxes(title_text="× vs dense", row=1, col=2)
+        fig.update_yaxes(title_text="H bits", row=2, col=1)
+        fig.update_yaxes(title_text="p₀", range=[0, 1.02], row=2, col=1, secondary_y=True)
+        fig.update_yaxes(type="log", tickformat="~s", row=2, col=2)
+        for col in (1, 2):
+            fig.update_xaxes(tickangle=-40, row=2, col=col)
+        fig.update_xaxes(tickangle=-40, row=1, col=1)
+        return go.FigureWidget(fig)
+
+    # --- reacting ------------------------------------------------------------------------
+    def _on_network(self, change=None) -> None:
+        self.set_network(le.load_network(self.network_picker.value))
+
+    def set_network(self, network: le.Network) -> None:
+        if not len(network):
+            raise ValueError(f"{network.name!r} has no weight layers")
+        self.network = network
+        self.messages.clear()
+        self.refresh()
+
+    def _on_setting(self, change=None) -> None:
+        self._sync_controls()
+        self.refresh()
+
+    def _sync_controls(self) -> None:
+        q = self.quantizer.value
+        self.bits_slider.layout.display = None if q == "uniform" else "none"
+        self.clusters_slider.layout.display = None if q == "kmeans" else "none"
+
+    @property
+    def compression(self) -> Compression:
+        q = self.quantizer.value
+        return Compression(
+            prune=float(self.prune_slider.value), method=None if q == "none" else q,
+            bits=int(self.bits_slider.value) if q == "uniform" else None,
+            clusters=int(self.clusters_slider.value) if q == "kmeans" else None,
+            global_prune=bool(self.global_box.value))
+
+    def refresh(self) -> None:
+        """Recompute the report (in the background) and redraw."""
+        if self.network is None:
+            return
+        network, c = self.network, self.compression
+        options = dict(policy=self.policy_picker.value,
+                       value_bits=int(self.value_bits_picker.value),
+                       table=self.table_picker.value)
+
+        def job(progress):
+            report = network_report(network, c, formats=self.formats,
+                                    progress=lambda i, n, _name: progress(i, n), **options)
+            return report, _accuracy(network, c)
+
+        self.worker.start(job, self._draw)
+
+    # --- drawing -------------------------------------------------------------------------
+    def _draw(self, result) -> None:
+        report, accuracy = result
+        self.report, self.accuracy = report, accuracy
+        layers = list(dict.fromkeys(r.layer for r in report.rows))
+        by = {(r.layer, r.format): r for r in report.rows}
+        totals = {r.format: r for r in report.totals()}
+        dense = totals["dense"]
+        nf = len(self.formats)
+        with self.fig.batch_update():
+            d = self.fig.data
+            for k, name in enumerate(self.formats):
+                d[k].x = layers
+                d[k].y = [by[layer, name].storage_bits / 8 for layer in layers]
+                t = totals[name]
+                d[nf + k].y = [dense.storage_bits / t.storage_bits,
+                               _ratio(dense.adds + dense.mults, t.adds + t.mults),
+                               _ratio(dense.energy_pj, t.energy_pj)]
+                d[2 * nf + 2 + k].x = layers
+                d[2 * nf + 2 + k].y = [by[layer, name].energy_pj / 1e6 for layer in layers]
+            first = [by[layer, self.formats[0]] for layer in layers]
+            d[2 * nf].x, d[2 * nf].y = layers, [r.H for r in first]
+            d[2 * nf + 1].x, d[2 * nf + 1].y = layers, [r.p0 for r in first]
+        best = max((t for t in totals.values() if t.format != "dense"),
+                   key=lambda t: dense.storage_bits / t.storage_bits)
+        cards = [
+            card("network", report.network, f"{len(layers)} layers"),
+            card("weights", f"{dense.weights:,}", report.compression.describe()),
+            card("dense size", fmt_bytes(dense.storage_bits / 8),
+                 f"{self.value_bits_picker.value}-bit values"),
+            card("smallest", best.format.upper(), f"{fmt_bytes(best.storage_bits / 8)}, "
+                 f"×{dense.storage_bits / best.storage_bits:.1f}"),
+            card("entropy floor", fmt_bytes(dense.floor_bits / 8),
+                 f"H = {dense.H:.3f} bits/weight"),
+        ]
+        if accuracy is not None:
+            cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
+                              f"uncompressed {accuracy[0]:.1%}"))
+        self.cards.value = "".join(cards)
+        self.totals_table.value = _totals_html(report)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def _accuracy(network: le.Network, c: Compression) -> tuple[float, float] | None:
+    """Test accuracy before and after, for the networks that carry test data."""
+    try:
+        before = le.accuracy(network)
+    except (ValueError, KeyError, NotImplementedError):
+        return None
+    from lowentropy.compress import prune_global
+
+    weights = [layer.weight for layer in network.layers]
+    pruned = prune_global(weights, c.prune) if c.global_prune and c.prune > 0 else None
+    layers = [layer.with_weight(compress_layer(
+        np.asarray(layer.weight if pruned is None else pruned[i]), c,
+        pruned=pruned is not None)) for i, layer in enumerate(network.layers)]
+    return before, le.accuracy(le.Network(network.name, layers, network.source,
+                                          network.description))
+
+
+def _totals_html(report: NetworkReport) -> str:
+    """The paper-style totals table."""
+    totals = report.totals()
+    dense = next(t for t in totals if t.format == "dense")
+    head = ("<tr><th>format</th><th>storage</th><th>× vs dense</th><th>adds</th>"
+            "<th>mults</th><th>energy µJ</th><th>× energy</th></tr>")
+    body = "".join(
+        f"<tr><td style='color:{format_color(t.format)};font-weight:600'>"
+        f"{html.escape(t.format)}</td><td>{fmt_bytes(t.storage_bits / 8)}</td>"
+        f"<td>{dense.storage_bits / t.storage_bits:.2f}</td><td>{t.adds:.3g}</td>"
+        f"<td>{t.mults:.3g}</td><td>{t.energy_pj / 1e6:.4g}</td>"
+        f"<td>{_ratio(dense.energy_pj, t.energy_pj):.2f}</td></tr>" for t in totals)
+    return (f"<table class='lowentropy-totals' style='border-collapse:collapse;"
+            f"font-size:13px;margin:6px 0' cellpadding='4'>{head}{body}</table>")

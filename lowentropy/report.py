@@ -1,0 +1,272 @@
+"""Whole-network reports like the paper's tables: every layer in every format.
+
+For each layer of a :class:`~lowentropy.Network`, after pruning and quantization: storage
+of every registered format and its ratio to dense, the entropy and its floor, additions,
+multiplications and energy of one inference (a layer's per-vector counts times its
+``uses_per_inference``), and optionally the measured time of one product. Totals weigh
+the layers as one forward pass does. Export as CSV, JSON or a markdown table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .cost import DEFAULT_TABLE, compare
+from .formats import FORMATS, get_format
+from .networks import Network
+from .stats import stats
+
+__all__ = ["Compression", "LayerRow", "NetworkReport", "network_report", "compress_layer"]
+
+
+@dataclass(frozen=True)
+class Compression:
+    """How to compress every layer: prune a fraction by magnitude (per layer, or with one
+    threshold over the whole network), then quantize (``"uniform"`` with ``bits``,
+    ``"kmeans"`` with ``clusters``, or ``None``)."""
+
+    prune: float = 0.0
+    method: str | None = None
+    bits: int | None = None
+    clusters: int | None = None
+    global_prune: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prune <= 1:
+            raise ValueError(f"prune must be a fraction in [0, 1], got {self.prune}")
+        if self.method not in (None, "uniform", "kmeans"):
+            raise ValueError(f"method must be 'uniform', 'kmeans' or None, got {self.method!r}")
+        if self.method == "uniform" and self.bits is None:
+            raise ValueError("uniform quantization needs bits")
+        if self.method == "kmeans" and self.clusters is None:
+            raise ValueError("k-means weight sharing needs clusters")
+
+    def describe(self) -> str:
+        parts = [f"{self.prune:.0%} pruned" + (" (one global threshold)"
+                                                if self.global_prune else "")]
+        if self.method == "uniform":
+            parts.append(f"uniform {self.bits}-bit")
+        elif self.method == "kmeans":
+            parts.append(f"k-means {self.clusters} values")
+        else:
+            parts.append("not quantized")
+        return ", ".join(parts)
+
+
+def compress_layer(W: np.ndarray, c: Compression, pruned: bool = False) -> np.ndarray:
+    """Apply a :class:`Compression` to one tensor (``pruned``: already pruned)."""
+    from .compress import prune, quantize
+
+    out = W
+    if c.prune > 0 and not pruned:
+        out = prune(out, c.prune)
+    if c.method == "uniform":
+        out = quantize(out, method="uniform", bits=c.bits)
+    elif c.method == "kmeans":
+        out = quantize(out, method="kmeans", clusters=c.clusters)
+    return out
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer in one format (``layer == "total"`` for the network's sum)."""
+
+    layer: str
+    format: str
+    kind: str
+    shape: tuple[int, ...]
+    uses_per_inference: int
+    weights: int
+    K: int
+    H: float
+    p0: float
+    storage_bits: int
+    dense_bits: int
+    floor_bits: float
+    adds: float  # per inference
+    mults: float
+    energy_pj: float
+    time_s: float | None = None  # one product W @ x, measured
+
+    @property
+    def storage_ratio(self) -> float:
+        """Storage relative to dense (below 1: smaller)."""
+        return self.storage_bits / self.dense_bits if self.dense_bits else math.nan
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = "x".join(map(str, self.shape))
+        d["storage_ratio"] = self.storage_ratio
+        return d
+
+
+_COLUMNS = ("layer", "format", "kind", "shape", "uses_per_inference", "weights", "K", "H",
+            "p0", "storage_bits", "dense_bits", "storage_ratio", "floor_bits", "adds", "mults",
+            "energy_pj", "time_s")
+
+
+@dataclass
+class NetworkReport:
+    """Rows per layer and format, and the network totals per format."""
+
+    network: str
+    compression: Compression
+    options: dict
+    rows: list[LayerRow] = field(default_factory=list)
+
+    def totals(self) -> list[LayerRow]:
+        """One row per format summing all layers (``H``, ``p0`` weighted by weights)."""
+        out = []
+        for name in dict.fromkeys(r.format for r in self.rows):
+            rs = [r for r in self.rows if r.format == name]
+            n = sum(r.weights for r in rs) or 1
+            times = [r.time_s for r in rs]
+            out.append(LayerRow(
+                layer="total", format=name, kind="", shape=(), uses_per_inference=0,
+                weights=sum(r.weights for r in rs), K=max((r.K for r in rs), default=0),
+                H=sum(r.H * r.weights for r in rs) / n, p0=sum(r.p0 * r.weights for r in rs) / n,
+                storage_bits=sum(r.storage_bits for r in rs),
+                dense_bits=sum(r.dense_bits for r in rs),
+                floor_bits=sum(r.floor_bits for r in rs), adds=sum(r.adds for r in rs),
+                mults=sum(r.mults for r in rs), energy_pj=sum(r.energy_pj for r in rs),
+                time_s=None if None in times else sum(times),
+            ))
+        return out
+
+    def table(self) -> list[dict]:
+        return [r.as_dict() for r in [*self.rows, *self.totals()]]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.table():
+            writer.writerow({k: row[k] for k in _COLUMNS})
+        return buf.getvalue()
+
+    def to_json(self) -> str:
+        return json.dumps({"network": self.network, "compression": asdict(self.compression),
+                           "options": self.options, "rows": self.table()}, indent=1)
+
+    def to_markdown(self) -> str:
+        """The paper-style table: per layer and format, storage vs dense, ops, energy."""
+        head = ("| layer | format | shape | K | H bits | storage | vs dense | entropy floor "
+                "| adds | mults | energy µJ |" + (" time ms |" if self._timed else ""))
+        sep = "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + (
+            "---:|" if self._timed else "")
+        lines = [f"**{self.network}** — {self.compression.describe()}; "
+                 + ", ".join(f"{k} {v}" for k, v in self.options.items()), "", head, sep]
+        for r in [*self.rows, *self.totals()]:
+            name = f"**{r.layer}**" if r.layer == "total" else r.layer
+            cells = [name, r.format, "x".join(map(str, r.shape)), f"{r.K:,}", f"{r.H:.3f}",
+                     _mb(r.storage_bits), f"{r.storage_ratio:.3f}", _mb(r.floor_bits),
+                     f"{r.adds:.4g}", f"{r.mults:.4g}", f"{r.energy_pj / 1e6:.4g}"]
+            if self._timed:
+                cells.append("" if r.time_s is None else f"{r.time_s * 1e3:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    @property
+    def _timed(self) -> bool:
+        return any(r.time_s is not None for r in self.rows)
+
+    def text(self) -> str:
+        """A fixed-width table for a terminal: the totals, then every layer."""
+        w = (12, 7, 11, 9, 11, 11, 12)
+        def line(cells):
+            return "  ".join(str(c).rjust(n) if i else str(c).ljust(n)
+                             for i, (c, n) in enumerate(zip(cells, w, strict=True)))
+        out = [f"{self.network}: {self.compression.describe()}; "
+               + ", ".join(f"{k} {v}" for k, v in self.options.items()),
+               line(["layer", "format", "storage", "vs dense", "adds", "mults", "energy µJ"])]
+        for r in [*self.totals(), *self.rows]:
+            out.append(line([r.layer[:12], r.format, _mb(r.storage_bits),
+                             f"{r.storage_ratio:.3f}", f"{r.adds:.3g}", f"{r.mults:.3g}",
+                             f"{r.energy_pj / 1e6:.4g}"]))
+        return "\n".join(out)
+
+
+def _mb(bits: float) -> str:
+    return f"{bits / 8e6:.3f} MB"
+
+
+def network_report(
+    network: Network,
+    compression: Compression | None = None,
+    *,
+    formats: Sequence[str] | None = None,
+    policy: str = "minimal",
+    value_bits: int = 32,
+    table: str = DEFAULT_TABLE.name,
+    measure: bool = False,
+    progress: Callable[[int, int, str], object] | None = None,
+) -> NetworkReport:
+    """Compress every layer of ``network`` and account for it in every format.
+
+    Parameters
+    ----------
+    network : Network
+    compression : Compression, optional
+        Default: nothing changed (the weights as they are).
+    formats : sequence of str, optional
+        Format names (every registered format by default).
+    policy, value_bits, table
+        Index policy, value width and energy table (see :func:`lowentropy.compare`).
+    measure : bool
+        Also time one product ``W @ x`` per layer and format (slower; encodes the layer).
+    progress : callable, optional
+        ``progress(done, total, layer_name)`` after each layer.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> net = le.Network("tiny", [le.Layer("fc", np.eye(4, dtype=np.float32))])
+    >>> rep = network_report(net, Compression(prune=0.5), formats=["dense", "cser"])
+    >>> [(r.layer, r.format, r.storage_bits) for r in rep.totals()]
+    [('total', 'dense', 512), ('total', 'cser', 288)]
+    """
+    c = compression or Compression()
+    names = list(FORMATS) if formats is None else list(formats)
+    for name in names:
+        get_format(name)
+    layers = list(network.layers)
+    pruned = None
+    if c.global_prune and c.prune > 0:
+        from .compress import prune_global
+
+        pruned = prune_global([layer.weight for layer in layers], c.prune)
+    report = NetworkReport(network.name, c, {"policy": policy, "value_bits": value_bits,
+                                            "energy table": table})
+    for i, layer in enumerate(layers):
+        source = layer.weight if pruned is None else pruned[i]
+        Wc = compress_layer(np.asarray(source), c, pruned=pruned is not None)
+        M = Wc.reshape(Wc.shape[0], -1)
+        s = stats(M)
+        rows = compare(s, names, policy=policy, value_bits=value_bits, table=table)
+        times = _measure(M, names) if measure else {}
+        uses = int(layer.uses_per_inference)
+        for r in rows:
+            report.rows.append(LayerRow(
+                layer=layer.name, format=r.format, kind=layer.kind, shape=tuple(layer.shape),
+                uses_per_inference=uses, weights=s.size, K=s.K, H=s.H, p0=s.p0,
+                storage_bits=r.storage_bits, dense_bits=s.size * value_bits,
+                floor_bits=s.entropy_floor_bits(value_bits), adds=r.adds * uses,
+                mults=r.mults * uses, energy_pj=r.energy_pj * uses, time_s=times.get(r.format),
+            ))
+        if progress is not None:
+            progress(i + 1, len(layers), layer.name)
+    return report
+
+
+def _measure(M: np.ndarray, names: list[str]) -> dict[str, float]:
+    from .bench import time_formats
+
+    result = time_formats(M, names, budget=0.3, include_scipy=False)
+    return {name: result.median(name) for name in names}

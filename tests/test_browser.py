@@ -1,0 +1,112 @@
+"""The dashboards in a real browser (Debian's chromium) against a real voila server.
+
+Each test saves a screenshot under ``tests/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from browser import ROOT, free_port, open_dashboard, screenshot
+
+pytestmark = pytest.mark.browser
+
+DASHBOARDS = ["layer_explorer.ipynb", "network_overview.ipynb", "format_anatomy.ipynb",
+              "entropy_map.ipynb"]
+
+
+def storage_total(page) -> float:
+    """Sum of the stacked storage bars (bytes) as plotly holds them in the page."""
+    return page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const arrays = ['values','col_idx','row_ptr','omega','omega_idx','omega_ptr'];
+        let total = 0;
+        for (const t of gd.data) if (arrays.includes(t.name)) for (const v of t.y) total += v;
+        return total;
+    }""")
+
+
+def test_layer_explorer_renders_and_follows_the_pruning_slider(page, voila_server):
+    open_dashboard(page, voila_server, "layer_explorer.ipynb")
+    page.wait_for_function("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        return gd && gd.data.some(t => t.name === 'col_idx' && t.y && t.y.length > 0);
+    }""", timeout=60_000)
+    before = storage_total(page)
+    screenshot(page, "layer_explorer")
+    handle = page.locator(".widget-slider .noUi-handle").first  # the pruning slider
+    handle.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"""() => {{
+        const gd = document.querySelector('.js-plotly-plot');
+        const arrays = ['values','col_idx','row_ptr','omega','omega_idx','omega_ptr'];
+        let total = 0;
+        for (const t of gd.data) if (arrays.includes(t.name)) for (const v of t.y) total += v;
+        return total < {before};
+    }}""", timeout=30_000)
+    assert storage_total(page) < before
+    screenshot(page, "layer_explorer_pruned")
+
+
+def test_a_broken_model_file_shows_a_message(page, voila_server, tmp_path):
+    open_dashboard(page, voila_server, "layer_explorer.ipynb")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage that is not a model")
+    page.locator(".widget-text input").first.fill(str(broken))
+    page.get_by_role("button", name="load").click()
+    message = page.locator(".lowentropy-error")
+    message.wait_for(timeout=30_000)
+    assert "broken.onnx" in message.inner_text()
+    screenshot(page, "layer_explorer_error")
+
+
+@pytest.mark.parametrize("notebook", DASHBOARDS[1:])
+def test_every_dashboard_renders(page, voila_server, notebook):
+    if not (ROOT / "app" / notebook).exists():
+        pytest.fail(f"app/{notebook} is missing")
+    open_dashboard(page, voila_server, notebook)
+    assert page.locator(".lowentropy-error").count() == 0
+    screenshot(page, notebook.removesuffix(".ipynb"))
+
+
+def test_the_readme_main_command_serves_the_explorer_and_stops_cleanly():
+    """What `python3 tasks.py app` runs after its set-up: voila in app/ on a free port."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import tasks
+    finally:
+        sys.path.pop(0)
+    port = free_port()
+    cmd = tasks.app_command(sys.executable, port)
+    proc = subprocess.Popen(cmd, cwd=tasks.APP_DIR, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        url = f"http://127.0.0.1:{port}/voila/render/{tasks.MAIN_DASHBOARD}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    page = r.read().decode("utf-8", "replace")
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        assert "layer_explorer" in page or "layer explorer" in page
+        assert "Traceback" not in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode in (0, -signal.SIGINT, 130), proc.stdout.read().decode()[-2000:]
+
