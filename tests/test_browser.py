@@ -60,7 +60,7 @@ def test_a_broken_model_file_shows_a_message(page, voila_server, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x08\x07garbage that is not a model")
     page.locator(".widget-text input").first.fill(str(broken))
-    page.get_by_role("button", name="load").click()
+    page.get_by_role("button", name="load", exact=True).click()
     message = page.locator(".lowentropy-error")
     message.wait_for(timeout=30_000)
     assert "broken.onnx" in message.inner_text()

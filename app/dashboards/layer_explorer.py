@@ -36,12 +36,12 @@ ARRAY_COLORS = {
 MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "512")) * 2**20
 
 _PANELS = (
-    "Weights: original histogram and shared values after compression",
-    "Storage per format (stacked by array) and the entropy floor",
+    "Weights: histogram and shared values",
+    "Storage (stacked by array) vs entropy floor",
     "Operations per input vector",
     "Energy per input vector (pJ)",
-    "Measured time of W @ x (median) and the bandwidth limit",
-    "The matrix (top-left corner): kept entries and their values",
+    "Measured time of W @ x and bandwidth limit",
+    "The matrix: top-left corner, ω₀ blank",
 )
 
 
@@ -113,7 +113,10 @@ class LayerExplorer:
         self.measure_box = w.Checkbox(value=measure, description="measure time live",
                                       indent=False)
         self.cards = w.HTML()
+        # The first view is drawn into a plain figure, which becomes the FigureWidget only
+        # then: voila loses changes made to a FigureWidget before the page connects.
         self.fig = self._build_figure()
+        self._ready = False
 
         controls = w.VBox([
             w.HTML("<b>Network and layer</b>"), self.network_picker,
@@ -129,11 +132,6 @@ class LayerExplorer:
             "<div style='color:#555'>Prune and quantize one layer and see how the entropy of "
             "its weights turns into bytes and operations in dense, CSR, and the paper's CER "
             "and CSER formats (Wiedemann et al., arXiv 1805.10692).</div>")
-        main = w.VBox([self.cards, self.messages.widget, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-layer-explorer")
-
         g = self.messages.guard
         self.network_picker.observe(g(self._on_network), "value")
         self.path_button.on_click(g(self._on_path))
@@ -158,8 +156,30 @@ class LayerExplorer:
             else:
                 g(self._load_named)(start)
 
+        self._timed_first = False
+        g(self._first_timing)()
+        self.fig = go.FigureWidget(self.fig)
+        main = w.VBox([self.cards, self.messages.widget, self.fig],
+                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
+        self.widget = w.VBox([title, w.HBox([controls, main])])
+        self.widget.add_class("lowentropy-layer-explorer")
+        self._ready = True
+        if not self._timed_first:
+            g(self._start_timing)()
+
+    def _first_timing(self) -> None:
+        """Time a small first layer before the page shows (a background result could
+        arrive before the page connects and be lost); big layers are timed afterwards."""
+        if self.measure_box.value and self.analysis is not None and (
+                self.analysis.matrix.size <= 4_000_000):
+            if self._bandwidth is None:
+                self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
+            self._draw_timing(time_formats(self.analysis.matrix,
+                                           batch=int(self.batch_picker.value), budget=0.25))
+            self._timed_first = True
+
     # --- figure --------------------------------------------------------------------------
-    def _build_figure(self) -> go.FigureWidget:
+    def _build_figure(self) -> go.Figure:
         fig = make_subplots(rows=3, cols=2, subplot_titles=_PANELS, vertical_spacing=0.09,
                             horizontal_spacing=0.1)
         fig.add_trace(go.Bar(name="original weights", x=[], y=[], marker_color="#bbbbbb",
@@ -201,7 +221,7 @@ class LayerExplorer:
                                  hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"),
                       row=3, col=2)
         fig.update_layout(
-            height=1000, barmode="stack", template="plotly_white",
+            height=1000, width=1020, barmode="stack", template="plotly_white",
             margin=dict(l=60, r=20, t=50, b=40), font=dict(size=12),
             legend=dict(orientation="h", y=-0.04, x=0),
             uirevision="keep",
@@ -214,7 +234,7 @@ class LayerExplorer:
         fig.update_yaxes(title_text="ms", row=3, col=1)
         fig.update_yaxes(autorange="reversed", title_text="row", row=3, col=2)
         fig.update_xaxes(title_text="column", row=3, col=2)
-        return go.FigureWidget(fig)
+        return fig
 
     # --- loading -------------------------------------------------------------------------
     def _load_named(self, name: str) -> None:
@@ -349,7 +369,8 @@ class LayerExplorer:
         colors = [format_color(n) for n in names]
         ranked = np.argsort(s.omega) if s.K else np.zeros(0, int)
         image = crop(a.matrix).astype(np.float64)
-        picture = np.where(image == (s.omega[0] if s.K else 0), np.nan, image)
+        omega0 = s.omega[0] if s.K else 0
+        picture = [[None if v == omega0 else float(v) for v in row] for row in image]
         with self.fig.batch_update():
             d = self.fig.data
             d[0].x, d[0].y = self._hist
@@ -370,8 +391,8 @@ class LayerExplorer:
             d[k + 4].x, d[k + 4].y, d[k + 4].text = [], [], []
             d[k + 5].x, d[k + 5].y = [], []
             d[k + 6].z = picture
-            self.fig.layout.annotations[4].text = _PANELS[4] + " — measuring…" if (
-                self.measure_box.value) else _PANELS[4] + " — off"
+            self.fig.layout.annotations[4].text = _PANELS[4] + (
+                " (measuring…)" if self.measure_box.value else " (off)")
 
     def _draw_cards(self, a: Analysis, accuracy) -> None:
         s = a.stats
@@ -399,7 +420,7 @@ class LayerExplorer:
 
     # --- measured time -------------------------------------------------------------------
     def _start_timing(self) -> None:
-        if not self.measure_box.value or self.analysis is None:
+        if not self._ready or not self.measure_box.value or self.analysis is None:
             return
         W, batch = self.analysis.matrix, int(self.batch_picker.value)
 
@@ -419,13 +440,12 @@ class LayerExplorer:
         with self.fig.batch_update():
             d = self.fig.data
             k = 2 + len(ARRAY_COLORS) + 4
-            d[k].x, d[k].y = names, ms
-            d[k].marker.color = [format_color(n) for n in names]
-            d[k].text = [f"×{r['speedup_vs_dense']:.1f}" for r in rows]
-            d[k + 1].x, d[k + 1].y = names, limit
+            d[k].update(x=names, y=ms, marker=dict(color=[format_color(n) for n in names]),
+                        text=[f"×{r['speedup_vs_dense']:.1f}" for r in rows])
+            d[k + 1].update(x=names, y=limit)
             self.fig.layout.annotations[4].text = (
-                f"Measured time of W @ X, batch {result.batch} (median of {result.rounds}; "
-                f"×: vs dense) and the bandwidth limit ({self._bandwidth / 1e9:.0f} GB/s)")
+                f"W @ X, batch {result.batch}: median ms (× vs dense); "
+                f"limit at {self._bandwidth / 1e9:.0f} GB/s")
 
     def describe(self) -> str:
         """One line about what is shown (for logs and tests)."""

@@ -25,9 +25,9 @@ __all__ = ["NetworkOverview"]
 
 _PANELS = (
     "Storage per layer (bytes, log scale)",
-    "Whole network: gain over dense (×, higher is better)",
-    "Entropy H and share p₀ of the most frequent value, per layer",
-    "Energy per inference and layer (µJ, log scale)",
+    "Whole network: gain over dense (×)",
+    "Entropy H and p₀ per layer",
+    "Energy per inference (µJ, log scale)",
 )
 _GAINS = ("storage", "operations", "energy")
 
@@ -80,7 +80,10 @@ class NetworkOverview:
                                        description="energy", style=style, layout=lay())
         self.cards = w.HTML()
         self.totals_table = w.HTML()
+        # The first view is drawn into a plain figure, which becomes the FigureWidget only
+        # then: voila loses changes made to a FigureWidget before the page connects.
         self.fig = self._build_figure()
+        self._first = True
 
         controls = w.VBox([
             self.network_picker, self.prune_slider, self.global_box, self.quantizer,
@@ -92,11 +95,6 @@ class NetworkOverview:
             "<div style='color:#555'>One pruning and quantization setting for every layer; "
             "what each format stores and computes for one inference, per layer and in total "
             "(as in the paper's tables).</div>")
-        main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-network-overview")
-
         g = self.messages.guard
         self.network_picker.observe(g(self._on_network), "value")
         for control in (self.prune_slider, self.global_box, self.quantizer, self.bits_slider,
@@ -109,10 +107,16 @@ class NetworkOverview:
         else:
             name = network or self.network_picker.value
             g(self.set_network)(le.load_network(name))
+        self._first = False
+        self.fig = go.FigureWidget(self.fig)
+        main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
+                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
+        self.widget = w.VBox([title, w.HBox([controls, main])])
+        self.widget.add_class("lowentropy-network-overview")
 
-    def _build_figure(self) -> go.FigureWidget:
+    def _build_figure(self) -> go.Figure:
         fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
-                            horizontal_spacing=0.09, specs=[[{}, {}], [{"secondary_y": True},
+                            horizontal_spacing=0.16, specs=[[{}, {}], [{"secondary_y": True},
                                                                        {}]])
         for name in self.formats:
             fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=format_color(name),
@@ -134,9 +138,9 @@ class NetworkOverview:
                                  marker_color=format_color(name), legendgroup=name,
                                  hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
                           row=2, col=2)
-        fig.update_layout(height=820, barmode="group", template="plotly_white",
+        fig.update_layout(height=820, width=1020, barmode="group", template="plotly_white",
                           margin=dict(l=60, r=30, t=50, b=40), font=dict(size=12),
-                          legend=dict(orientation="h", y=1.08, x=0), uirevision="keep")
+                          legend=dict(orientation="h", y=1.1, x=0), uirevision="keep")
         fig.update_yaxes(type="log", tickformat="~s", ticksuffix="B", row=1, col=1)
         fig.update_yaxes(title_text="× vs dense", row=1, col=2)
         fig.update_yaxes(title_text="H bits", row=2, col=1)
@@ -145,7 +149,7 @@ class NetworkOverview:
         for col in (1, 2):
             fig.update_xaxes(tickangle=-40, row=2, col=col)
         fig.update_xaxes(tickangle=-40, row=1, col=1)
-        return go.FigureWidget(fig)
+        return fig
 
     # --- reacting ------------------------------------------------------------------------
     def _on_network(self, change=None) -> None:
@@ -190,7 +194,10 @@ class NetworkOverview:
                                     progress=lambda i, n, _name: progress(i, n), **options)
             return report, _accuracy(network, c)
 
-        self.worker.start(job, self._draw)
+        if self._first:  # the first view is computed before the page shows
+            self._draw(job(lambda i, n: None))
+        else:
+            self.worker.start(job, self._draw)
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, result) -> None:
