@@ -1,0 +1,64 @@
+"""Pruning and quantization speed, against one dense matrix-vector product.
+
+On a 4096 x 9216 float32 Gaussian matrix (AlexNet fc6's shape, 37.7 M weights) this
+times, in one process, interleaved, after warm-up: ``W @ x`` (numpy/OpenBLAS), ``W.copy()``
+(what any function returning a new array of that size pays at least), ``le.prune(W,
+0.91)``, ``le.quantize(W, "uniform", bits=5)``, ``le.quantize(W, "kmeans", clusters=32)``
+on the dense matrix and on the 91 % pruned one (the Deep Compression pipeline), and
+``le.quantization_error``. Prints each median and its ratio to the matrix-vector product
+(the budget after a slider change is 40 dense products for statistics and storage).
+
+    python benchmarks/compress.py [--quick] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import numba
+import numpy as np
+
+from lowentropy.bench import interleaved
+from lowentropy.compress import prune, quantization_error, quantize
+
+TARGETS = {"prune(0.91)": 10.0, "uniform(5)": 5.0, "kmeans(32)": 15.0}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller matrix, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args(argv)
+    shape = (1024, 2304) if args.quick else (4096, 9216)
+    rounds = 3 if args.quick else args.rounds
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal(shape, dtype=np.float32)
+    x = rng.standard_normal(shape[1], dtype=np.float32)
+    P = prune(W, 0.91)
+    Q = quantize(W, "kmeans", clusters=32)
+    print(f"matrix {shape[0]}x{shape[1]} float32 Gaussian ({W.size / 1e6:.1f} M weights), "
+          f"{numba.get_num_threads()} numba threads, "
+          f"{platform.processor() or platform.machine()}")
+    candidates = {
+        "W @ x": lambda: W @ x,
+        "W.copy()": W.copy,
+        "prune(0.91)": lambda: prune(W, 0.91),
+        "uniform(5)": lambda: quantize(W, "uniform", bits=5),
+        "kmeans(32)": lambda: quantize(W, "kmeans", clusters=32),
+        "kmeans(32) of pruned": lambda: quantize(P, "kmeans", clusters=32),
+        "quantization_error": lambda: quantization_error(W, Q),
+    }
+    timings = interleaved(candidates, rounds=rounds, warmup=2)
+    base = timings["W @ x"]
+    print(f"{'operation':<24}{'median ms':>10}{'x matvec':>10}{'target':>8}")
+    ratios = {}
+    for name, t in timings.items():
+        ratios[name] = t.median / base.median
+        target = f"<={TARGETS[name]:g}" if name in TARGETS else ""
+        print(f"{name:<24}{t.median * 1e3:>10.1f}{ratios[name]:>10.1f}{target:>8}")
+    return ratios
+
+
+if __name__ == "__main__":
+    main()

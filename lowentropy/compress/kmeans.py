@@ -1,0 +1,306 @@
+"""1-D k-means weight sharing (SPEC §6; Deep Compression's Lloyd with linear
+initialisation), fast on tens of millions of weights.
+
+The non-zero weights are summarised as sorted weighted *points* ``(x, count, sum)``:
+
+- at most ``EXACT_LIMIT`` non-zero weights: their distinct values (``np.unique``), so
+  Lloyd's iterations are exactly those on the weights themselves;
+- more: ``BINS`` equal-width bins over ``[min, max]`` of the non-zero weights, each with its
+  count and the sum of its weights (one parallel pass), the point sitting at the bin's mean.
+
+Lloyd's iterations then cost ``O(k log P)`` each: in one dimension every cluster is a run
+of consecutive points, found by binary search, and its sum comes from (compensated)
+prefix sums. The
+final assignment is exact for every weight: each non-zero weight takes the value of its
+nearest final centroid (distances in float64, ties to the smaller centroid).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import kernel, prange
+from ._common import KEY, n_chunks
+
+__all__ = ["quantize_kmeans", "kmeans_centroids", "EXACT_LIMIT", "BINS", "MAX_CLUSTERS"]
+
+EXACT_LIMIT = 1 << 16
+BINS = 1 << 16
+MAX_CLUSTERS = 1 << 16
+_HIST_CHUNKS = 4  # fixed, so that the bin sums do not depend on the number of threads
+
+
+# --- nearest centroid (the one rule used everywhere) ---------------------------------------
+
+@kernel()
+def _nearest(c, x):  # pragma: no cover - compiled
+    """Index of the centroid nearest to ``x`` among sorted ``c``: the smallest index ``j``
+    minimising ``abs(x - c[j])`` in float64 (what ``argmin`` over all of them gives)."""
+    k = c.size
+    lo, hi = 0, k  # first index with c[index] > x, by bisection
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if c[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return 0
+    j = lo - 1  # c[j] <= x: distances grow to the left of j and to the right of j + 1
+    if lo < k and abs(x - c[lo]) < abs(x - c[j]):
+        return lo
+    d = abs(x - c[j])
+    while j > 0 and abs(x - c[j - 1]) == d:  # equal distances: the smaller index wins
+        j -= 1
+    return j
+
+
+# --- summarising the weights ---------------------------------------------------------------
+
+@kernel(parallel=True)
+def _nonzero_range(bits, mask, maxfinite, nch, out):  # pragma: no cover - compiled
+    """Per chunk: smallest and largest *signed key* of the non-zero entries, their number,
+    and the number of non-finite entries.
+
+    The signed key ``b ^ ((b >> 63) & mask)`` of the bit pattern ``b`` (sign-extended to
+    64 bits) orders floats as integers; integer min/max vectorize where float ones do not.
+    """
+    n = bits.size
+    chunk = (n + nch - 1) // nch
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    for c in prange(nch):
+        start = min(n, c * chunk)
+        seg = bits[start:min(n, start + chunk)]
+        lo = big
+        hi = -big
+        nnz = 0
+        bad = 0
+        for i in range(seg.size):
+            b = np.int64(seg[i])
+            mag = b & mask
+            key = b ^ ((b >> 63) & mask)
+            nz = mag != 0
+            lo = min(lo, key if nz else big)
+            hi = max(hi, key if nz else -big)
+            nnz += nz
+            bad += mag > maxfinite
+        out[c, 0] = lo
+        out[c, 1] = hi
+        out[c, 2] = nnz
+        out[c, 3] = bad
+
+
+@kernel(parallel=True)
+def _bin_weights(w, lo, pre, scale, nch, counts, sums):  # pragma: no cover - compiled
+    """Per chunk, count and sum of the non-zero entries in each of ``counts.shape[1]``
+    equal bins: bin ``(pre * x - pre * lo) * scale`` (``pre`` is 0.5 when ``max - min``
+    overflows, else 1), clipped to the bins."""
+    n = w.size
+    nbins = counts.shape[1]
+    chunk = (n + nch - 1) // nch
+    for c in prange(nch):
+        start = min(n, c * chunk)
+        seg = w[start:min(n, start + chunk)]
+        cnt = counts[c]
+        sm = sums[c]
+        for i in range(seg.size):
+            x = np.float64(seg[i])
+            if x != 0.0:
+                b = np.uint64(min(max(np.int64((pre * x - pre * lo) * scale), 0), nbins - 1))
+                cnt[b] += 1
+                sm[b] += x
+
+
+# --- Lloyd -----------------------------------------------------------------------------
+
+@kernel()
+def _lloyd(x, prefix_n, prefix_hi, prefix_lo, c, max_iter):  # pragma: no cover - compiled
+    """Lloyd's iterations on sorted points ``x`` with prefix sums of their counts and of
+    their sums (the latter compensated: ``prefix_hi + prefix_lo``, so that a small cluster
+    next to large ones keeps its digits).
+
+    ``c`` (sorted) is updated in place; empty clusters keep their centroid; returns the
+    number of iterations run (fewer than ``max_iter`` when a fixed point was reached).
+    """
+    k = c.size
+    p = x.size
+    bounds = np.empty(k + 1, np.int64)
+    new = np.empty(k)
+    for it in range(max_iter):
+        # cluster j holds the points bounds[j]:bounds[j+1] (nearest centroid is monotone in x)
+        bounds[0] = 0
+        bounds[k] = p
+        for j in range(k - 1):
+            lo = bounds[j]
+            hi = p
+            while lo < hi:  # first point whose nearest centroid is beyond j
+                mid = (lo + hi) // 2
+                if _nearest(c, x[mid]) <= j:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            bounds[j + 1] = lo
+        for j in range(k):
+            a = bounds[j]
+            b = bounds[j + 1]
+            cnt = prefix_n[b] - prefix_n[a]
+            total = (prefix_hi[b] - prefix_hi[a]) + (prefix_lo[b] - prefix_lo[a])
+            new[j] = total / cnt if cnt > 0 else c[j]
+        new.sort()
+        same = True
+        for j in range(k):
+            if new[j] != c[j]:
+                same = False
+            c[j] = new[j]
+        if same:
+            return it
+    return max_iter
+
+
+@kernel()
+def _compensated_prefix(s, hi, lo):  # pragma: no cover - compiled
+    """Prefix sums of ``s`` as ``hi + lo`` (Knuth's TwoSum: ``lo`` gathers the rounding
+    errors of ``hi``): ``hi[i] + lo[i]`` is ``sum(s[:i])`` to about twice float64's
+    precision."""
+    h = 0.0
+    e = 0.0
+    hi[0] = 0.0
+    lo[0] = 0.0
+    for i in range(s.size):
+        x = s[i]
+        t = h + x
+        v = t - h
+        e += (h - (t - v)) + (x - v)
+        h = t
+        hi[i + 1] = h
+        lo[i + 1] = e
+
+
+# --- final assignment ------------------------------------------------------------------
+
+@kernel(parallel=True)
+def _assign(w, bits, flip, top, lut, centroids, values, nch, out):  # pragma: no cover
+    """``out[i]`` = value of the centroid nearest to ``w[i]``; 0 stays 0.
+
+    ``lut`` maps the top bits of the order-preserving key of the bit pattern ``b``
+    (sign-extended to 64 bits: ``b ^ ((b >> 63) | flip)``, ``flip`` the float's sign bit
+    as a negative number; ``top`` the right shift that keeps the top bits) to the value of
+    the centroid whose cell holds the bin's whole range of values, or to NaN when that
+    range comes near a cell boundary; those weights go through :func:`_nearest`. Every
+    weight gets its exact nearest centroid.
+    """
+    n = w.size
+    chunk = (n + nch - 1) // nch
+    lut_mask = lut.size - 1
+    for c in prange(nch):
+        start = min(n, c * chunk)
+        stop = min(n, start + chunk)
+        src = w[start:stop]
+        seg = bits[start:stop]
+        dst = out[start:stop]
+        for i in range(seg.size):
+            b = np.int64(seg[i])
+            v = lut[np.uint64(((b ^ ((b >> 63) | flip)) >> top) & lut_mask)]
+            if v != v:
+                v = values[_nearest(centroids, np.float64(src[i]))]
+            dst[i] = 0 if src[i] == 0 else v
+
+
+# --- driver ----------------------------------------------------------------------------
+
+def _points(flat: np.ndarray, lo: float, hi: float, nnz: int):
+    """Sorted points with their counts and sums."""
+    if nnz <= EXACT_LIMIT:
+        x, n = np.unique(flat[flat != 0].astype(np.float64), return_counts=True)
+        return x, n.astype(np.float64), x * n
+    pre = 1.0 if np.isfinite(hi - lo) else 0.5
+    scale = BINS / (pre * hi - pre * lo) if hi > lo else 0.0
+    counts = np.zeros((_HIST_CHUNKS, BINS), np.int64)
+    sums = np.zeros((_HIST_CHUNKS, BINS), np.float64)
+    _bin_weights(flat, lo, pre, scale, _HIST_CHUNKS, counts, sums)
+    n = counts.sum(axis=0)
+    s = sums.sum(axis=0)
+    keep = n > 0
+    n, s = n[keep].astype(np.float64), s[keep]
+    x = np.clip(s / n, lo, hi)  # a bin's mean lies in the bin: clipping only fixes rounding
+    return x, n, s
+
+
+def nonzero_range(flat: np.ndarray) -> tuple[float, float, int, bool]:
+    """``(min, max, count)`` of the non-zero entries of a flat float32/float64 array, and
+    whether all its entries are finite (``(0.0, 0.0, 0, ...)`` when none is non-zero)."""
+    int_dtype, mask, maxfinite = KEY[flat.dtype.itemsize]
+    nch = n_chunks(flat.size)
+    out = np.zeros((nch, 4), np.int64)
+    _nonzero_range(flat.view(int_dtype), mask, maxfinite, nch, out)
+    nnz = int(out[:, 2].sum())
+    finite = not out[:, 3].any()
+    if nnz == 0:
+        return 0.0, 0.0, 0, finite
+    keys = np.array([out[:, 0].min(), out[:, 1].max()], np.int64)
+    keys ^= (keys >> 63) & mask  # the signed key transform is its own inverse
+    lo, hi = keys.astype(int_dtype).view(flat.dtype).astype(np.float64)
+    return float(lo), float(hi), nnz, finite
+
+
+def kmeans_centroids(flat: np.ndarray, clusters: int, max_iter: int,
+                     info: tuple[float, float, int]) -> np.ndarray:
+    """Final sorted centroids (float64, ``clusters`` of them) for the non-zero entries of
+    ``flat``; ``info`` is ``(min, max, count)`` of those entries (count > 0)."""
+    lo, hi, nnz = info
+    x, n, s = _points(flat, lo, hi, nnz)
+    c = np.linspace(lo, hi, clusters)
+    prefix_n = np.concatenate(([0.0], np.cumsum(n)))
+    prefix_hi = np.empty(s.size + 1)
+    prefix_lo = np.empty(s.size + 1)
+    _compensated_prefix(s, prefix_hi, prefix_lo)
+    _lloyd(x, prefix_n, prefix_hi, prefix_lo, c, max_iter)
+    return c
+
+
+_LUT_BITS = 20
+
+
+def _key_bin(values: np.ndarray) -> np.ndarray:
+    """The bins of :func:`_assign`'s table for float values (same formula as the kernel)."""
+    width = values.dtype.itemsize * 8
+    b = values.view(KEY[values.dtype.itemsize][0]).astype(np.int64)
+    key = b ^ ((b >> 63) | -(1 << (width - 1)))
+    return (key >> (width - _LUT_BITS)) & ((1 << _LUT_BITS) - 1)
+
+
+def _lookup_table(u: np.ndarray, values: np.ndarray, dtype: np.dtype,
+                  scale: float) -> np.ndarray:
+    """The table of :func:`_assign`: value of the cell holding each key bin, NaN for bins
+    that come within a margin of a cell boundary (midpoint between centroids)."""
+    mids = 0.5 * u[:-1] + 0.5 * u[1:]
+    # distances are exact to ~1e-16 * scale; float32 bounds round by ~6e-8 * scale
+    margin = (1e-6 if dtype == np.float32 else 1e-12) * scale
+    zone_lo = _key_bin(np.asarray(mids - margin).astype(dtype))
+    zone_hi = _key_bin(np.asarray(mids + margin).astype(dtype))
+    lut = np.empty(1 << _LUT_BITS, dtype)
+    starts = np.concatenate(([0], zone_hi + 1))
+    stops = np.concatenate((zone_lo, [lut.size]))
+    for j in range(u.size):
+        lut[starts[j]:stops[j]] = values[j]
+    for a, b in zip(zone_lo, zone_hi, strict=True):
+        lut[a:b + 1] = np.nan
+    return lut
+
+
+def quantize_kmeans(flat: np.ndarray, clusters: int, max_iter: int,
+                    info: tuple[float, float, int]) -> np.ndarray:
+    """Weight sharing of the non-zero entries of a flat finite array."""
+    lo, hi, nnz = info
+    if nnz == 0:
+        return np.zeros_like(flat)
+    u = np.unique(kmeans_centroids(flat, clusters, max_iter, info))
+    dtype = flat.dtype
+    values = u.astype(dtype) + dtype.type(0)  # rounded to the dtype, -0.0 as +0.0
+    scale = max(abs(lo), abs(hi), float(np.abs(u).max()))
+    lut = _lookup_table(u, values, dtype, scale)
+    width = dtype.itemsize * 8
+    out = np.empty_like(flat)
+    _assign(flat, flat.view(KEY[dtype.itemsize][0]), -(1 << (width - 1)), width - _LUT_BITS,
+            lut, u, values, n_chunks(flat.size), out)
+    return out
