@@ -30,12 +30,13 @@ def kernel(*, parallel: bool = False, fastmath: bool = False):
 def serial(fn):
     """The same kernel compiled without threads (``prange`` runs as ``range``).
 
-    For small inputs, where waking the thread pool costs more than the work. ``fn`` is the
-    Python function (``dispatcher.py_func``); the copy gets its own name, so that the two
-    compiled versions are cached apart.
+    For small inputs, where waking the thread pool costs more than the work. ``fn`` is a
+    kernel (or its Python function); the copy gets its own name, so that the two compiled
+    versions are cached apart. Under ``NUMBA_DISABLE_JIT=1`` it is the Python function.
     """
     import types
 
+    fn = getattr(fn, "py_func", fn)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                               fn.__defaults__, fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_serial"

@@ -300,10 +300,10 @@ def _sort_rows(start, col, rank, max_rank, distinct):
             distinct[i] = d
 
 
-_count_other_serial = serial(_count_other.py_func)
-_fill_hashed_serial = serial(_fill_hashed.py_func)
-_fill_ranked_serial = serial(_fill_ranked.py_func)
-_sort_rows_serial = serial(_sort_rows.py_func)
+_count_other_serial = serial(_count_other)
+_fill_hashed_serial = serial(_fill_hashed)
+_fill_ranked_serial = serial(_fill_ranked)
+_sort_rows_serial = serial(_sort_rows)
 
 
 def row_entries(W: np.ndarray, values: ValueCounts) -> RowEntries:

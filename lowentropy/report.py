@@ -230,7 +230,7 @@ def network_report(
     >>> net = le.Network("tiny", [le.Layer("fc", np.eye(4, dtype=np.float32))])
     >>> rep = network_report(net, Compression(prune=0.5), formats=["dense", "cser"])
     >>> [(r.layer, r.format, r.storage_bits) for r in rep.totals()]
-    [('total', 'dense', 512), ('total', 'cser', 288)]
+    [('total', 'dense', 512), ('total', 'cser', 208)]
     """
     c = compression or Compression()
     names = list(FORMATS) if formats is None else list(formats)

@@ -55,8 +55,8 @@ def _cer_matmat(deltas, col_idx, omega_ptr, row_ptr, X, offset, chunks, out):
                     for b in range(B):
                         o[b] += d * s[b]
 
-_cer_matvec_serial = serial(_cer_matvec.py_func)
-_cer_matmat_serial = serial(_cer_matmat.py_func)
+_cer_matvec_serial = serial(_cer_matvec)
+_cer_matmat_serial = serial(_cer_matmat)
 
 
 class CER(GroupedFormat):

@@ -57,8 +57,8 @@ def _cser_matmat(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chun
                 for b in range(B):
                     o[b] += d * s[b]
 
-_cser_matvec_serial = serial(_cser_matvec.py_func)
-_cser_matmat_serial = serial(_cser_matmat.py_func)
+_cser_matvec_serial = serial(_cser_matvec)
+_cser_matmat_serial = serial(_cser_matmat)
 
 
 class CSER(GroupedFormat):

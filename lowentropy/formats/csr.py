@@ -48,8 +48,8 @@ def _csr_matmat(values, col_idx, row_ptr, X, chunks, out):
         for i in range(chunks[c], chunks[c + 1]):
             gather_dot_rows(values, col_idx, X, row_ptr[i], row_ptr[i + 1], out[i])
 
-_csr_matvec_serial = serial(_csr_matvec.py_func)
-_csr_matmat_serial = serial(_csr_matmat.py_func)
+_csr_matvec_serial = serial(_csr_matvec)
+_csr_matmat_serial = serial(_csr_matmat)
 
 
 class CSR(Format):
