@@ -300,6 +300,59 @@ def _sort_rows(start, col, rank, max_rank, distinct):
             distinct[i] = d
 
 
+@kernel(parallel=True)
+def _row_groups(bits, omega0, negzero, m, n, keys, slot_rank, shift, K, chunks, count,
+                max_rank, distinct):
+    """Per row: entries other than ``ω_0``, largest rank, distinct ranks (no sorting)."""
+    for c in prange(chunks.shape[0] - 1):
+        seen = np.zeros(K, np.int64)  # row stamp + 1 of the last row that held each rank
+        for i in range(chunks[c], chunks[c + 1]):
+            cnt = 0
+            top = 0
+            d = 0
+            for j in range(n):
+                key = np.uint64(bits[i * n + j])
+                if key == negzero:
+                    key = np.uint64(0)
+                if key != omega0:
+                    cnt += 1
+                    r = _lookup(keys, slot_rank, shift, key)
+                    if r > top:
+                        top = r
+                    if seen[r] != i + 1:
+                        seen[r] = i + 1
+                        d += 1
+            count[i] = cnt
+            max_rank[i] = top
+            distinct[i] = d
+
+
+_row_groups_serial = serial(_row_groups)
+
+
+def row_groups(W: np.ndarray, values: ValueCounts) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(N, max_rank, distinct)`` per row without listing the entries (what the statistics
+    need); falls back to :func:`row_entries` for matrices with very many distinct values."""
+    m, n = W.shape
+    if values.element_rank is not None or W.size == 0:
+        entries = row_entries(W, values)
+        return entries.N, entries.max_rank, entries.distinct
+    bits, negzero = _bits(W)
+    omega0 = np.uint64(np.asarray(values.omega[:1]).view(bits.dtype)[0])
+    count = np.zeros(m, np.int64)
+    max_rank = np.zeros(m, np.int64)
+    distinct = np.zeros(m, np.int64)
+    par = use_threads(W.size)
+    import numba
+
+    parts = numba.get_num_threads() if par else 1
+    chunks = np.linspace(0, m, parts + 1).astype(np.int64)
+    (_row_groups if par else _row_groups_serial)(
+        bits, omega0, negzero, m, n, values.keys, values.slot_rank, values.shift,
+        values.omega.size, chunks, count, max_rank, distinct)
+    return int(count.sum()), max_rank, distinct
+
+
 _count_other_serial = serial(_count_other)
 _fill_hashed_serial = serial(_fill_hashed)
 _fill_ranked_serial = serial(_fill_ranked)

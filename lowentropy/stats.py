@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import as_weight_matrix
-from ._values import count_values, row_entries
+from ._values import count_values, row_groups
 
 __all__ = ["Stats", "stats", "entropy", "entropy_of_counts"]
 
@@ -127,13 +127,13 @@ def stats(W) -> Stats:
     """
     W = as_weight_matrix(W)
     values = count_values(W)
-    entries = row_entries(W, values)
+    N, max_rank, distinct = row_groups(W, values)
     zero_rank = np.flatnonzero(values.omega == 0)
     zeros = int(values.counts[zero_rank[0]]) if zero_rank.size else 0
     return Stats(
         shape=W.shape, dtype=W.dtype, omega=values.omega, counts=values.counts,
-        H=entropy_of_counts(values.counts), N=entries.N, zeros=zeros,
-        groups_cer=entries.max_rank, groups_cser=entries.distinct,
+        H=entropy_of_counts(values.counts), N=N, zeros=zeros,
+        groups_cer=max_rank, groups_cser=distinct,
     )
 
 
