@@ -97,11 +97,8 @@ def analyse(W: np.ndarray, setting: Setting, formats=None) -> Analysis:
     rows = le.compare(s, names, batch=1, table=setting.table, **kw)
     storage = {name: le.get_format(name).storage_for(s, **kw) for name in names}
     t3 = time.perf_counter()
-    diff = (Wc.astype(np.float64) - W.astype(np.float64)).ravel()
-    norm = float(np.linalg.norm(W.ravel().astype(np.float64)))
-    rmse = float(np.sqrt(np.mean(diff * diff))) if diff.size else 0.0
-    error = {"rmse": rmse,
-             "relative": float(np.linalg.norm(diff)) / norm if norm else 0.0}
+    e = le.quantization_error(W, Wc)
+    error = {"rmse": e.rmse, "relative": e.relative}
     clock = {"compress": t1 - t0, "stats": t2 - t1, "accounting": t3 - t2,
              "error": time.perf_counter() - t3}
     return Analysis(setting, Wc, s, rows, storage, s.entropy_floor_bits(setting.value_bits),
