@@ -6,7 +6,9 @@ times, in one process, interleaved, after warm-up: ``W @ x`` (numpy/OpenBLAS), `
 0.91)``, ``le.quantize(W, "uniform", bits=5)``, ``le.quantize(W, "kmeans", clusters=32)``
 on the dense matrix and on the 91 % pruned one (the Deep Compression pipeline), and
 ``le.quantization_error``. Prints each median and its ratio to the matrix-vector product
-(the budget after a slider change is 40 dense products for statistics and storage).
+(the budget after a slider change is 40 dense products for statistics and storage), and
+the fastest round of each next to the fastest product (less sensitive to other load on a
+shared machine).
 
     python benchmarks/compress.py [--quick] [--rounds N]
 """
@@ -51,12 +53,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     }
     timings = interleaved(candidates, rounds=rounds, warmup=2)
     base = timings["W @ x"]
-    print(f"{'operation':<24}{'median ms':>10}{'x matvec':>10}{'target':>8}")
+    print(f"{'operation':<24}{'median ms':>10}{'x matvec':>10}{'target':>8}"
+          f"{'min ms':>9}{'x min':>7}")
     ratios = {}
     for name, t in timings.items():
         ratios[name] = t.median / base.median
         target = f"<={TARGETS[name]:g}" if name in TARGETS else ""
-        print(f"{name:<24}{t.median * 1e3:>10.1f}{ratios[name]:>10.1f}{target:>8}")
+        low = min(t.times)
+        print(f"{name:<24}{t.median * 1e3:>10.1f}{ratios[name]:>10.1f}{target:>8}"
+              f"{low * 1e3:>9.1f}{low / min(base.times):>7.1f}")
     return ratios
 
 

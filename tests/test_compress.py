@@ -27,7 +27,8 @@ from lowentropy.compress import (
     quantize,
 )
 from lowentropy.compress import kmeans as km
-from lowentropy.compress.pruning import _RUN, _SAMPLE, _prune_flat
+from lowentropy.compress._select import _RUN, _SAMPLE
+from lowentropy.compress._select import prune_flat as _prune_flat
 from lowentropy.networks.model import Layer, Network
 
 FLOATS = (np.float32, np.float64)
@@ -140,6 +141,18 @@ def test_every_selection_path_is_exact(W, data):
     sample = data.draw(st.sampled_from([0, 1, 2, 3]), label="sample")
     (out,) = _prune_flat([flat], k, cand_limit=cand_limit, sample=sample)
     assert same_bits(out, ref_prune_flat(flat, k))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("cand_limit", [3, 40, 10**9])
+def test_threshold_among_candidates(dtype, cand_limit):
+    """Candidates left after narrowing (a counting pass over their key range) and from the
+    whole key range (a partial sort)."""
+    rng = np.random.default_rng(cand_limit)
+    flat = rng.standard_normal(500).astype(dtype)
+    for k in (1, 137, 499):
+        (out,) = _prune_flat([flat], k, cand_limit=cand_limit, sample=0)
+        assert same_bits(out, ref_prune_flat(flat, k))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -381,13 +394,14 @@ def _centroids(W: np.ndarray, clusters: int, max_iter: int = 100) -> np.ndarray:
 @given(tensors(min_size=1), st.integers(1, 9))
 def test_kmeans_assignment_is_exact_nearest(W, clusters):
     """With ties everywhere: each weight takes its nearest centroid exactly, zeros stay
-    0, at most ``clusters + 1`` values, and the centroids are Lloyd fixed points."""
-    out = quantize(W, "kmeans", clusters=clusters)
+    0, at most ``clusters + 1`` values, and the centroids are Lloyd fixed points (run to
+    convergence)."""
+    out = quantize(W, "kmeans", clusters=clusters, max_iter=100_000)
     assert out.dtype == W.dtype and out.shape == W.shape
     assert np.all(out[W == 0] == 0) and not np.signbit(out[out == 0]).any()
     assert len(np.unique(out)) <= clusters + 1
     if np.any(W != 0):
-        c = _centroids(W, clusters)
+        c = _centroids(W, clusters, max_iter=100_000)
         assert same_bits(out, nearest_values(W, c))
         v = W.astype(np.float64).ravel()
         v = v[v != 0]
@@ -454,8 +468,9 @@ def _assign_with(W: np.ndarray, u: np.ndarray, values: np.ndarray) -> np.ndarray
     lut = km._lookup_table(u, values, W.dtype, scale)
     width = W.dtype.itemsize * 8
     out = np.empty_like(W)
-    km._assign(W, W.view(f"i{W.dtype.itemsize}"), -(1 << (width - 1)), width - km._LUT_BITS,
-               lut, u, values, 1, out)
+    top = width - km._LUT_BITS[W.dtype.itemsize]
+    km._assign(W, W.view(f"i{W.dtype.itemsize}"), -(1 << (width - 1)), top, lut, u, values, 1,
+               out)
     return out
 
 
@@ -467,6 +482,8 @@ def test_kmeans_examples_and_edge_cases():
     assert same_bits(quantize(W, "kmeans", clusters=9), W)  # more clusters than values
     assert same_bits(quantize(np.zeros(4), "kmeans", clusters=3), np.zeros(4))
     assert same_bits(quantize(np.full(5, -2.5), "kmeans", clusters=3), np.full(5, -2.5))
+    many = quantize(W, "kmeans", clusters=65536)  # most clusters empty; quick all the same
+    assert same_bits(many, W)
     assert quantize(np.zeros((0, 2)), "kmeans", clusters=3).shape == (0, 2)
     # max_iter=0: nearest of the linear start {1, 5.5, 10}; 3 is nearer to 1 than to 5.5
     assert quantize(W, "kmeans", clusters=3, max_iter=0).tolist() == [[0, 1, 1], [1, 0, 10]]
@@ -512,6 +529,8 @@ def test_quantize_rejects_bad_method_and_mixed_arguments():
         quantize(np.ones(3), "lloyd", clusters=3)
     with pytest.raises(ValueError, match="takes bits=, not clusters="):
         quantize(np.ones(3), "uniform", clusters=3)
+    with pytest.raises(ValueError, match="or max_iter="):
+        quantize(np.ones(3), "uniform", bits=3, max_iter=5)
     with pytest.raises(ValueError, match="takes clusters=, not bits="):
         quantize(np.ones(3), "kmeans", bits=3, clusters=3)
     with pytest.raises(ValueError, match=r"max_iter must be in"):
@@ -572,9 +591,31 @@ def test_error_when_squares_overflow():
 def test_error_is_frozen_and_checks_input():
     e = quantization_error(np.ones(4), np.zeros(4))
     assert (e.relative, e.snr_db) == (1.0, 0.0)
+    e = quantization_error(np.zeros(2), np.array([0.0, 0.5]))
+    assert (e.mse, e.relative, e.snr_db) == (0.125, math.inf, -math.inf)
     with pytest.raises(AttributeError):
         e.mse = 0.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="same shape"):
         quantization_error(np.ones((2, 2)), np.ones(4))
     with pytest.raises(ValueError, match=r"Wq holds 1 NaN"):
         quantization_error(np.ones(3), np.array([1.0, np.inf, 0.0]))
+    with pytest.raises(ValueError, match=r"W holds 2 NaN"):
+        quantization_error(np.array([np.nan, -np.inf]), np.ones(2))
+
+
+# --- threads ------------------------------------------------------------------------------
+
+def test_small_inputs_run_on_one_thread_and_restore_the_setting():
+    import numba
+
+    from lowentropy.compress._common import PARALLEL_MIN, threads_for
+
+    before = numba.get_num_threads()
+    with threads_for(PARALLEL_MIN - 1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with threads_for(PARALLEL_MIN):
+        assert numba.get_num_threads() == before
+    with pytest.raises(ValueError), threads_for(10):
+        quantize(np.array([np.nan]), bits=3)
+    assert numba.get_num_threads() == before

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._jit import kernel, prange
-from ._common import as_weights, n_chunks, raise_nonfinite
+from ._common import KEY, as_weights, n_chunks, raise_nonfinite, threads_for
 
 __all__ = ["QuantizationError", "quantization_error"]
 
@@ -40,9 +40,11 @@ class QuantizationError:
 
 
 @kernel(parallel=True)
-def _error_sums(a, b, nch, out):  # pragma: no cover - compiled
+def _error_sums(a, b, a_bits, a_mask, a_max, b_bits, b_mask, b_max, nch,
+                out):  # pragma: no cover - compiled
     """Per chunk: sum of squared errors, sum of squares of ``a``, largest error, and the
-    number of non-finite entries in either."""
+    number of non-finite entries in either (from the bit patterns: magnitude keys above
+    the largest finite one)."""
     n = a.size
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
@@ -50,6 +52,8 @@ def _error_sums(a, b, nch, out):  # pragma: no cover - compiled
         stop = min(n, start + chunk)
         x = a[start:stop]
         y = b[start:stop]
+        xb = a_bits[start:stop]
+        yb = b_bits[start:stop]
         err2 = 0.0
         ref2 = 0.0
         peak = 0.0
@@ -61,7 +65,7 @@ def _error_sums(a, b, nch, out):  # pragma: no cover - compiled
             ref2 += u * u
             e = abs(d)
             peak = e if e > peak else peak
-            bad += ((d - d) != 0.0) | ((u - u) != 0.0)
+            bad += ((xb[i] & a_mask) > a_max) | ((yb[i] & b_mask) > b_max)
         out[c, 0] = err2
         out[c, 1] = ref2
         out[c, 2] = peak
@@ -103,11 +107,14 @@ def quantization_error(W, Wq) -> QuantizationError:
         return QuantizationError(0.0, 0.0, 0.0, 0.0, math.inf)
     nch = n_chunks(a.size)
     out = np.zeros((nch, 4))
-    _error_sums(a.reshape(-1), b.reshape(-1), nch, out)
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    (a_int, a_mask, a_max), (b_int, b_mask, b_max) = KEY[a.itemsize], KEY[b.itemsize]
+    with threads_for(a.size):
+        _error_sums(fa, fb, fa.view(a_int), a_mask, a_max, fb.view(b_int), b_mask, b_max, nch,
+                    out)
     if out[:, 3].any():
-        for arr, name in ((a, "W"), (b, "Wq")):
-            if not np.isfinite(arr).all():
-                raise_nonfinite(arr, name)
+        name, arr = ("W", a) if not np.isfinite(a).all() else ("Wq", b)
+        raise_nonfinite(arr, name)
     err2, ref2 = float(out[:, 0].sum()), float(out[:, 1].sum())
     mse = err2 / a.size
     if math.isinf(err2) or math.isinf(ref2):  # squares beyond float64: ratios from scaled sums

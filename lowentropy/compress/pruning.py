@@ -1,327 +1,18 @@
 """Magnitude pruning (SPEC §6): the smallest magnitudes of a tensor, or of a whole network
-under one global threshold, set to exactly 0.
-
-How the threshold is found without sorting
-------------------------------------------
-For a non-negative float, the bit pattern read as an integer (the *key*) grows with the
-value, so selecting the ``k`` smallest magnitudes is selecting the ``k`` smallest keys.
-The search keeps a key range ``[lo, hi]`` known to hold the ``k``-th smallest key, and the
-number of keys below it:
-
-1. a sample of 65536 keys (evenly spaced runs of 8 neighbours, sorted) proposes a narrow
-   range around the wanted quantile; one counting pass checks it (and that every weight
-   is finite). If the sample misled it, the counts still tell which side the key is on;
-2. while the range holds many keys, a histogram pass over it (65536 bins) narrows it to
-   one bin;
-3. the entries inside the range are collected with their keys, and a counting pass over
-   those alone finds the exact threshold key ``t`` and how many entries of key ``t`` go;
-   the output is written (keys below ``t`` become 0, the others are copied), then the
-   first of the entries of key ``t`` in flat order are set to 0. When the range is a
-   single key, the collection is skipped: a quota per chunk prunes its first entries.
-
-Every step is exact; sampling only decides how fast the range shrinks.
+under one global threshold, set to exactly 0 (the selection itself is in :mod:`._select`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .._jit import kernel, prange
 from ..networks.model import Network
-from ._common import KEY, as_fraction, as_weights, n_chunks, raise_nonfinite
+from ._common import as_fraction, as_weights, raise_nonfinite, threads_for
+from ._select import NonFinite, prune_flat
 
 __all__ = ["prune", "prune_global"]
-
-_SAMPLE = 1 << 16  # sample size for the first guess of the threshold
-_RUN = 8  # the sample is taken in runs of this many neighbours
-_BINS_LOG2 = 16  # histogram passes use at most 2**16 bins
-
-
-# --- kernels ------------------------------------------------------------------------------
-# Every kernel cuts the flat array into ``nch`` equal chunks (the last one shorter) and
-# loops over slices with ``range(seg.size)``: an index numba knows to be non-negative, so
-# the simple loops vectorize. A key is in ``[lo, lo + span]`` exactly when
-# ``(key - lo) & mask <= span`` (a key below ``lo`` wraps to above any possible span):
-# one comparison instead of two, and the same in numba and in plain Python.
-
-@kernel(parallel=True)
-def _prune_count(bits, mask, lo, hi, maxfinite, nch, out):  # pragma: no cover - compiled
-    """Per chunk: keys below ``lo``, keys in ``[lo, hi]``, keys above ``maxfinite``."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        below = 0
-        upto = 0
-        bad = 0
-        for i in range(seg.size):
-            key = seg[i] & mask
-            below += key < lo
-            upto += key <= hi
-            bad += key > maxfinite
-        out[c, 0] = below
-        out[c, 1] = upto - below
-        out[c, 2] = bad
-
-
-@kernel(parallel=True)
-def _prune_histogram(bits, mask, lo, span, shift, nch, hist):  # pragma: no cover - compiled
-    """Per chunk, histogram of the keys in ``[lo, lo + span]``: bin ``(key - lo) >> shift``."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        h = hist[c]
-        for i in range(seg.size):
-            d = ((seg[i] & mask) - lo) & mask
-            if d <= span:
-                h[d >> shift] += 1
-
-
-@kernel(parallel=True)
-def _prune_write(w, bits, mask, lo, nch, out):  # pragma: no cover - compiled
-    """``out = 0`` where the key is below ``lo`` (and for ``-0.0``), else ``w``."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        start = min(n, c * chunk)
-        stop = min(n, start + chunk)
-        seg = bits[start:stop]
-        src = w[start:stop]
-        dst = out[start:stop]
-        for i in range(seg.size):
-            key = seg[i] & mask
-            dst[i] = 0 if (key < lo or key == 0) else src[i]
-
-
-@kernel(parallel=True)
-def _prune_collect(bits, mask, lo, span, nch, offsets, cand, keys):  # pragma: no cover
-    """Flat indices (``cand``) and keys (``keys``) of the entries with keys in
-    ``[lo, lo + span]``, chunk ``c`` written from ``offsets[c]`` on."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        pos = offsets[c]
-        for i in range(seg.size):
-            key = seg[i] & mask
-            if ((key - lo) & mask) <= span:
-                cand[pos] = start + i
-                keys[pos] = key
-                pos += 1
-
-
-@kernel(parallel=True)
-def _prune_ties(bits, mask, t, nch, quota, out):  # pragma: no cover - compiled
-    """Zero the first ``quota[c]`` entries of chunk ``c`` whose key is ``t``."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        left = quota[c]
-        if left == 0:
-            continue
-        start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        for i in range(seg.size):
-            if (seg[i] & mask) == t:
-                out[start + i] = 0
-                left -= 1
-                if left == 0:
-                    break
-
-
-# --- the selection ------------------------------------------------------------------------
-
-def _sample_range(bits: list[np.ndarray], mask: int, maxfinite: int, k: int, n: int,
-                  size: int) -> tuple[int, int]:
-    """A key range that likely holds the ``k``-th smallest key, from a sample of about
-    ``size`` keys taken in evenly spaced runs of 8 neighbours (few cache misses)."""
-    parts = []
-    for b in bits:
-        runs = max(1, round(size / _RUN * b.size / n))
-        starts = (np.arange(runs, dtype=np.int64) * max(b.size - _RUN, 0)) // runs
-        idx = (starts[:, None] + np.arange(_RUN)).ravel()
-        parts.append(b[idx[idx < b.size]].astype(np.int64) & mask)
-    sample = np.sort(np.concatenate(parts))
-    s = sample.size
-    q = (k - 0.5) / n
-    centre = q * s
-    margin = 4.0 * math.sqrt(s * q * (1.0 - q)) + 16.0
-    i_lo = math.floor(centre - margin)
-    i_hi = math.ceil(centre + margin)
-    lo = int(sample[i_lo]) if i_lo > 0 else 0
-    hi = int(sample[i_hi]) if i_hi < s else maxfinite
-    return lo, min(max(hi, lo), maxfinite)
-
-
-class NonFinite(Exception):
-    """Raised by :func:`_prune_flat` when input ``index`` holds NaN or inf."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
-
-
-def _prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None,
-                sample: int = _SAMPLE) -> list[np.ndarray]:
-    """Prune the ``k`` smallest magnitudes of the concatenation of ``flats`` (1-D,
-    contiguous, one float dtype). Ties go to the lower position in the concatenation.
-
-    ``cand_limit`` (default ``max(2**16, n // 16)``) and ``sample`` (0: no sampling) only
-    change the speed; tests set them to force every path.
-    """
-    dtype = flats[0].dtype
-    int_dtype, mask, maxfinite = KEY[dtype.itemsize]
-    bits = [f.view(int_dtype) for f in flats]
-    sizes = [f.size for f in flats]
-    n = sum(sizes)
-    nch = [n_chunks(s) for s in sizes]
-    if cand_limit is None:
-        cand_limit = max(1 << 16, n >> 4)
-    outs = [np.empty_like(f) for f in flats]
-
-    lo, hi = 0, maxfinite
-    if sample and 0 < k < n and n >= 16 * sample:
-        lo, hi = _sample_range(bits, mask, maxfinite, k, n, sample)
-    counts = []
-    for b, c in zip(bits, nch, strict=True):
-        out = np.zeros((c, 3), np.int64)
-        _prune_count(b, mask, lo, hi, maxfinite, c, out)
-        counts.append(out)
-    for i, cnt in enumerate(counts):
-        if cnt[:, 2].any():
-            raise NonFinite(i)
-    if k == n:
-        for out in outs:
-            out.fill(0)
-        return outs
-
-    target = k - 1  # rank (from 0) of the largest key pruned
-    below_all = sum(int(cnt[:, 0].sum()) for cnt in counts)
-    inside_all = sum(int(cnt[:, 1].sum()) for cnt in counts)
-    if k == 0:
-        lo = hi = -1
-        below = 0
-        inside = [np.zeros(c, np.int64) for c in nch]
-    elif target < below_all:
-        lo, hi, below = 0, lo - 1, 0
-        inside = [cnt[:, 0].copy() for cnt in counts]
-    elif target < below_all + inside_all:
-        below = below_all
-        inside = [cnt[:, 1].copy() for cnt in counts]
-    else:
-        chunk_sizes = [_chunk_sizes(s, c) for s, c in zip(sizes, nch, strict=True)]
-        lo, hi, below = hi + 1, maxfinite, below_all + inside_all
-        inside = [cs - cnt[:, 0] - cnt[:, 1] for cs, cnt in zip(chunk_sizes, counts,
-                                                                strict=True)]
-
-    while lo < hi and sum(int(x.sum()) for x in inside) > cand_limit:
-        lo, hi, below, inside = _narrow(bits, mask, lo, hi, nch, below, target)
-
-    r = k - below  # entries still to prune, all with keys in [lo, hi]
-    if r == 0 or lo == hi:  # every key below lo, then r entries of key lo in flat order
-        _write(flats, bits, mask, lo, nch, outs)
-        if r:
-            _prune_first_ties(bits, mask, lo, nch, inside, r, outs)
-        return outs
-    cands, keys = _collect(bits, mask, lo, hi, nch, inside)
-    all_keys = np.concatenate(keys)
-    if hi - lo < max(4 * all_keys.size, 1 << 16):
-        t, ties = _candidate_threshold(all_keys, lo, hi - lo + 1, r)
-    else:
-        t = int(np.partition(all_keys, r - 1)[r - 1])
-        ties = r - int(np.count_nonzero(all_keys < t))
-    _write(flats, bits, mask, t, nch, outs)  # every key below t, then ties of key t
-    for cand, key, out in zip(cands, keys, outs, strict=True):
-        ties = _zero_first_ties(cand, key, t, ties, out)
-    return outs
-
-
-def _write(flats, bits, mask, t, nch, outs) -> None:
-    for f, b, c, out in zip(flats, bits, nch, outs, strict=True):
-        _prune_write(f, b, mask, t, c, out)
-
-
-def _collect(bits, mask, lo, hi, nch, inside):
-    """Flat indices and keys of the entries with keys in ``[lo, hi]``, per input."""
-    cands, keys = [], []
-    for b, c, ins in zip(bits, nch, inside, strict=True):
-        cand = np.empty(int(ins.sum()), np.int64)
-        key = np.empty(cand.size, np.int64)
-        _prune_collect(b, mask, lo, hi - lo, c, _exclusive_cumsum(ins), cand, key)
-        cands.append(cand)
-        keys.append(key)
-    return cands, keys
-
-
-def _narrow(bits, mask, lo, hi, nch, below, target):
-    """One histogram pass over ``[lo, hi]``: the bin that holds the key of rank ``target``."""
-    shift = max(0, (hi - lo).bit_length() - _BINS_LOG2)
-    nbins = ((hi - lo) >> shift) + 1
-    hists = []
-    for b, c in zip(bits, nch, strict=True):
-        h = np.zeros((c, nbins), np.int64)
-        _prune_histogram(b, mask, lo, hi - lo, shift, c, h)
-        hists.append(h)
-    cum = np.cumsum(sum(h.sum(axis=0) for h in hists))
-    sel = int(np.searchsorted(cum, target - below, side="right"))
-    below += int(cum[sel - 1]) if sel else 0
-    new_lo = lo + (sel << shift)
-    new_hi = min(hi, new_lo + (1 << shift) - 1)
-    return new_lo, new_hi, below, [h[:, sel].copy() for h in hists]
-
-
-def _chunk_sizes(n: int, nch: int) -> np.ndarray:
-    chunk = (n + nch - 1) // nch
-    starts = np.minimum(np.arange(nch, dtype=np.int64) * chunk, n)
-    return np.minimum(starts + chunk, n) - starts
-
-
-def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
-    return (np.cumsum(counts) - counts).astype(np.int64)
-
-
-def _prune_first_ties(bits, mask, t, nch, ties, r, outs) -> None:
-    """Zero the first ``r`` entries (in concatenated order) whose key is ``t``."""
-    before = 0
-    for b, c, tc, out in zip(bits, nch, ties, outs, strict=True):
-        quota = np.clip(r - before - _exclusive_cumsum(tc), 0, tc).astype(np.int64)
-        before += int(tc.sum())
-        _prune_ties(b, mask, t, c, quota, out)
-
-
-@kernel()
-def _candidate_threshold(keys, lo, width, r):  # pragma: no cover - compiled
-    """Key ``t`` of the ``r``-th smallest of ``keys`` (all in ``[lo, lo + width)``) and how
-    many of the keys equal to ``t`` are among the ``r`` smallest: a counting pass."""
-    counts = np.zeros(width, np.int32)
-    for i in range(keys.size):
-        counts[keys[i] - lo] += 1
-    seen = 0
-    for d in range(width):
-        if seen + counts[d] >= r:
-            return lo + d, r - seen
-        seen += counts[d]
-    return lo + width - 1, 0  # unreachable for 1 <= r <= keys.size
-
-
-@kernel()
-def _zero_first_ties(cand, keys, t, ties, out):  # pragma: no cover - compiled
-    """Zero ``out[cand[i]]`` for the first ``ties`` keys equal to ``t``; returns the ties
-    left for the next input."""
-    for i in range(cand.size):
-        if ties == 0:
-            break
-        if keys[i] == t:
-            out[cand[i]] = 0
-            ties -= 1
-    return ties
 
 
 def _n_pruned(n: int, fraction: float) -> int:
@@ -355,7 +46,8 @@ def prune(W, fraction: float) -> np.ndarray:
     magnitudes (``w`` and ``-w``, or repeated values), the one with the lower flat index in
     C order is pruned first. The result is what a stable ``argsort`` of ``|W|.ravel()``
     would give, but found without sorting: sampling, counting and histogram passes over
-    the float bit patterns (see the module documentation), in time linear in ``W.size``.
+    the float bit patterns (described in ``lowentropy.compress._select``), in time linear
+    in ``W.size``.
 
     Raises
     ------
@@ -381,7 +73,8 @@ def prune(W, fraction: float) -> np.ndarray:
         return arr.copy()
     flat = arr.reshape(-1)
     try:
-        (out,) = _prune_flat([flat], _n_pruned(flat.size, fraction))
+        with threads_for(flat.size):
+            (out,) = prune_flat([flat], _n_pruned(flat.size, fraction))
     except NonFinite:
         raise_nonfinite(arr)
     return out.reshape(arr.shape)
@@ -449,7 +142,8 @@ def _prune_many(arrays: list[np.ndarray], labels: list[str],
     flats = [arrays[i].reshape(-1).astype(common, copy=False) for i in nonempty]
     n = sum(f.size for f in flats)
     try:
-        outs = _prune_flat(flats, _n_pruned(n, fraction))
+        with threads_for(n):
+            outs = prune_flat(flats, _n_pruned(n, fraction))
     except NonFinite as err:
         i = nonempty[err.index]
         raise_nonfinite(arrays[i], labels[i])

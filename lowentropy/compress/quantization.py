@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ._common import as_weights, raise_nonfinite
+from ._common import as_weights, raise_nonfinite, threads_for
 from .kmeans import MAX_CLUSTERS, nonzero_range, quantize_kmeans
 from .uniform import MAX_BITS, MIN_BITS, max_abs, quantize_uniform
 
@@ -27,7 +27,7 @@ def _as_int(value, name: str, low: int, high: int, method: str) -> int:
 
 
 def quantize(W, method: str = "uniform", *, bits: int | None = None,
-             clusters: int | None = None, max_iter: int = 100) -> np.ndarray:
+             clusters: int | None = None, max_iter: int | None = None) -> np.ndarray:
     """Quantize weights to few distinct values; zeros stay exactly 0.
 
     Parameters
@@ -38,7 +38,7 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
         integers to float64).
     method : {"uniform", "kmeans"}
         ``"uniform"``: symmetric uniform quantizer of ``bits`` bits.
-        ``"kmeans"``: 1-D k-means weight sharing of the non-zero weights into ``clusters``
+        ``"kmeans"``: 1-D k-means (Lloyd) weight sharing of the non-zero weights into ``clusters``
         shared values (Deep Compression).
     bits : int, for ``"uniform"``
         2 to 32. The levels are ``k * step`` for the integers ``k`` in ``[-L, L]``,
@@ -49,6 +49,7 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
         1 to 65536 shared values for the non-zero weights.
     max_iter : int, for ``"kmeans"``
         Lloyd iterations at most (default 100); they stop earlier at a fixed point.
+        0 keeps the linear initialisation.
 
     Returns
     -------
@@ -96,26 +97,28 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     if method == "uniform":
-        if clusters is not None:
-            raise ValueError("quantize(method='uniform') takes bits=, not clusters= "
-                             "(clusters is for method='kmeans')")
+        if clusters is not None or max_iter is not None:
+            raise ValueError("quantize(method='uniform') takes bits=, not clusters= or "
+                             "max_iter= (they are for method='kmeans')")
         bits = _as_int(bits, "bits", MIN_BITS, MAX_BITS, method)
     else:
         if bits is not None:
             raise ValueError("quantize(method='kmeans') takes clusters=, not bits= "
                              "(bits is for method='uniform')")
         clusters = _as_int(clusters, "clusters", 1, MAX_CLUSTERS, method)
-        max_iter = _as_int(max_iter, "max_iter", 0, 1 << 30, method)
+        max_iter = 100 if max_iter is None else _as_int(max_iter, "max_iter", 0, 1 << 30,
+                                                        method)
     arr = as_weights(W)
     flat = arr.reshape(-1)
-    if method == "uniform":
-        peak, finite = max_abs(flat)
-        if not finite:
-            raise_nonfinite(arr)
-        out = quantize_uniform(flat, bits, peak)
-    else:
-        lo, hi, nnz, finite = nonzero_range(flat)
-        if not finite:
-            raise_nonfinite(arr)
-        out = quantize_kmeans(flat, clusters, max_iter, (lo, hi, nnz))
+    with threads_for(flat.size):
+        if method == "uniform":
+            peak, finite = max_abs(flat)
+            if not finite:
+                raise_nonfinite(arr)
+            out = quantize_uniform(flat, bits, peak)
+        else:
+            lo, hi, nnz, finite = nonzero_range(flat)
+            if not finite:
+                raise_nonfinite(arr)
+            out = quantize_kmeans(flat, clusters, max_iter, (lo, hi, nnz))
     return out.reshape(arr.shape)
