@@ -16,11 +16,15 @@ _EXACT_IN_FLOAT32 = {np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16
 def weight_dtype(dtype: np.dtype) -> np.dtype:
     """The floating dtype a weight matrix of ``dtype`` is stored in.
 
-    float32 and float64 are kept. Other real dtypes are converted: float16, bool and
-    integers of at most 16 bits to float32 (exact); wider integers to float64 (exact up
-    to 2**53, checked); long double to float64 (rounded). Anything else is a TypeError.
+    float32 and float64 are kept. Other real dtypes are converted: float16, bfloat16
+    (``ml_dtypes``, as PyTorch, JAX and ONNX hand it out), bool and integers of at most 16
+    bits to float32 (exact); wider integers to float64 (exact up to 2**53, checked); long
+    double to float64 (rounded). Anything else is a TypeError.
     """
-    dtype = np.dtype(dtype).newbyteorder("=")
+    dtype = np.dtype(dtype)
+    if dtype.name == "bfloat16" and dtype.itemsize == 2:
+        return np.dtype(np.float32)
+    dtype = dtype.newbyteorder("=")
     if dtype in (np.float32, np.float64):
         return dtype
     if dtype == np.float16 or dtype in _EXACT_IN_FLOAT32:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._jit import kernel, prange, serial, use_threads
 from ._validate import index_dtype
+from .memory import check_memory
 
 __all__ = ["ValueCounts", "count_values", "RowEntries", "row_entries"]
 
@@ -182,6 +183,11 @@ def count_values(W: np.ndarray, threads: int = 2) -> ValueCounts:
         table, slot_rank, shift = _build_table(keys[order])
         return ValueCounts(values[order], counts[order], table, slot_rank, int(shift))
     # Many distinct values: sort once, rank every element.
+    m, n = W.shape
+    check_memory((2 * bits.itemsize + 33) * bits.size,
+                 f"ranking the values of a {m}×{n} matrix with more than {MAX_HASHED:,} "
+                 "distinct values (a sort of all its weights)",
+                 "Quantize the weights first")
     normalized = np.where(bits == negzero, uint_dtype.type(0), bits)
     uniq, inverse, uniq_counts = np.unique(normalized, return_inverse=True, return_counts=True)
     values = uniq.view(float_dtype)
@@ -379,6 +385,9 @@ def row_entries(W: np.ndarray, values: ValueCounts) -> RowEntries:
         per_row = np.count_nonzero(values.element_rank.reshape(m, n), axis=1).astype(np.int64)
     np.cumsum(per_row, out=start[1:])
     N = int(start[-1])
+    check_memory(N * (col.itemsize + rank.itemsize),
+                 f"listing the {N:,} entries of a {m}×{n} matrix that differ from its most "
+                 "frequent value")
     col = np.empty(N, col.dtype)
     rank = np.empty(N, np.int64)
     if values.element_rank is None:

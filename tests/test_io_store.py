@@ -17,6 +17,7 @@ from strategies import low_entropy_matrices
 
 import lowentropy as le
 from lowentropy.io import load, load_network, save
+from lowentropy.io.store import checksum
 from lowentropy.networks import Layer, Network
 
 
@@ -99,7 +100,14 @@ def _read_members(path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _write_members(path, meta, arrays: dict[str, np.ndarray], raw: dict[str, bytes] = ()) -> None:
+def _write_members(path, meta, arrays: dict[str, np.ndarray], raw: dict[str, bytes] = (),
+                   restamp: bool = True) -> None:
+    """Write an archive by hand; ``restamp`` records the arrays' dtypes, shapes and
+    checksums in the metadata, as a deliberate forger would."""
+    if restamp and isinstance(meta, dict):
+        meta = {**meta, "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape),
+                                       "sha256": checksum(a) if a.dtype != object else ""}
+                                   for k, a in arrays.items()}}
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("lowentropy.json", meta if isinstance(meta, bytes) else json.dumps(meta))
         for name, arr in arrays.items():
@@ -232,3 +240,167 @@ def test_files_that_are_not_lowentropy_archives(tmp_path):
         load(tmp_path / "cut.npz")
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.npz")
+
+
+# --- checksums, layout version, compressed networks, interrupted saves -------------------------
+
+def _member_offset(path, member: str) -> tuple[int, int]:
+    """Offset and length of a stored member's array data in the file."""
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+        info = zf.getinfo(member)
+        raw.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(raw.read(4), "<u2")
+        start = info.header_offset + 30 + int(name_len) + int(extra_len)
+        data = zf.read(member)
+    header = len(data) - len(np.load(io.BytesIO(data)).tobytes())
+    return start + header, info.file_size - header
+
+
+@pytest.mark.parametrize("name", ["cer", "cser"])
+def test_a_flipped_bit_in_an_array_is_a_checksum_error(tmp_path, name):
+    path = tmp_path / "f.npz"
+    save(path, le.FORMATS[name].from_dense(W_SMALL))
+    start, _ = _member_offset(path, "omega.npy")
+    data = bytearray(path.read_bytes())
+    data[start + 8] ^= 0x01  # lowest mantissa bit of omega[1]: still a valid matrix
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="array 'omega': (checksum mismatch|corrupt member)"):
+        load(path)
+    # the same change in an archive whose zip CRCs are right: only the checksum sees it
+    save(path, le.FORMATS[name].from_dense(W_SMALL))
+    meta, arrays = _read_members(path)
+    omega = arrays["omega"].copy()
+    omega.view(np.uint64)[1] ^= 1
+    _write_members(path, meta, {**arrays, "omega": omega}, restamp=False)
+    with pytest.raises(ValueError, match="array 'omega': checksum mismatch"):
+        load(path)
+
+
+def test_recorded_dtype_and_shape_must_match(tmp_path):
+    path = tmp_path / "f.npz"
+    save(path, le.CSR.from_dense(W_SMALL))
+    meta, arrays = _read_members(path)
+    for field, value, message in [("dtype", "<u4", "metadata says '<u4'"),
+                                  ("shape", [7], "of shape \\[7\\]"),
+                                  ("sha256", 5, "'sha256' must be a str")]:
+        bad = json.loads(json.dumps(meta))
+        bad["arrays"]["col_idx"][field] = value
+        _write_members(path, bad, arrays, restamp=False)
+        with pytest.raises(ValueError, match=message):
+            load(path)
+    _write_members(path, {k: v for k, v in meta.items() if k != "arrays"}, arrays,
+                   restamp=False)
+    with pytest.raises(ValueError, match="'arrays' must be a dict"):
+        load(path)
+
+
+def test_files_of_another_layout_version_are_refused(tmp_path):
+    path = tmp_path / "f.npz"
+    save(path, le.CSR.from_dense(W_SMALL))
+    meta, arrays = _read_members(path)
+    _write_members(path, {**meta, "lowentropy_file": 1}, arrays)
+    with pytest.raises(ValueError, match="version 1 is not supported .*reads version 2"):
+        load(path)
+
+
+def _pruned_network():
+    rng = np.random.default_rng(1)
+    levels = np.array([0, 0, 0, 0, 0.25, -0.5, 1.0], np.float32)
+    return Network("small", [
+        Layer("conv", rng.choice(levels, (8, 3, 3, 3)), "conv", 16,
+              bias=np.ones(8, np.float32)),
+        Layer("fc", rng.choice(levels, (10, 216)).astype(np.float64), "fc"),
+        Layer("half", rng.choice(levels, (4, 10)).astype(np.float16), "fc"),
+    ])
+
+
+@pytest.mark.parametrize("fmt", [*sorted(le.FORMATS), "best"])
+def test_compressed_networks_round_trip(tmp_path, fmt):
+    net = _pruned_network()
+    save(tmp_path / "net.npz", net, format=fmt)
+    got = load(tmp_path / "net.npz")
+    assert got.names == net.names
+    for a, b in zip(got, net, strict=True):
+        assert a.shape == b.shape and a.kind == b.kind
+        assert a.uses_per_inference == b.uses_per_inference
+        assert np.array_equal(a.weight, b.weight)
+        want = b.weight.dtype if b.weight.dtype != np.float16 else np.float32
+        assert a.weight.dtype == want
+        assert (a.bias is None) == (b.bias is None)
+    with zipfile.ZipFile(tmp_path / "net.npz") as zf:
+        stored = json.loads(zf.read("lowentropy.json"))["layers"]
+    if fmt == "best":
+        for entry, layer in zip(stored, net, strict=True):
+            st_ = le.stats(layer.matrix)
+            sizes = {n: le.FORMATS[n].storage_for(st_).total_bits for n in le.FORMATS}
+            assert sizes[entry["format"]] == min(sizes.values())
+    else:
+        assert {entry["format"] for entry in stored} == {fmt}
+
+
+def test_a_compressed_network_is_smaller_and_refuses_bad_input(tmp_path):
+    net = _pruned_network()
+    save(tmp_path / "dense.npz", net)
+    save(tmp_path / "cser.npz", net, format="cser")
+    assert (tmp_path / "cser.npz").stat().st_size < (tmp_path / "dense.npz").stat().st_size
+    with pytest.raises(ValueError, match="unknown format 'coo'"):
+        save(tmp_path / "x.npz", net, format="coo")
+    with pytest.raises(TypeError, match="format= applies to networks"):
+        save(tmp_path / "x.npz", le.CSR.from_dense(W_SMALL), format="cer")
+    nan_net = Network("nan", [Layer("fc", np.array([[np.nan, 1.0]]))])
+    with pytest.raises(ValueError, match="layer 'fc': cannot store it as cer: .*NaN"):
+        save(tmp_path / "x.npz", nan_net, format="cer")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_tampered_compressed_layers_are_refused(tmp_path):
+    path = tmp_path / "n.npz"
+    save(path, _pruned_network(), format="cer")
+    meta, arrays = _read_members(path)
+    bad = dict(arrays)
+    bad["layer1.col_idx"] = arrays["layer1.col_idx"].astype(np.int64) + 1000
+    _write_members(path, meta, bad)
+    with pytest.raises(ValueError, match="layer 1: the stored cer arrays are invalid"):
+        load(path)
+    layers = [dict(meta["layers"][0], format="coo")] + meta["layers"][1:]
+    _write_members(path, dict(meta, layers=layers), arrays)
+    with pytest.raises(ValueError, match="unexpected"):
+        load(path)
+    layers = [dict(meta["layers"][0], dtype="<f2")] + meta["layers"][1:]
+    _write_members(path, dict(meta, layers=layers), arrays)
+    with pytest.raises(ValueError, match="must be float32 or float64, got float16"):
+        load(path)
+
+
+_SAVE_AND_HANG = """
+import sys, time, numpy as np
+from numpy.lib import format as npformat
+from lowentropy.io import save
+from lowentropy.networks import Layer, Network
+real = npformat.write_array
+def slow(fp, arr, **kw):
+    real(fp, arr, **kw)
+    print("written", flush=True)
+    time.sleep(60)
+npformat.write_array = slow
+net = Network("big", [Layer(f"fc{i}", np.ones((512, 512), np.float32)) for i in range(4)])
+save(sys.argv[1], net)
+"""
+
+
+def test_a_killed_save_leaves_the_previous_file(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "net.npz"
+    save(path, le.CSR.from_dense(W_SMALL))
+    before = path.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_AND_HANG, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"  # mid-way through the archive
+    finally:
+        proc.kill()
+        proc.wait()
+    assert path.read_bytes() == before
+    assert isinstance(load(path), le.CSR)

@@ -57,6 +57,7 @@ class GroupedFormat(Format):
 
     # --- conversion back ---------------------------------------------------------------
     def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
         a = self._arrays
         omega = a["omega"]
         W = np.full(self.shape, omega[0] if omega.size else 0, self.dtype)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._jit import use_threads
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
+from ..memory import check_memory
 from ._sums import row_chunks
 
 __all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
@@ -265,6 +266,10 @@ class Format(ABC):
     @classmethod
     @abstractmethod
     def _encode(cls, W: np.ndarray) -> Format: ...
+
+    def _check_dense_memory(self, what: str = "the dense matrix") -> None:
+        m, n = self.shape
+        check_memory(m * n * self.dtype.itemsize, f"{what} of a {m}×{n} {self.name} matrix")
 
     @abstractmethod
     def to_dense(self) -> np.ndarray:

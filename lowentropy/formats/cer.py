@@ -6,6 +6,7 @@ import numpy as np
 
 from .._jit import kernel, prange, serial
 from .._values import RowEntries
+from ..memory import check_memory
 from ._grouped import GroupedFormat
 from ._sums import gather_sum, gather_sum_rows
 
@@ -104,7 +105,12 @@ class CER(GroupedFormat):
         m = shape[0]
         row_ptr = np.zeros(m + 1, np.int64)
         np.cumsum(entries.max_rank, out=row_ptr[1:])
-        omega_ptr = np.empty(int(row_ptr[-1]) + 1, np.int64)
+        G = int(row_ptr[-1])
+        check_memory(8 * (G + 1),
+                     f"CER of a {shape[0]}×{shape[1]} matrix with {omega.size:,} distinct values "
+                     f"pads every row up to the rank of its rarest value ({G:,} groups)",
+                     "Quantize the weights to few values first")
+        omega_ptr = np.empty(G + 1, np.int64)
         omega_ptr[-1] = entries.N
         _cer_encode(entries.start, entries.rank, row_ptr, omega_ptr)
         return cls._trusted(shape, dtype, omega=omega, col_idx=entries.col,

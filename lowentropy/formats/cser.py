@@ -7,6 +7,7 @@ import numpy as np
 from .._jit import kernel, prange, serial
 from .._validate import omega_idx_dtype
 from .._values import RowEntries
+from ..memory import check_memory
 from ._checks import ascending_within
 from ._grouped import GroupedFormat
 from ._sums import gather_sum, gather_sum_rows
@@ -109,7 +110,10 @@ class CSER(GroupedFormat):
         row_ptr = np.zeros(m + 1, np.int64)
         np.cumsum(entries.distinct, out=row_ptr[1:])
         G = int(row_ptr[-1])
-        omega_idx = np.empty(G, omega_idx_dtype(omega.size))
+        idx_dtype = np.dtype(omega_idx_dtype(omega.size))
+        check_memory((G + 1) * (8 + idx_dtype.itemsize),
+                     f"CSER of a {shape[0]}×{shape[1]} matrix with {G:,} groups")
+        omega_idx = np.empty(G, idx_dtype)
         omega_ptr = np.empty(G + 1, np.int64)
         omega_ptr[-1] = entries.N
         _cser_encode(entries.start, entries.rank, row_ptr, omega_idx, omega_ptr)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._jit import kernel, prange, serial
 from .._validate import index_dtype
+from ..memory import check_memory
 from ._checks import ascending_within, check_indices, check_pointer, check_values
 from ._sums import gather_dot, gather_dot_rows
 from .base import ArraySpec, Format, Sizes
@@ -87,12 +88,16 @@ class CSR(Format):
         row_ptr = np.zeros(m + 1, np.int64)
         np.cumsum(per_row, out=row_ptr[1:])
         nnz = int(row_ptr[-1])
+        col_dtype = index_dtype(max(n - 1, 0))
+        check_memory(nnz * (W.dtype.itemsize + col_dtype.itemsize),
+                     f"CSR of a {m}×{n} matrix with {nnz:,} non-zeros")
         values = np.empty(nnz, W.dtype)
-        col_idx = np.empty(nnz, index_dtype(max(n - 1, 0)))
+        col_idx = np.empty(nnz, col_dtype)
         _csr_encode(W, row_ptr, values, col_idx)
         return cls._trusted(W.shape, W.dtype, values=values, col_idx=col_idx, row_ptr=row_ptr)
 
     def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
         a = self._arrays
         W = np.zeros(self.shape, self.dtype)
         rows = np.repeat(np.arange(self.shape[0]), np.diff(a["row_ptr"]))

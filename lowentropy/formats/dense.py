@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import check_memory
 from ._checks import check_values
 from .base import ArraySpec, Format, Sizes
 
@@ -34,10 +35,12 @@ class Dense(Format):
 
     @classmethod
     def _encode(cls, W: np.ndarray) -> Dense:
+        check_memory(W.nbytes, f"a dense copy of a {W.shape[0]}×{W.shape[1]} matrix")
         values = (W + W.dtype.type(0)).reshape(-1)  # a copy, with -0.0 made +0.0
         return cls._trusted(W.shape, W.dtype, values=values)
 
     def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
         return self._arrays["values"].reshape(self.shape).copy()
 
     def _check_arrays(self) -> None:
