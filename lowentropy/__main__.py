@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         report = network_report(network, compression, policy=args.policy,
                                 value_bits=args.value_bits, table=args.table,
                                 measure=args.measure, progress=progress)
-    except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
+    except (ValueError, TypeError, KeyError, OSError, ImportError, MemoryError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"lowentropy: error: {reason}", file=sys.stderr)
         return 2

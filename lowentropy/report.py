@@ -30,7 +30,8 @@ __all__ = ["Compression", "LayerRow", "NetworkReport", "network_report", "compre
 class Compression:
     """How to compress every layer: prune a fraction by magnitude (per layer, or with one
     threshold over the whole network), then quantize (``"uniform"`` with ``bits``,
-    ``"kmeans"`` with ``clusters``, or ``None``)."""
+    ``"kmeans"`` with ``clusters``, or ``None``; ``bits`` or ``clusters`` alone imply
+    the method)."""
 
     prune: float = 0.0
     method: str | None = None
@@ -39,6 +40,10 @@ class Compression:
     global_prune: bool = False
 
     def __post_init__(self) -> None:
+        if self.method is None and (self.bits is not None or self.clusters is not None):
+            if self.bits is not None and self.clusters is not None:
+                raise ValueError("give bits (uniform) or clusters (k-means), not both")
+            object.__setattr__(self, "method", "uniform" if self.bits is not None else "kmeans")
         if not 0 <= self.prune <= 1:
             raise ValueError(f"prune must be a fraction in [0, 1], got {self.prune}")
         if self.method not in (None, "uniform", "kmeans"):
@@ -171,7 +176,22 @@ class NetworkReport:
             if self._timed:
                 cells.append("" if r.time_s is None else f"{r.time_s * 1e3:.3f}")
             lines.append("| " + " | ".join(cells) + " |")
+        lines += [f"\n- {note}" for note in self.notes()]
         return "\n".join(lines)
+
+    def notes(self) -> list[str]:
+        """Plain-words notes on layers the paper's formats cannot help: unquantized
+        weights, where almost every value is distinct (one line per such layer)."""
+        out = []
+        for r in self.rows:
+            nonzero = r.weights * (1 - r.p0)
+            if r.format == "cer" and r.K > 4096 and r.K * 16 > nonzero:
+                out.append(
+                    f"{r.layer}: {r.K:,} distinct values among {round(nonzero):,} non-zero "
+                    "weights: the weights are not quantized, so CER/CSER find almost no "
+                    "shared values to group and cost more than CSR; quantize (--bits or "
+                    "--clusters) to see them help.")
+        return out
 
     @property
     def _timed(self) -> bool:
@@ -190,6 +210,7 @@ class NetworkReport:
             out.append(line([r.layer[:12], r.format, _mb(r.storage_bits),
                              f"{r.storage_ratio:.3f}", f"{r.adds:.3g}", f"{r.mults:.3g}",
                              f"{r.energy_pj / 1e6:.4g}"]))
+        out += [f"note: {note}" for note in self.notes()]
         return "\n".join(out)
 
 

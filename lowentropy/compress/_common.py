@@ -34,11 +34,13 @@ def as_weights(W, name: str = "W") -> np.ndarray:
     """``W`` as a C-contiguous float32/float64 array of any shape (may share memory).
 
     float32 and float64 are kept; other real dtypes convert as everywhere in the project
-    (float16, bool and integers of at most 16 bits to float32, wider ones to float64).
+    (float16, bfloat16, bool and integers of at most 16 bits to float32, wider ones to
+    float64).
     Finiteness is checked later, inside the kernels' first pass.
     """
     arr = np.asarray(W)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
+    bfloat16 = arr.dtype.name == "bfloat16" and arr.dtype.itemsize == 2
+    if arr.dtype == object or (arr.dtype.kind not in "biuf" and not bfloat16):
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     return np.asarray(arr, dtype=weight_dtype(arr.dtype), order="C")  # keeps 0-d arrays 0-d
 

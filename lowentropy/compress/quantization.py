@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -120,5 +121,23 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
             lo, hi, nnz, finite = nonzero_range(flat)
             if not finite:
                 raise_nonfinite(arr)
-            out = quantize_kmeans(flat, clusters, max_iter, (lo, hi, nnz))
+            out = _kmeans_in_range(flat, clusters, max_iter, (lo, hi, nnz))
     return out.reshape(arr.shape)
+
+
+# Cluster sums of float64 weights near the largest float would overflow.
+_SAFE_SUM = 1e300
+
+
+def _kmeans_in_range(flat: np.ndarray, clusters: int, max_iter: int,
+                     info: tuple[float, float, int]) -> np.ndarray:
+    """k-means on weights scaled by a power of two when their sums could overflow (exact
+    scaling both ways; only weights below ~2**-1000 of the largest may become 0)."""
+    lo, hi, nnz = info
+    peak = max(abs(lo), abs(hi))
+    if peak == 0 or peak * max(nnz, 2) < _SAFE_SUM:
+        return quantize_kmeans(flat, clusters, max_iter, info)
+    shift = math.ceil(math.log2(peak) + math.log2(max(nnz, 2)) - math.log2(_SAFE_SUM)) + 1
+    scaled = np.ldexp(flat, -shift)
+    lo, hi, nnz, _ = nonzero_range(scaled)
+    return np.ldexp(quantize_kmeans(scaled, clusters, max_iter, (lo, hi, nnz)), shift)

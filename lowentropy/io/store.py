@@ -84,8 +84,12 @@ def _network_meta(net: Network, format: str | None) -> tuple[dict, dict[str, np.
             "synthetic": bool(layer.synthetic), "shape": list(layer.shape),
             "dtype": layer.weight.dtype.str, "bias": layer.bias is not None,
         }
+        weight = layer.weight
+        if weight.dtype.kind != "f":  # bfloat16 (ml_dtypes): stored as float32, exactly
+            weight = weight.astype(np.float32)
+            entry["dtype"] = weight.dtype.str
         if format is None:
-            members[f"layer{i}.weight"] = layer.weight
+            members[f"layer{i}.weight"] = weight
         else:
             name = _best_format(layer.matrix) if format == "best" else format
             try:
