@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
+
 __all__ = [
     "MemoryBudgetError", "memory_budget", "set_memory_budget", "check_memory", "parse_size",
-    "format_size", "BUDGET_ENV",
+    "format_size", "encoding_bytes", "BUDGET_ENV",
 ]
 
 #: The environment variable holding the budget.
@@ -177,3 +179,38 @@ lowentropy.set_memory_budget).
         f"{format_size(budget)}. "
         f"{advice} the budget ({BUDGET_ENV} or lowentropy.set_memory_budget).",
         int(nbytes), budget)
+
+
+def encoding_bytes(stats, format) -> int:
+    """Bytes that encoding the matrix ``stats`` describes in ``format`` holds at its peak:
+    the format's arrays in their in-memory dtypes, plus one rank per stored entry while a
+    CER/CSER encoder sorts the rows. Computed from the statistics alone, so a caller can
+    tell in advance which formats fit the budget.
+
+    Parameters
+    ----------
+    stats : lowentropy.Stats
+        From :func:`lowentropy.stats`.
+    format : str or Format class
+        A name in ``lowentropy.FORMATS`` or the class.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> W = np.arange(360_000, dtype=np.float32).reshape(600, 600)  # all values distinct
+    >>> st = le.stats(W)
+    >>> format_size(encoding_bytes(st, "cer")), format_size(encoding_bytes(st, "csr"))
+    ('830 MB', '2.1 MB')
+    """
+    from .formats import get_format
+
+    cls = get_format(format) if isinstance(format, str) else format
+    report = cls.storage_for(stats)
+    total = 0
+    for name, bits in report.by_array.items():
+        width = report.bits_per_entry[name]
+        length = bits // width if width else 0
+        total += length * np.dtype(report.memory_dtypes[name]).itemsize
+    if cls.name in ("cer", "cser"):
+        total += 8 * stats.N
+    return int(total)

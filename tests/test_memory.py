@@ -139,3 +139,16 @@ def test_stats_and_benchmarks_respect_the_budget(budget):
     budget(8 * st.G_cer // 2)
     with pytest.raises(le.MemoryBudgetError, match="CER of a 800×400 matrix"):
         time_formats(W, formats=("dense", "cer"), rounds=1, include_scipy=False)
+
+
+@pytest.mark.parametrize("W", [distinct(60, 70), np.tile(np.arange(70, dtype=np.float32) % 5,
+                                                         (60, 1)), np.zeros((3, 4)),
+                               distinct(5, 9).astype(np.float64)])
+@pytest.mark.parametrize("name", sorted(le.FORMATS))
+def test_encoding_bytes_matches_what_the_encoder_builds(W, name):
+    from lowentropy.memory import encoding_bytes
+
+    f = le.FORMATS[name].from_dense(W)
+    held = sum(a.nbytes for a in f.arrays().values())
+    extra = 8 * f.N if name in ("cer", "cser") else 0  # the ranks while sorting rows
+    assert encoding_bytes(le.stats(W), name) == held + extra
