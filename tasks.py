@@ -51,6 +51,16 @@ def app_command(python: Path, port: int) -> list[str]:
             "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0"]
 
 
+def app_env() -> dict[str, str]:
+    """What the dashboards' kernels inherit besides this environment: typed paths may read
+    the folder this command was started from (and below); one step of the library may
+    allocate at most 1 GB (each unless already set)."""
+    return {
+        "LOWENTROPY_ALLOWED_DIRS": os.environ.get("LOWENTROPY_ALLOWED_DIRS") or os.getcwd(),
+        "LOWENTROPY_MEMORY_BUDGET": os.environ.get("LOWENTROPY_MEMORY_BUDGET") or "1 GB",
+    }
+
+
 def run(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None,
         cwd: Path = ROOT) -> None:
     """Print a command, then run it (from the repo root by default); raise CalledProcessError
@@ -100,7 +110,7 @@ def cmd_app(args: Sequence[str]) -> int:
     print(f"\n    open  http://127.0.0.1:{port}/voila/render/{MAIN_DASHBOARD}\n"
           f"    (all dashboards: http://127.0.0.1:{port}/)\n", flush=True)
     try:
-        run([*app_command(python, port), *forwarded(args)], cwd=APP_DIR)
+        run([*app_command(python, port), *forwarded(args)], cwd=APP_DIR, env=app_env())
     except KeyboardInterrupt:
         print("stopped", flush=True)
     return 0

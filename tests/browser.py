@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -48,7 +49,10 @@ class VoilaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "LOWENTROPY_MAX_UPLOAD_MB": "8"}
+        # typed paths: the project and the temporary folder (where the tests write files)
+        allowed = os.pathsep.join([str(ROOT), tempfile.gettempdir()])
+        env = {**os.environ, "LOWENTROPY_MAX_UPLOAD_MB": "8",
+               "LOWENTROPY_ALLOWED_DIRS": allowed}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voila", ".", "--no-browser", f"--port={self.port}",
              "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0"],

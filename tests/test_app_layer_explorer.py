@@ -125,3 +125,110 @@ def test_analyse_equals_compress_then_library():
     Wc = compress(W, setting)
     assert np.array_equal(a.matrix, Wc)
     assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in le.compare(Wc)]
+
+
+# --- numerical edge cases --------------------------------------------------------------------
+
+_rng = np.random.default_rng(7)
+EDGE_LAYERS = {
+    "all zeros": np.zeros((24, 40), np.float32),
+    "one value": np.full((24, 40), -0.375, np.float32),
+    "float16": _rng.standard_normal((24, 40)).astype(np.float16),
+    "huge": (_rng.standard_normal((24, 40)) * 1e30).astype(np.float32),
+    "subnormal": (_rng.standard_normal((24, 40)) * 1e-40).astype(np.float32),
+    "subnormal float64": _rng.standard_normal((24, 40)) * 1e-310,
+}
+
+
+def finite_figure(fig) -> bool:
+    """Every number the figure holds is finite (JSON has no NaN/inf: plotly would break)."""
+    for trace in fig.data:
+        for key in ("x", "y", "z"):
+            values = getattr(trace, key, None)
+            if values is None:
+                continue
+            flat = np.asarray(values, dtype=object).ravel()
+            if isinstance(flat[0] if flat.size else None, (list, tuple)):
+                flat = np.concatenate([np.asarray(v, dtype=object).ravel() for v in flat])
+            nums = [v for v in flat if isinstance(v, (int, float, np.number))]
+            if not np.isfinite(np.asarray(nums, dtype=float)).all():
+                return False
+    return True
+
+
+@pytest.mark.parametrize("case", list(EDGE_LAYERS))
+def test_every_view_renders_on_unusual_layers(case):
+    W = EDGE_LAYERS[case]
+    ex = LayerExplorer(le.Network(case, [le.Layer("fc", W)]), measure=True,
+                       synchronous=True)
+    for quantizer in ("none", "uniform", "kmeans"):
+        ex.quantizer.value = quantizer
+        for prune in (0.0, 0.5):
+            ex.prune_slider.value = prune
+            assert ex.messages.widget.value == "", (case, quantizer, prune)
+            Wc = compress(W.astype(np.float32) if W.dtype == np.float16 else W, ex.setting)
+            s = le.stats(Wc)
+            assert ex.analysis.stats.K == s.K and ex.analysis.stats.N == s.N
+            drawn = storage_bytes(ex)
+            for name in le.FORMATS:
+                assert drawn[name] == le.get_format(name).storage_for(s).total_bits / 8
+            assert finite_figure(ex.fig), (case, quantizer, prune)
+            assert "nan" not in ex.cards.value.lower()
+            bars = next(t for t in ex.fig.data if t.name == "measured")
+            assert set(bars.x) >= set(le.FORMATS) and all(v > 0 for v in bars.y)
+
+
+def test_unquantized_weights_explain_why_cer_and_cser_do_not_help():
+    W = np.random.default_rng(1).standard_normal((500, 2000)).astype(np.float32)
+    ex = LayerExplorer(le.Network("distinct", [le.Layer("fc", W)]), measure=False,
+                       synchronous=True)
+    ex.prune_slider.value = 0.0
+    ex.quantizer.value = "none"
+    assert ex.analysis.stats.K > 900_000 and ex.messages.widget.value == ""
+    note = ex.notes.value
+    assert "No shared values" in note and "Quantize" in note
+    bits = {r.format: r.storage_bits for r in ex.analysis.rows}
+    assert (bits["cer"] >= bits["csr"]) == ("CER" in note.split("here.")[0].split(
+        "save.")[-1])
+    ex.quantizer.value = "kmeans"
+    assert ex.notes.value == ""  # shared values again: no note
+
+
+def test_formats_too_big_to_time_are_left_out_with_a_reason():
+    from dashboards.layer_explorer import MAX_TIMING_BYTES, time_within_limits
+
+    W = np.random.default_rng(2).standard_normal((300, 2000)).astype(np.float32)
+    s = le.stats(W)
+    need = le.CER.storage_for(s).by_array["omega_ptr"] // 8
+    assert need > 0
+    result, notes = time_within_limits(W, s, batch=1, budget=0.02, limit=need)
+    assert "cer" in notes and "not timed" in notes["cer"] and "cer" not in result.timings
+    assert {"dense", "csr"} <= set(result.timings)
+    assert MAX_TIMING_BYTES >= 2**20
+
+
+def test_the_library_memory_budget_message_reaches_the_page():
+    memory = pytest.importorskip("lowentropy.memory")
+    W = np.random.default_rng(3).standard_normal((400, 1000)).astype(np.float32)
+    ex = LayerExplorer(le.Network("m", [le.Layer("fc", W)]), measure=True, synchronous=True)
+    previous = memory.set_memory_budget("4 MB")
+    try:
+        ex.quantizer.value = "none"  # 40,000 distinct values: CER pads to ~16M groups
+        shown = ex.messages.widget.value + ex.notes.value
+    finally:
+        memory.set_memory_budget(previous)
+    assert "CER not timed" in shown and "over the memory budget of 4.0 MB" in shown
+    assert ex.analysis.setting.quantizer == "none"  # the views show the setting
+    ex.quantizer.value = "kmeans"  # shared values again: everything is timed
+    assert ex.messages.widget.value == "" and "not timed" not in ex.notes.value
+
+
+def test_a_memory_error_while_timing_leaves_the_other_formats_timed(monkeypatch):
+    def refuse(cls, W):
+        raise MemoryError("CER would need 9 GB, over the memory budget of 1 GB")
+
+    monkeypatch.setattr(le.CER, "from_dense", classmethod(refuse))
+    ex = LayerExplorer(small_network(), measure=True, synchronous=True)
+    bars = next(t for t in ex.fig.data if t.name == "measured")
+    assert "cer" not in bars.x and {"dense", "csr", "cser"} <= set(bars.x)
+    assert "over the memory budget" in ex.notes.value and ex.messages.widget.value == ""

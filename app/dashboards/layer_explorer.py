@@ -8,6 +8,7 @@ the measured times run in a background thread with a progress bar.
 
 from __future__ import annotations
 
+import html
 import os
 import tempfile
 import time
@@ -20,11 +21,14 @@ from plotly.subplots import make_subplots
 
 import lowentropy as le
 from lowentropy.bench import read_bandwidth, time_formats
+from lowentropy.memory import encoding_bytes
 
 from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
+from .paths import checked_path
 from .ui import Background, Messages, card, fmt_bytes, format_color
 
-__all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
+__all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTES",
+           "shared_values_note"]
 
 #: Colours of the stored arrays in the storage panel.
 ARRAY_COLORS = {
@@ -32,8 +36,15 @@ ARRAY_COLORS = {
     "omega_idx": "#f0e442", "omega_ptr": "#009e73",
 }
 
-#: Largest model file accepted from the upload button.
-MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "512")) * 2**20
+#: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
+#: 64 MB by default). The server refuses a websocket message above
+#: ``Voila.tornado_settings.websocket_max_message_size`` in ``app/voila.json`` (72 MB)
+#: before reading it, so a larger limit here needs that one raised too.
+MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
+
+#: Formats whose arrays would take more memory than this are not timed (the statistics
+#: tell their size before encoding); ``LOWENTROPY_MAX_TIMING_MB``, 256 MB by default.
+MAX_TIMING_BYTES = int(os.environ.get("LOWENTROPY_MAX_TIMING_MB", "256")) * 2**20
 
 _PANELS = (
     "Weights: histogram and shared values",
@@ -47,6 +58,64 @@ _PANELS = (
 
 def _network_choices() -> list[str]:
     return list(le.list_networks()) if hasattr(le, "list_networks") else []
+
+
+def shared_values_note(a: Analysis) -> str:
+    """Plain words on why CER and CSER cannot help when the weights share no values
+    (e.g. not quantized), or ``""`` when they do share values.
+
+    Examples
+    --------
+    >>> from dashboards.compression import Setting, analyse
+    >>> W = np.arange(1, 5001, dtype=np.float32).reshape(50, 100)  # 5000 distinct values
+    >>> "Quantize" in shared_values_note(analyse(W, Setting(quantizer="none")))
+    True
+    >>> shared_values_note(analyse(W, Setting(quantizer="kmeans", clusters=8)))
+    ''
+    """
+    s = a.stats
+    shared = s.K - 1  # values besides ω₀
+    if shared <= 256 or s.N >= 4 * shared:
+        return ""
+    bits = {r.format: r.storage_bits for r in a.rows}
+    worse = [f.upper() for f in ("cer", "cser") if f in bits and "csr" in bits
+             and bits[f] >= bits["csr"]]
+    verdict = (f"{' and '.join(worse)} {'take' if len(worse) > 1 else 'takes'} more room "
+               "than CSR here. " if worse else "")
+    return (f"No shared values: the {s.N:,} stored entries hold {shared:,} distinct values "
+            f"besides ω₀ ({s.N / shared:.1f} entries per value on average), so CER and CSER "
+            f"have nothing to share. They store each row as one group per distinct value "
+            f"in it (a pointer each, for CSER also a value index; CER also pays empty groups "
+            f"for the values a row lacks), which costs more than they save. {verdict}"
+            f"Quantize (uniform or k-means) to a few values to see them help.")
+
+
+def time_within_limits(W: np.ndarray, stats: le.Stats, *, batch: int, budget: float,
+                       progress=None, limit: int | None = None):
+    """Time ``W @ x`` in every format whose encoding fits in ``limit`` bytes.
+
+    Returns ``(result, notes)``: the ``time_formats`` result of the formats that could be
+    encoded, and per format left out why (its predicted size over ``limit``, or the
+    library's memory-budget message). Dense, the reference, is always timed.
+    """
+    limit = MAX_TIMING_BYTES if limit is None else int(limit)
+    encoded, notes = {}, {}
+    for name in le.FORMATS:
+        fmt = le.get_format(name)
+        need = encoding_bytes(stats, fmt)
+        if name != "dense" and need > limit:
+            notes[name] = (f"not timed: encoding it would take {fmt_bytes(need)}, over the "
+                           f"timing limit of {fmt_bytes(limit)} (LOWENTROPY_MAX_TIMING_MB)")
+            continue
+        try:
+            encoded[name] = fmt.from_dense(W)
+        except MemoryError as exc:  # the library's MemoryBudgetError: a readable message
+            notes[name] = f"not timed: {exc}"
+    if "dense" not in encoded:
+        return None, notes
+    result = time_formats(W, encoded, batch=batch, budget=budget, progress=progress,
+                          include_scipy="csr" in encoded)
+    return result, notes
 
 
 class LayerExplorer:
@@ -88,6 +157,9 @@ class LayerExplorer:
         self.upload = w.FileUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
                                    multiple=False, description="upload model",
                                    layout=lay())
+        self.upload_note = w.HTML(
+            f"<span style='font-size:11px;color:#666'>uploads up to "
+            f"{fmt_bytes(MAX_UPLOAD_BYTES)}; larger files: type their path</span>")
         self.layer_picker = w.Dropdown(options=[], description="layer", style=style,
                                        layout=lay())
         self.prune_slider = w.FloatSlider(value=0.9, min=0, max=0.99, step=0.01,
@@ -113,6 +185,9 @@ class LayerExplorer:
         self.measure_box = w.Checkbox(value=measure, description="measure time live",
                                       indent=False)
         self.cards = w.HTML()
+        self.notes = w.HTML()  # plain-words notes about what is shown (not errors)
+        self.notes.add_class("lowentropy-notes")
+        self.timing_notes: dict[str, str] = {}
         # The first view is drawn into a plain figure, which becomes the FigureWidget only
         # then: voila loses changes made to a FigureWidget before the page connects.
         self.fig = self._build_figure()
@@ -120,7 +195,8 @@ class LayerExplorer:
 
         controls = w.VBox([
             w.HTML("<b>Network and layer</b>"), self.network_picker,
-            w.HBox([self.path_text, self.path_button]), self.upload, self.layer_picker,
+            w.HBox([self.path_text, self.path_button]), self.upload, self.upload_note,
+            self.layer_picker,
             w.HTML("<b>Compression</b>"), self.prune_slider, self.quantizer,
             self.bits_slider, self.clusters_slider,
             w.HTML("<b>Accounting</b>"), self.policy_picker, self.value_bits_picker,
@@ -159,7 +235,7 @@ class LayerExplorer:
         self._timed_first = False
         g(self._first_timing)()
         self.fig = go.FigureWidget(self.fig)
-        main = w.VBox([self.cards, self.messages.widget, self.fig],
+        main = w.VBox([self.cards, self.messages.widget, self.notes, self.fig],
                       layout=w.Layout(flex="1 1 auto", min_width="600px"))
         self.widget = w.VBox([title, w.HBox([controls, main])])
         self.widget.add_class("lowentropy-layer-explorer")
@@ -174,8 +250,9 @@ class LayerExplorer:
                 self.analysis.matrix.size <= 4_000_000):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            self._draw_timing(time_formats(self.analysis.matrix,
-                                           batch=int(self.batch_picker.value), budget=0.25))
+            self._draw_timing(time_within_limits(
+                self.analysis.matrix, self.analysis.stats,
+                batch=int(self.batch_picker.value), budget=0.25))
             self._timed_first = True
 
     # --- figure --------------------------------------------------------------------------
@@ -264,10 +341,11 @@ class LayerExplorer:
             self._load_named(self.network_picker.value)
 
     def _on_path(self, _button=None) -> None:
-        path = self.path_text.value.strip()
-        if not path:
-            raise ValueError("type the path of a model file first")
-        self.set_network(le.load_network(Path(path).expanduser()))
+        text = self.path_text.value.strip()
+        if text in _network_choices():  # an embedded network's name, not a file
+            self._load_named(text)
+            return
+        self.set_network(le.load_network(checked_path(text)))
 
     def _on_upload(self, change=None) -> None:
         self.load_upload(self.upload.value)
@@ -346,6 +424,8 @@ class LayerExplorer:
         self._draw(a)
         self.last_refresh_s = time.perf_counter() - start
         self._draw_cards(a, accuracy)
+        self.timing_notes = {}
+        self._draw_notes()
         self._start_timing()
 
     def _accuracy(self, Wc: np.ndarray) -> tuple[float, float] | None:
@@ -418,21 +498,38 @@ class LayerExplorer:
                           a.setting.describe()))
         self.cards.value = "".join(cards)
 
+    def _draw_notes(self) -> None:
+        """Notes under the cards: shared values, and formats left out of the timing."""
+        parts = []
+        note = shared_values_note(self.analysis) if self.analysis is not None else ""
+        if note:
+            parts.append(note)
+        parts += [f"{name.upper()} {text}" for name, text in self.timing_notes.items()]
+        self.notes.value = "".join(
+            f'<div class="lowentropy-note" style="color:#055160;background:#e7f5fb;'
+            f'padding:4px 10px;margin:2px 0;border-radius:4px">{html.escape(p)}</div>'
+            for p in parts)
+
     # --- measured time -------------------------------------------------------------------
     def _start_timing(self) -> None:
         if not self._ready or not self.measure_box.value or self.analysis is None:
             return
-        W, batch = self.analysis.matrix, int(self.batch_picker.value)
+        W, stats = self.analysis.matrix, self.analysis.stats
+        batch = int(self.batch_picker.value)
 
         def job(progress):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            return time_formats(W, batch=batch, budget=0.4, progress=progress)
+            return time_within_limits(W, stats, batch=batch, budget=0.4, progress=progress)
 
         self.timer.start(job, self._draw_timing)
 
-    def _draw_timing(self, result) -> None:
+    def _draw_timing(self, timed) -> None:
+        result, self.timing_notes = timed
         self.timings = result
+        self._draw_notes()
+        if result is None:
+            return
         rows = result.rows(self._bandwidth)
         names = [r["name"] for r in rows]
         ms = [r["median_s"] * 1e3 for r in rows]

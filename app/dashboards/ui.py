@@ -111,6 +111,7 @@ class Messages:
                 self.error(exc)
                 return None
 
+        wrapper.guarded = True  # type: ignore[attr-defined]  # tests check every callback
         return wrapper
 
 
