@@ -10,7 +10,20 @@ import numpy as np
 
 from ..networks.model import Layer
 
-__all__ = ["require", "one_line", "unreadable", "layers_from_tensors", "bias_for", "SUPPORTED"]
+__all__ = [
+    "require", "one_line", "unreadable", "layers_from_tensors", "bias_for", "SUPPORTED",
+    "MAX_INFLATED_BYTES", "MAX_INFLATE_RATIO", "RATIO_FREE_BYTES", "MAX_DIMS", "check_inflation",
+]
+
+#: Most bytes one compressed member or dataset may inflate to (a guard against bombs).
+MAX_INFLATED_BYTES = 8 * 2**30
+#: Highest ratio of inflated to stored bytes above :data:`RATIO_FREE_BYTES`. Weights,
+#: even pruned and quantized, compress far less (deflate reaches ~1000:1 on zeros).
+MAX_INFLATE_RATIO = 200
+#: Inflated sizes up to this are accepted whatever the ratio (small all-zero tensors).
+RATIO_FREE_BYTES = 16 * 2**20
+#: Most dimensions a tensor may declare.
+MAX_DIMS = 32
 
 #: What ``load_network`` reads, for error messages.
 SUPPORTED = (
@@ -47,6 +60,19 @@ def one_line(exc: BaseException, prefer: str = "") -> str:
 def unreadable(path, what: str, exc: BaseException, prefer: str = "") -> ValueError:
     """The ValueError for a file a library could not parse (corrupt, truncated)."""
     return ValueError(f"{path}: not a readable {what} file ({one_line(exc, prefer)})")
+
+
+def check_inflation(what: str, inflated: int, stored: int) -> None:
+    """Refuse a compressed item declaring ``inflated`` bytes from ``stored`` bytes when it
+    exceeds :data:`MAX_INFLATED_BYTES` or, above :data:`RATIO_FREE_BYTES`, the ratio
+    :data:`MAX_INFLATE_RATIO` (a compression bomb). Checked before anything is inflated."""
+    if inflated > MAX_INFLATED_BYTES:
+        raise ValueError(f"{what}: declares {inflated} bytes once decompressed, over the limit "
+                         f"of {MAX_INFLATED_BYTES} bytes; refused (compression bomb?)")
+    if inflated > RATIO_FREE_BYTES and inflated > MAX_INFLATE_RATIO * max(stored, 1):
+        raise ValueError(f"{what}: {stored} compressed bytes declare {inflated} bytes "
+                         f"decompressed (ratio {inflated / max(stored, 1):.0f}:1, over "
+                         f"{MAX_INFLATE_RATIO}:1); refused (compression bomb?)")
 
 
 _WEIGHT_SUFFIXES = (".weight", "_weight", ".kernel", "_kernel")

@@ -7,9 +7,9 @@ damaged file of a known kind gets that reader's specific error.
 from __future__ import annotations
 
 import os
-import zipfile
 
-from ._common import SUPPORTED, one_line
+from ._common import SUPPORTED
+from .numpy_files import open_zip
 
 __all__ = ["detect_format", "FILE_FORMATS"]
 
@@ -33,11 +33,8 @@ _EXTENSIONS = {
 
 
 def _zip_kind(path: str) -> str:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: corrupt or truncated zip archive ({one_line(exc)})") from None
+    with open_zip(path) as zf:  # checked: corrupt, overlapping, bombs, too many members
+        names = zf.namelist()
     if META_MEMBER in names:
         return "lowentropy"
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 
 import numpy as np
 
@@ -27,22 +28,47 @@ _WEIGHT_OPS = ("Gemm", "MatMul", "Conv")
 
 
 def _inside(base: str, location: str) -> bool:
-    base = os.path.realpath(base)
-    target = os.path.realpath(os.path.join(base, location))
+    try:
+        base = os.path.realpath(base)
+        target = os.path.realpath(os.path.join(base, location))
+    except (ValueError, OSError):  # a NUL byte, a symlink loop
+        return False
     return not os.path.isabs(location) and os.path.commonpath([base, target]) == base
 
 
 def _check_external(path: str, model) -> None:
-    """Every external data file must lie inside the model's folder."""
+    """Every external data file must be a regular file inside the model's folder (a
+    symbolic link is followed first), and the bytes each tensor claims must be there."""
     from onnx import external_data_helper
 
     base = os.path.dirname(os.path.abspath(path))
     for tensor in model.graph.initializer:
-        if external_data_helper.uses_external_data(tensor):
-            location = external_data_helper.ExternalDataInfo(tensor).location
-            if not location or not _inside(base, location):
-                raise ValueError(f"{path}: initializer {tensor.name!r} points to external "
-                                 f"data {location!r:.200} outside the model's folder; refused")
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        where = f"{path}: initializer {tensor.name!r:.100}"
+        try:
+            info = external_data_helper.ExternalDataInfo(tensor)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: unreadable external data entry "
+                             f"({one_line(exc)})") from None
+        location = info.location
+        if not location or not _inside(base, location):
+            raise ValueError(f"{where} points to external data {location!r:.200} outside the "
+                             "model's folder; refused")
+        target = os.path.realpath(os.path.join(base, location))
+        try:
+            st = os.stat(target)
+        except OSError as exc:
+            raise ValueError(f"{where}: external data {location!r:.200} cannot be read "
+                             f"({one_line(exc)})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{where}: external data {location!r:.200} is not a regular "
+                             "file; refused")
+        offset = int(info.offset or 0)
+        length = int(info.length) if info.length else st.st_size - offset
+        if offset < 0 or length < 0 or offset + length > st.st_size:
+            raise ValueError(f"{where} claims bytes {offset} to {offset + length} of "
+                             f"{location!r:.200}, which has {st.st_size} bytes; refused")
 
 
 def _load_model(onnx, path: str):

@@ -17,7 +17,7 @@ import struct
 import numpy as np
 
 from ..networks.model import Network
-from ._common import layers_from_tensors, no_layers
+from ._common import MAX_DIMS, layers_from_tensors, no_layers
 from .numpy_files import FileMap
 
 __all__ = ["read_safetensors", "load_safetensors_network", "MAX_HEADER"]
@@ -39,6 +39,18 @@ def _bad(path, reason: str) -> ValueError:
     return ValueError(f"{path}: invalid safetensors file: {reason}")
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
 def _read_header(path: str, size: int) -> tuple[dict, int]:
     if size < 8:
         raise _bad(path, f"{size} bytes, shorter than the 8-byte header length")
@@ -50,9 +62,13 @@ def _read_header(path: str, size: int) -> tuple[dict, int]:
             raise _bad(path, f"header length {n} exceeds the limit of {MAX_HEADER} bytes")
         raw = fp.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise _bad(path, f"key {exc.args[0]!r:.100} appears twice in the header") from None
+    except RecursionError:
+        raise _bad(path, "header JSON is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _bad(path, f"header is not UTF-8 JSON ({exc})") from None
+        raise _bad(path, f"header is not UTF-8 JSON ({str(exc):.200})") from None
     if not isinstance(header, dict):
         raise _bad(path, f"header must be a JSON object, got {type(header).__name__}")
     return header, 8 + n
@@ -67,11 +83,11 @@ def _entry(path, name: str, entry) -> tuple[str, tuple[int, ...], int, int]:
     if not isinstance(dtype, str) or (dtype not in _FLOATS and dtype not in _SKIPPED_BITS):
         known = ", ".join([*_FLOATS, *_SKIPPED_BITS])
         raise _bad(path, f"tensor {name!r}: unknown dtype {dtype!r:.50} (known: {known})")
-    if not isinstance(shape, list) or not all(
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(
         type(s) is int and s >= 0 for s in shape
     ):
-        raise _bad(path, f"tensor {name!r}: shape must be a list of non-negative integers, "
-                         f"got {shape!r:.200}")
+        raise _bad(path, f"tensor {name!r}: shape must be a list of at most {MAX_DIMS} "
+                         f"non-negative integers, got {shape!r:.200}")
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(type(o) is int for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
         raise _bad(path, f"tensor {name!r}: data_offsets must be [begin, end] with "

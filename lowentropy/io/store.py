@@ -29,7 +29,7 @@ from ..formats import FORMATS, Format
 from ..networks.model import Layer, Network
 from ._common import one_line
 from .detect import META_MEMBER
-from .numpy_files import iter_npz
+from .numpy_files import ZIP_ERRORS, iter_npz, open_zip
 
 __all__ = ["save", "load", "checksum", "FILE_VERSION"]
 
@@ -180,19 +180,20 @@ def save(path: str | os.PathLike, obj: Format | Network, format: str | None = No
 # --- loading -----------------------------------------------------------------------------
 
 def _read_meta(path: str) -> dict:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            try:
-                info = zf.getinfo(META_MEMBER)
-            except KeyError:
-                raise ValueError(f"{path}: not a file written by lowentropy.save (no "
-                                 f"{META_MEMBER} member)") from None
-            if info.file_size > _MAX_META:
-                raise ValueError(f"{path}: {META_MEMBER} is too large ({info.file_size} "
-                                 "bytes)")
+    with open_zip(path, "lowentropy archive") as zf:
+        try:
+            info = zf.getinfo(META_MEMBER)
+        except KeyError:
+            raise ValueError(f"{path}: not a file written by lowentropy.save (no "
+                             f"{META_MEMBER} member)") from None
+        if info.file_size > _MAX_META:
+            raise ValueError(f"{path}: {META_MEMBER} is too large ({info.file_size} "
+                             "bytes)")
+        try:
             raw = zf.read(info)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{path}: not a readable lowentropy archive ({one_line(exc)})") from None
+        except ZIP_ERRORS as exc:
+            raise ValueError(f"{path}: not a readable lowentropy archive "
+                             f"({one_line(exc)})") from None
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
