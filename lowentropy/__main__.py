@@ -1,11 +1,19 @@
-"""Command line: ``lowentropy report MODEL`` prints what the formats do to a network.
+"""Command line: ``lowentropy report MODEL`` prints what the formats do to a network;
+``lowentropy sweep MODEL`` runs every layer at many settings.
 
-MODEL is a model file (NumPy, safetensors, ONNX, PyTorch, Keras) or a name from
+MODEL is a model file (NumPy, safetensors, ONNX, PyTorch, Keras), a sharded safetensors
+checkpoint (its folder or ``*.safetensors.index.json``) or a name from
 ``lowentropy.list_networks()``. Examples::
 
     lowentropy report lenet-300-100 --prune 0.9 --bits 5
     lowentropy report vgg16 --prune 0.96 --bits 5 --method kmeans --format csv > vgg16.csv
     lowentropy report model.safetensors --prune 0.8 --format json
+    lowentropy sweep path/to/checkpoint --prune 0.5,0.9 --bits 4,8 --out sweep.csv
+    lowentropy sweep vgg16 --prune 0.9 --clusters 16,32 --scheduler tcp://host:8786 \
+        --out vgg16.json
+
+A sweep logs every finished task next to its output (``FILE.log.jsonl``): after Ctrl-C,
+the same command resumes where it stopped.
 
 Exit status 0 on success, 2 with a one-line reason on bad input.
 """
@@ -13,32 +21,15 @@ Exit status 0 on success, 2 with a one-line reason on bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 
 from . import PRESETS, list_networks, load_network
+from .io.sharded import release_pages
 from .report import Compression, network_report
+from .sweep.progress import ProgressBar as _Progress
 
 DEFAULT_MODEL = "lenet-300-100"
-
-
-class _Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal or forced)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done == total else ""
-        print(f"\r[{bar}] {done}/{total} layers, {elapsed:.1f} s  {name[:30]:<30}", end=end,
-              file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +56,79 @@ def _parser() -> argparse.ArgumentParser:
                      choices=["table", "markdown", "csv", "json"])
     rep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
+    _sweep_parser(sub)
     return parser
+
+
+def _sweep_parser(sub) -> None:
+    sw = sub.add_parser("sweep", help="every layer at every pruning x quantization setting "
+                        "in every format, locally or on a Dask cluster")
+    sw.add_argument("model", help="model file, checkpoint folder or index, or embedded name")
+    sw.add_argument("--prune", default="0", help="comma-separated fractions, e.g. 0.5,0.9")
+    sw.add_argument("--bits", help="comma-separated uniform bits (or 2**bits k-means clusters "
+                    "with --method kmeans); 'none' adds the unquantized setting")
+    sw.add_argument("--clusters", help="comma-separated k-means shared values")
+    sw.add_argument("--method", choices=["uniform", "kmeans"])
+    sw.add_argument("--formats", default="dense,csr,cer,cser")
+    sw.add_argument("--policy", default="minimal", choices=["minimal", "fixed32", "ideal"])
+    sw.add_argument("--value-bits", type=int, default=32)
+    sw.add_argument("--table", default="horowitz45nm", choices=sorted(PRESETS))
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="dask.distributed scheduler address (default: local processes)")
+    sw.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    sw.add_argument("--measure", action="store_true", help="also time W @ x per format")
+    sw.add_argument("--out", required=True, help="result file, .csv or .json")
+    sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def _numbers(text: str | None, name: str, kind: type) -> list | None:
+    if text is None:
+        return None
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if kind is int and part.lower() == "none":
+            values.append(None)
+            continue
+        try:
+            values.append(kind(part))
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"--{name}: {part!r} is not {what}") from None
+    return values
+
+
+def _sweep(args) -> int:
+    from .sweep import sweep
+
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in (".csv", ".json"):
+        raise ValueError(f"--out must end in .csv or .json, got {args.out!r}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    bits, clusters = _numbers(args.bits, "bits", int), _numbers(args.clusters, "clusters", int)
+    method = args.method
+    if method == "kmeans" and bits is not None:
+        if clusters is not None:
+            raise ValueError("give --bits or --clusters, not both")
+        clusters, bits = [None if b is None else 2 ** b for b in bits], None
+    kwargs = dict(prune=_numbers(args.prune, "prune", float), bits=bits, clusters=clusters,
+                  method=method, formats=[f.strip() for f in args.formats.split(",")],
+                  policy=args.policy, value_bits=args.value_bits, table=args.table,
+                  measure=args.measure, workers=args.workers, out=args.out + ".log.jsonl",
+                  progress=sys.stderr.isatty() if args.progress is None else args.progress)
+    if args.scheduler:
+        from .io._common import require
+
+        distributed = require("distributed", "dask[distributed]", "a Dask scheduler")
+        with distributed.Client(args.scheduler) as client:
+            table = sweep(args.model, client=client, **kwargs)
+    else:
+        table = sweep(args.model, **kwargs)
+    (table.to_csv if ext == ".csv" else table.to_json)(args.out)
+    print(f"{len(table)} rows written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _compression(args) -> Compression:
@@ -86,9 +149,16 @@ def _compression(args) -> Compression:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "sweep":
+            return _sweep(args)
         compression = _compression(args)
         network = load_network(args.model)
-        progress = _Progress(sys.stderr.isatty() if args.progress is None else args.progress)
+        bar = _Progress(sys.stderr.isatty() if args.progress is None else args.progress)
+
+        def progress(done: int, total: int, name: str) -> None:
+            release_pages(network[name])  # a mapped layer's pages leave memory once used
+            bar(done, total, name)
+
         report = network_report(network, compression, policy=args.policy,
                                 value_bits=args.value_bits, table=args.table,
                                 measure=args.measure, progress=progress)

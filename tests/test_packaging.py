@@ -53,7 +53,14 @@ def _pyproject_requirements() -> dict[str, str]:
         name, spec = _split(req)
         assert out.get(name, spec) == spec, f"{name} listed with different versions in pyproject"
         out[name] = spec
+        for extra in _EXTRAS_IN_CONDA.get(name, ()):  # conda packages an extra stands for
+            if f"[{extra}]" in req.replace(" ", ""):
+                out[extra] = spec
     return out
+
+
+#: extras of PyPI requirements that conda-forge ships as packages of their own
+_EXTRAS_IN_CONDA = {"dask": ("distributed",)}
 
 
 def _environment_yml() -> tuple[list[str], list[str]]:

@@ -4,7 +4,8 @@ quantization setting — the paper's tables, live.
 Per layer and in total, for every registered format: storage, operations and energy of
 one inference (``lowentropy.report.network_report``), the entropy of each layer and, for
 the networks trained by the project, the test accuracy after compression. Big networks
-are computed in a background thread with a progress bar, layer by layer.
+are computed in a background thread with a progress bar, layer by layer. Below, a sweep
+file (``lowentropy sweep``) shows every format across all its settings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
 
+from .sweep_view import SweepView
 from .ui import Background, Messages, card, fmt_bytes, format_color
 
 __all__ = ["NetworkOverview"]
@@ -111,7 +113,8 @@ class NetworkOverview:
         self.fig = go.FigureWidget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
                       layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
+        self.sweep = SweepView(self.messages)
+        self.widget = w.VBox([title, w.HBox([controls, main]), self.sweep.widget])
         self.widget.add_class("lowentropy-network-overview")
 
     def _build_figure(self) -> go.Figure:

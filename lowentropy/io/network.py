@@ -14,6 +14,7 @@ from .keras_files import load_keras_network
 from .numpy_files import load_npy_network, load_npz_network
 from .onnx_files import load_onnx_network
 from .safetensors_files import load_safetensors_network
+from .sharded import load_sharded_network
 from .store import load
 from .torch_files import load_torch_network
 
@@ -71,6 +72,12 @@ def load_network(source: str | os.PathLike, *, name: str | None = None, **option
       ``<layer>.bias`` or ``<layer>_bias`` are attached as biases. Read without pickle,
       memory-mapped.
     - safetensors: parsed and validated here, memory-mapped; BF16 becomes float32.
+    - A sharded safetensors checkpoint (Hugging Face layout): its folder or its
+      ``*.safetensors.index.json``. Only the index and the shard headers are read; each
+      tensor is a memory map of its own, and F16 / BF16 tensors stay 2-byte
+      (``float16`` / ``ml_dtypes.bfloat16``) until a layer is used, which converts that
+      layer to float32. Layers come in natural name order (``layers.2`` before
+      ``layers.10``); see :mod:`lowentropy.io.sharded`.
     - ONNX (needs ``onnx``): the initializers feeding Gemm, MatMul and Conv nodes, as
       ``out x in`` matrices and ``(F, C, kh, kw)`` kernels.
     - PyTorch state_dict (needs ``torch``): read only with ``weights_only=True``; a
@@ -85,7 +92,8 @@ def load_network(source: str | os.PathLike, *, name: str | None = None, **option
     Parameters
     ----------
     source : str or os.PathLike
-        A name from ``lowentropy.list_networks()`` or the path of a weight file.
+        A name from ``lowentropy.list_networks()``, the path of a weight file, or a
+        sharded checkpoint's folder or index file.
     name : str, optional
         The network's name; by default the embedded name or the file name without its
         extension.
@@ -135,8 +143,8 @@ def load_network(source: str | os.PathLike, *, name: str | None = None, **option
             known = f"; embedded networks: {', '.join(registry.list_networks())}"
         raise FileNotFoundError(f"{path!r} is neither an existing file nor an embedded "
                                 f"network{known}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder; give the path of a weight file")
+    if os.path.isdir(path) or path.endswith(".index.json"):
+        return load_sharded_network(path, name)  # says what a folder lacks
     kind = detect_format(path)
     if kind == "lowentropy":
         return _load_saved(path, name)
