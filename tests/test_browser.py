@@ -110,3 +110,21 @@ def test_the_readme_main_command_serves_the_explorer_and_stops_cleanly():
             raise
     assert proc.returncode in (0, -signal.SIGINT, 130), proc.stdout.read().decode()[-2000:]
 
+
+
+def test_the_overview_opens_a_sweep_file(page, voila_server, tmp_path):
+    from lowentropy.sweep import sweep
+
+    path = tmp_path / "lenet.csv"
+    sweep("lenet-300-100", prune=[0.5, 0.8, 0.95], clusters=[8, 32], workers=1,
+          progress=False).to_csv(path)
+    open_dashboard(page, voila_server, "network_overview.ipynb")
+    page.get_by_placeholder("sweep.csv or sweep.json").fill(str(path))
+    page.get_by_role("button", name="open", exact=True).click()
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(
+        gd => gd.data.some(t => t.name === 'cser' && t.mode === 'lines+markers'
+                                && t.x && t.x.length === 6))""", timeout=60_000)
+    assert page.locator(".lowentropy-error").count() == 0
+    assert "6 settings" in page.locator(".lowentropy-sweep-summary").inner_text()
+    page.locator("text=Sweep: every setting at once").scroll_into_view_if_needed()
+    screenshot(page, "network_overview_sweep")

@@ -104,7 +104,9 @@ class SweepView:
                                        layout=w.Layout(width="420px"))
         self.metric = w.ToggleButtons(options=list(_METRICS), value="storage",
                                       description="gain in", style=style)
+        self.metric.style.button_width = "80px"
         self.summary = w.HTML()
+        self.summary.add_class("lowentropy-sweep-summary")
         self.fig = go.FigureWidget(self._empty_figure())
         g = self.messages.guard
         self.open_button.on_click(g(self._on_open))
@@ -169,10 +171,10 @@ class SweepView:
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="best format",
                                  textposition="top center", textfont=dict(size=10),
                                  showlegend=False), row=1, col=2)
-        fig.update_layout(height=430, margin=dict(l=60, r=20, t=50, b=110),
-                          legend=dict(orientation="h", y=-0.35), template="plotly_white",
+        fig.update_layout(width=1150, height=500, margin=dict(l=70, r=30, t=50, b=40),
+                          legend=dict(orientation="h", x=0, y=1.13), template="plotly_white",
                           font=dict(size=13))
-        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_yaxes(rangemode="tozero", row=1, col=1)
         fig.update_xaxes(type="log", row=1, col=2)
         return fig
 
@@ -212,7 +214,8 @@ class SweepView:
             self.fig.update_xaxes(title_text=f"best format's {what} gain (×)", row=1, col=2)
             self.fig.update_yaxes(title_text="test accuracy" if has_acc
                                   else "entropy H (bits per weight)",
-                                  tickformat=".0%" if has_acc else "", row=1, col=2)
+                                  tickformat=".0%" if has_acc else "",
+                                  range=[0, 1.08] if has_acc else None, row=1, col=2)
         top = max(range(len(best)), key=lambda i: best[i][0])
         self.summary.value = (
             f"<div style='margin:4px 0'><b>{html.escape(self.source)}</b>: "
