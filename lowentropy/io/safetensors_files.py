@@ -101,6 +101,35 @@ def _entry(path, name: str, entry) -> tuple[str, tuple[int, ...], int, int]:
     return dtype, tuple(shape), begin, end
 
 
+
+def header_entries(path: str) -> tuple[dict[str, tuple], int]:
+    """The checked header of a safetensors file: name → (dtype, shape, begin, end) with
+    offsets relative to the data, which starts at the returned byte. The tensors must
+    tile the data exactly: no overlap, no hole, nothing past the end, nothing after."""
+    size = os.path.getsize(path)
+    header, data_start = _read_header(path, size)
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+    ):
+        raise _bad(path, "__metadata__ must map strings to strings")
+    data_size = size - data_start
+    entries = {name: _entry(path, name, e) for name, e in header.items()}
+    spans = sorted((begin, end, name) for name, (_, _, begin, end) in entries.items())
+    covered = 0
+    for begin, end, name in spans:
+        if begin < covered:
+            raise _bad(path, f"tensor {name!r} overlaps the previous tensor")
+        if begin > covered:
+            raise _bad(path, f"hole of {begin - covered} bytes before tensor {name!r}")
+        if end > data_size:
+            raise _bad(path, f"tensor {name!r} ends at byte {end}, past the end of the data "
+                             f"({data_size} bytes; truncated file?)")
+        covered = end
+    if covered != data_size:
+        raise _bad(path, f"{data_size - covered} trailing bytes after the last tensor")
+    return entries, data_start
+
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The floating-point tensors of a safetensors file, by name, in file order.
 
@@ -128,28 +157,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
            [3., 4., 5.]], dtype=float32)
     """
     path = os.fspath(path)
-    size = os.path.getsize(path)
-    header, data_start = _read_header(path, size)
-    meta = header.pop("__metadata__", {})
-    if not isinstance(meta, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
-    ):
-        raise _bad(path, "__metadata__ must map strings to strings")
-    data_size = size - data_start
-    entries = {name: _entry(path, name, e) for name, e in header.items()}
-    spans = sorted((begin, end, name) for name, (_, _, begin, end) in entries.items())
-    covered = 0
-    for begin, end, name in spans:
-        if begin < covered:
-            raise _bad(path, f"tensor {name!r} overlaps the previous tensor")
-        if begin > covered:
-            raise _bad(path, f"hole of {begin - covered} bytes before tensor {name!r}")
-        if end > data_size:
-            raise _bad(path, f"tensor {name!r} ends at byte {end}, past the end of the data "
-                             f"({data_size} bytes; truncated file?)")
-        covered = end
-    if covered != data_size:
-        raise _bad(path, f"{data_size - covered} trailing bytes after the last tensor")
+    entries, data_start = header_entries(path)
     filemap = FileMap(path)
     out: dict[str, np.ndarray] = {}
     for name, (dtype, shape, begin, _) in sorted(entries.items(), key=lambda kv: kv[1][2]):

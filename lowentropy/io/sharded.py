@@ -26,7 +26,7 @@ import numpy as np
 
 from ..networks.model import Layer, Network
 from ._common import bias_for, kind_of, require
-from .safetensors_files import _bad, _entry, _read_header
+from .safetensors_files import header_entries
 
 __all__ = ["Checkpoint", "TensorInfo", "open_checkpoint", "load_sharded_network",
            "is_checkpoint", "mapped_tensor", "mapped_origin", "release_pages", "INDEX_SUFFIX"]
@@ -69,25 +69,7 @@ def _natural_key(name: str) -> list:
 
 def _shard_layout(path: str) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
     """The validated header entries of one shard: name → (dtype, shape, abs start, end)."""
-    size = os.path.getsize(path)
-    header, data_start = _read_header(path, size)
-    meta = header.pop("__metadata__", {})
-    if not isinstance(meta, dict):
-        raise _bad(path, "__metadata__ must map strings to strings")
-    entries = {name: _entry(path, name, e) for name, e in header.items()}
-    covered = 0
-    data_size = size - data_start
-    for begin, end, name in sorted((b, e, n) for n, (_, _, b, e) in entries.items()):
-        if begin != covered:
-            what = "overlaps the previous tensor" if begin < covered else (
-                f"follows a hole of {begin - covered} bytes")
-            raise _bad(path, f"tensor {name!r} {what}")
-        if end > data_size:
-            raise _bad(path, f"tensor {name!r} ends at byte {end}, past the end of the data "
-                             f"({data_size} bytes; truncated file?)")
-        covered = end
-    if covered != data_size:
-        raise _bad(path, f"{data_size - covered} trailing bytes after the last tensor")
+    entries, data_start = header_entries(path)
     return {name: (dtype, shape, data_start + b, e - b)
             for name, (dtype, shape, b, e) in entries.items()}
 
