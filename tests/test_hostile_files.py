@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from io_helpers import write_valid_files
 
+import lowentropy as le
 import lowentropy.io._common as common
 import lowentropy.io.keras_files as keras_files
 import lowentropy.io.numpy_files as numpy_files
@@ -121,6 +122,16 @@ def test_many_members_and_duplicate_names_are_refused(tmp_path, monkeypatch):
     (tmp_path / "dup.npz").write_bytes(_raw_zip([("w.npy", buf.getvalue(), 0)] * 2))
     with pytest.raises(ValueError, match="dup.npz: member 'w.npy' appears twice"):
         load_network(tmp_path / "dup.npz")
+    (tmp_path / "nameless.npz").write_bytes(_raw_zip([("", buf.getvalue(), 0)]))
+    with pytest.raises(ValueError, match="nameless.npz: a member has an empty name"):
+        load_network(tmp_path / "nameless.npz")
+    le.save(tmp_path / "saved.npz", le.CSR.from_dense(np.eye(2)))
+    data = (tmp_path / "saved.npz").read_bytes()
+    start = data.rindex(b"PK\x01\x02")  # the last member's central directory entry
+    data = data[:start + 28] + b"\x00\x00" + data[start + 30:]  # its name length: 0
+    (tmp_path / "saved.npz").write_bytes(data)
+    with pytest.raises(ValueError, match="saved.npz"):
+        le.load(tmp_path / "saved.npz")
 
 
 def _npy_header(shape, descr="<f4") -> bytes:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM_ARGS, chromium_path
+from browser import CHROMIUM_ARGS, chromium_path, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -140,7 +140,7 @@ async def _run(server) -> dict:
 
 
 def test_several_sessions_keep_answering_within_the_memory_budget(voila_server):
-    result = asyncio.run(_run(voila_server))
+    result = run_async(_run(voila_server))
     every = [t for ts in result["times"] for t in ts]
     peak = result["peak"]
     print(f"\nload: {SESSIONS} sessions opened in {result['opening']:.0f} s, "

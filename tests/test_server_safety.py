@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from browser import ROOT, free_port
+from browser import ROOT, free_port, run_async
 from dashboards.entropy_map import EntropyMap
 from dashboards.format_anatomy import FormatAnatomy
 from dashboards.layer_explorer import MAX_UPLOAD_BYTES, LayerExplorer
@@ -261,7 +261,7 @@ def test_the_server_takes_an_upload_sized_message_and_refuses_a_bigger_one(
     limit = CONFIG["Voila"]["tornado_settings"]["websocket_max_message_size"]
     url = f"ws://127.0.0.1:{server.port}/api/kernels/{kernel}/channels"
     small, big = MAX_UPLOAD_BYTES // 4, limit + 1  # small: over tornado's 10 MiB default
-    first, second, third = asyncio.run(_talk(url, [small, big, 100]))
+    first, second, third = run_async(_talk(url, [small, big, 100]))
     assert first == "answered" and third == "answered"
     assert second.startswith("closed")  # 1009 "message too big", if the client hears it
     with urllib.request.urlopen(server.url + "/voila/static/voila.js", timeout=5):

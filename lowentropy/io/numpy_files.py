@@ -194,6 +194,8 @@ def _check_members(path: str, zf: zipfile.ZipFile, size: int) -> None:
         raise ValueError(f"{path}: {len(infos)} members, more than the {MAX_MEMBERS} read")
     names = set()
     for info in infos:
+        if not info.filename:
+            raise ValueError(f"{path}: a member has an empty name; the archive is corrupt")
         if info.filename in names:
             raise ValueError(f"{path}: member {info.filename!r:.100} appears twice; refused")
         names.add(info.filename)
