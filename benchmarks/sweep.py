@@ -6,8 +6,8 @@ sharded checkpoint.
 A checkpoint of ``--layers`` float32 layers of 4096 x 4096 (64 MB each, 4 shards) is
 written to a temporary folder. Then, interleaved and repeated:
 
-- throughput: ``sweep(checkpoint, prune=[0.5, 0.9], bits=[4, 8])`` over the first 8
-  layers, in-process on one numba thread (``workers=1``) and on 2 worker processes of one
+- throughput: ``sweep(checkpoint, prune=[0.5, 0.9], bits=[4, 8])`` over the first 16
+  layers (``--sweep-layers``), in-process on one numba thread (``workers=1``) and on 2 worker processes of one
   thread each (``workers=2``, process start-up included);
 - the time of ``lowentropy report CHECKPOINT --prune 0.5 --bits 4`` (every layer, one
   setting, the pages of each layer released after use) and of the same single-setting
@@ -95,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layers", type=int, default=24)
-    parser.add_argument("--sweep-layers", type=int, default=8)
+    parser.add_argument("--sweep-layers", type=int, default=16)
     parser.add_argument("--keep", help="write the checkpoint here and keep it")
     args = parser.parse_args()
     folder = args.keep or tempfile.mkdtemp(prefix="lowentropy-bench-")

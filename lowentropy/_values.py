@@ -14,6 +14,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ._jit import kernel, prange, serial, use_threads
@@ -157,12 +158,15 @@ def _rank_order(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.lexsort((values, -counts))
 
 
-def count_values(W: np.ndarray, threads: int = 2) -> ValueCounts:
+def count_values(W: np.ndarray, threads: int | None = None) -> ValueCounts:
     """Count the distinct values of a validated float32/float64 matrix ``W``.
 
-    The count runs in ``threads`` chunks in parallel (the kernels release the GIL) and
-    the chunk tables are merged.
+    The count runs in ``threads`` chunks in parallel (the kernels release the GIL; by
+    default as many as numba's threads in the calling thread) and the chunk tables are
+    merged.
     """
+    if threads is None:
+        threads = numba.get_num_threads()
     bits, negzero = _bits(W)
     float_dtype = W.dtype
     uint_dtype = bits.dtype
@@ -349,8 +353,6 @@ def row_groups(W: np.ndarray, values: ValueCounts) -> tuple[int, np.ndarray, np.
     max_rank = np.zeros(m, np.int64)
     distinct = np.zeros(m, np.int64)
     par = use_threads(W.size)
-    import numba
-
     parts = numba.get_num_threads() if par else 1
     chunks = np.linspace(0, m, parts + 1).astype(np.int64)
     (_row_groups if par else _row_groups_serial)(
