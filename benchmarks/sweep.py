@@ -7,8 +7,9 @@ A checkpoint of ``--layers`` float32 layers of 4096 x 4096 (64 MB each, 4 shards
 written to a temporary folder. Then, interleaved and repeated:
 
 - throughput: ``sweep(checkpoint, prune=[0.5, 0.9], bits=[4, 8])`` over the first 16
-  layers (``--sweep-layers``), in-process on one numba thread (``workers=1``) and on 2 worker processes of one
-  thread each (``workers=2``, process start-up included);
+  layers (``--sweep-layers``), in-process on one numba thread (``workers=1``), in-process
+  on two, and on 2 worker processes of one thread each (``workers=2``, process start-up
+  included);
 - the time of ``lowentropy report CHECKPOINT --prune 0.5 --bits 4`` (every layer, one
   setting, the pages of each layer released after use) and of the same single-setting
   sweep, with the peak resident memory of each.
