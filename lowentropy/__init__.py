@@ -20,6 +20,10 @@ array([1., 0.], dtype=float32)
 
 from __future__ import annotations
 
+# First, before anything imports numpy: the thread-pool defaults (see lowentropy.threads).
+from .threads import set_thread_policy, thread_info, thread_policy
+
+# isort: split
 from .compress import QuantizationError, prune, prune_global, quantization_error, quantize
 from .cost import (
     DEFAULT_TABLE,
@@ -59,5 +63,6 @@ __all__ = [
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
     "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
-    "set_memory_budget", "sweep", "SweepTable",
+    "set_memory_budget", "sweep", "SweepTable", "set_thread_policy", "thread_policy",
+    "thread_info",
 ]

@@ -15,9 +15,9 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._jit import use_threads
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 from ..memory import check_memory
+from ..threads import use_threads
 from ._sums import row_chunks
 
 __all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
@@ -335,7 +335,7 @@ class Format(ABC):
         """How to run a product: in parallel or not, and the row boundaries of the runs.
 
         Parallel when there is more than one thread and enough work (entries + groups +
-        rows, times the batch; see ``lowentropy._jit.use_threads``). The runs hold equal
+        rows, times the batch; see ``lowentropy.threads.use_threads``). The runs hold equal
         work; they are computed once per thread count and kept.
         """
         threads = numba.get_num_threads()
