@@ -30,6 +30,8 @@ SPEC_ARRAYS: dict[str, tuple[str, ...]] = {
     "csr": ("values", "col_idx", "row_ptr"),
     "cer": ("omega", "col_idx", "omega_ptr", "row_ptr"),
     "cser": ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr"),
+    "palette": ("omega", "codes"),
+    "huffman": ("omega", "lengths", "bits", "row_ptr"),
 }
 
 # Arrays that hold matrix values (stored with ``value_bits``); the others are integers.
