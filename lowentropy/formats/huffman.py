@@ -77,8 +77,8 @@ def huffman_lengths(counts) -> np.ndarray:
     leaves enter the two-queue construction by ascending count, among equal counts by
     descending rank, and a leaf is taken before a merged node of equal weight (this gives
     the smallest longest code among the optimal ones). When the optimal code is longer
-    than :data:`MAX_CODE_LENGTH` bits, the counts are halved (rounding up, so none
-    vanishes) until it is not: only then is the code not optimal.
+    than :data:`MAX_CODE_LENGTH` bits, its longest words are shortened to that length
+    (:func:`_limited`): only then is the code not optimal.
 
     Examples
     --------
@@ -91,29 +91,57 @@ def huffman_lengths(counts) -> np.ndarray:
         return np.zeros(K, np.int64)
     if (np.diff(counts) > 0).any() or counts[-1] < 1:
         raise ValueError("counts must be positive and in decreasing order (the order of Ω)")
-    weights = counts[::-1].copy()
-    while True:
-        depths = _two_queue_depths(weights)
-        if depths.max() <= MAX_CODE_LENGTH:
-            return depths[::-1].copy()
-        weights = (weights + 1) // 2
+    depths = _two_queue_depths(counts[::-1].copy())[::-1].copy()
+    if depths.max() <= MAX_CODE_LENGTH:
+        return depths
+    return _limited(depths, MAX_CODE_LENGTH)
+
+
+def _limited(lengths: np.ndarray, limit: int) -> np.ndarray:
+    """Lengths of a complete prefix code no longer than ``limit``, from optimal ones in
+    rank order: every pair of words past the limit is moved up (JPEG's ``Adjust_BITS``,
+    which keeps the Kraft sum at 1), then the lengths go back to the ranks, shortest to
+    the most frequent."""
+    per_length = np.bincount(lengths).tolist()
+    for i in range(len(per_length) - 1, limit, -1):
+        while per_length[i] > 0:
+            j = i - 2
+            while per_length[j] == 0:
+                j -= 1
+            per_length[i] -= 2
+            per_length[i - 1] += 1
+            per_length[j + 1] += 2
+            per_length[j] -= 1
+    return np.repeat(np.arange(len(per_length)), per_length)[:lengths.size].astype(np.int64)
+
+
+def _first_codes(count: np.ndarray) -> np.ndarray:
+    """Canonical first code word of every length, from the number of words per length."""
+    first = np.zeros(MAX_CODE_LENGTH + 1, np.int64)
+    for length in range(2, MAX_CODE_LENGTH + 1):
+        first[length] = (first[length - 1] + count[length - 1]) << 1
+    return first
 
 
 def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     """The canonical code word of every rank (code words of a length are consecutive,
-    assigned in order of (length, rank))."""
+    assigned in order of (length, rank)).
+
+    Examples
+    --------
+    >>> [format(int(c), "b") for c in canonical_codes(np.array([1, 2, 3, 3]))]
+    ['0', '10', '110', '111']
+    """
     lengths = np.asarray(lengths, np.int64)
     codes = np.zeros(lengths.size, np.uint64)
-    code = 0
-    previous = 0
-    for k in np.lexsort((np.arange(lengths.size), lengths)):
-        length = int(lengths[k])
-        if length == 0:
-            continue
-        code <<= length - previous
-        codes[k] = code
-        code += 1
-        previous = length
+    order = np.lexsort((np.arange(lengths.size), lengths))
+    order = order[lengths[order] > 0]
+    if order.size:
+        sorted_lengths = lengths[order]
+        count = np.bincount(sorted_lengths, minlength=MAX_CODE_LENGTH + 1)
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))
+        within = np.arange(order.size) - start[sorted_lengths]
+        codes[order] = (_first_codes(count)[sorted_lengths] + within).astype(np.uint64)
     return codes
 
 
@@ -128,30 +156,24 @@ class Decoder:
 
     def __init__(self, lengths: np.ndarray) -> None:
         lengths = np.asarray(lengths, np.int64)
-        max_length = int(lengths.max()) if lengths.size else 0
-        self.max_length = max_length
-        self.lookup = max(1, min(max_length, LOOKUP_BITS))
-        codes = canonical_codes(lengths)
+        self.max_length = int(lengths.max()) if lengths.size else 0
+        self.lookup = max(1, min(self.max_length, LOOKUP_BITS))
         order = np.lexsort((np.arange(lengths.size), lengths))
         order = order[lengths[order] > 0]
         self.by_code = order.astype(np.int64)
         self.count = np.bincount(lengths[order], minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
-        self.offset = np.zeros(MAX_CODE_LENGTH + 1, np.int64)
-        self.offset[1:] = np.cumsum(self.count)[:-1]
-        self.first = np.zeros(MAX_CODE_LENGTH + 1, np.int64)
-        for length in range(1, MAX_CODE_LENGTH + 1):
-            if self.count[length]:
-                self.first[length] = int(codes[order[self.offset[length]]])
+        self.offset = np.concatenate(([0], np.cumsum(self.count)[:-1])).astype(np.int64)
+        self.first = _first_codes(self.count)
+        codes = canonical_codes(lengths)
         size = 1 << self.lookup
         self.lut_rank = np.zeros(size, np.int64)
         self.lut_length = np.zeros(size, np.int64)
-        for k in order:
+        for k in order[lengths[order] <= self.lookup]:
             length = int(lengths[k])
-            if length <= self.lookup:
-                lo = int(codes[k]) << (self.lookup - length)
-                hi = (int(codes[k]) + 1) << (self.lookup - length)
-                self.lut_rank[lo:hi] = k
-                self.lut_length[lo:hi] = length
+            lo = int(codes[k]) << (self.lookup - length)
+            hi = (int(codes[k]) + 1) << (self.lookup - length)
+            self.lut_rank[lo:hi] = k
+            self.lut_length[lo:hi] = length
 
     def tables(self):
         return (self.lut_rank, self.lut_length, self.lookup, self.first, self.count,
