@@ -15,7 +15,7 @@ True
 >>> f @ np.ones(3, np.float32)
 array([1., 0.], dtype=float32)
 >>> sorted(le.FORMATS)
-['cer', 'cser', 'csr', 'dense']
+['cer', 'cser', 'csr', 'dense', 'huffman', 'palette']
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ from .formats import (
     POLICIES,
     Dense,
     Format,
+    Huffman,
     OpCounts,
+    Palette,
     StorageReport,
     get_format,
 )
@@ -57,7 +59,7 @@ from .sweep import SweepTable, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "Palette", "Huffman",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
