@@ -47,6 +47,8 @@ from .formats import (
 from .io import load, load_network, save
 from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
+from .networks.training import Cancelled
+from .recipe import Recipe
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -59,5 +61,5 @@ __all__ = [
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
     "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
-    "set_memory_budget", "sweep", "SweepTable",
+    "set_memory_budget", "sweep", "SweepTable", "Recipe", "Cancelled",
 ]
