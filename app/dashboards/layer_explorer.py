@@ -23,7 +23,15 @@ import lowentropy as le
 from lowentropy.bench import read_bandwidth, time_formats
 from lowentropy.memory import encoding_bytes
 
-from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
+from .compression import (
+    QUANTIZERS,
+    Accounting,
+    Analysis,
+    analyse,
+    crop,
+    recipe_of,
+    value_histogram,
+)
 from .paths import checked_path
 from .ui import Background, Messages, card, fmt_bytes, format_color
 
@@ -66,11 +74,11 @@ def shared_values_note(a: Analysis) -> str:
 
     Examples
     --------
-    >>> from dashboards.compression import Setting, analyse
+    >>> from dashboards.compression import analyse
     >>> W = np.arange(1, 5001, dtype=np.float32).reshape(50, 100)  # 5000 distinct values
-    >>> "Quantize" in shared_values_note(analyse(W, Setting(quantizer="none")))
+    >>> "Quantize" in shared_values_note(analyse(W, le.Recipe()))
     True
-    >>> shared_values_note(analyse(W, Setting(quantizer="kmeans", clusters=8)))
+    >>> shared_values_note(analyse(W, le.Recipe(clusters=8)))
     ''
     """
     s = a.stats
@@ -405,20 +413,23 @@ class LayerExplorer:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def setting(self) -> Setting:
-        return Setting(prune=float(self.prune_slider.value), quantizer=self.quantizer.value,
-                       bits=int(self.bits_slider.value),
-                       clusters=int(self.clusters_slider.value),
-                       policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+    def recipe(self) -> le.Recipe:
+        """How the controls compress the layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed layer."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute for the current layer and setting and update every view."""
         if self._original is None:
             return
         start = time.perf_counter()
-        a = analyse(self._original, self.setting)
+        a = analyse(self._original, self.recipe, self.accounting)
         self.analysis = a
         accuracy = self._accuracy(a.matrix)
         self._draw(a)
@@ -484,7 +495,7 @@ class LayerExplorer:
             card("p₀ (share of ω₀)", f"{s.p0:.1%}", f"ω₀ = {s.omega[0]:.3g}" if s.K else ""),
             card("entries N", f"{s.N:,}", f"of {s.size:,} weights"),
             card("entropy floor", fmt_bytes(a.floor_bits / 8),
-                 f"dense {fmt_bytes(s.size * a.setting.value_bits / 8)}"),
+                 f"dense {fmt_bytes(s.size * a.accounting.value_bits / 8)}"),
         ]
         if best is not None:
             cards.append(card("smallest format", best.format.upper(),
@@ -495,7 +506,7 @@ class LayerExplorer:
             cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
                               f"uncompressed {accuracy[0]:.1%}"))
         cards.append(card("refresh", f"{self.last_refresh_s * 1e3:.0f} ms",
-                          a.setting.describe()))
+                          a.recipe.describe()))
         self.cards.value = "".join(cards)
 
     def _draw_notes(self) -> None:
@@ -549,4 +560,4 @@ class LayerExplorer:
         layer = self.layer
         if layer is None or self.analysis is None:
             return "nothing loaded"
-        return f"{self.network.name}/{layer.name}: {self.analysis.setting.describe()}"
+        return f"{self.network.name}/{layer.name}: {self.analysis.recipe.describe()}"

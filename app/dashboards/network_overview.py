@@ -10,16 +10,17 @@ file (``lowentropy sweep``) shows every format across all its settings.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import ipywidgets as w
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
+from lowentropy.report import NetworkReport, network_report
 
+from .compression import Accounting, recipe_of
 from .sweep_view import SweepView
 from .ui import Background, Messages, card, fmt_bytes, format_color
 
@@ -175,22 +176,24 @@ class NetworkOverview:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def compression(self) -> Compression:
-        q = self.quantizer.value
-        return Compression(
-            prune=float(self.prune_slider.value), method=None if q == "none" else q,
-            bits=int(self.bits_slider.value) if q == "uniform" else None,
-            clusters=int(self.clusters_slider.value) if q == "kmeans" else None,
-            global_prune=bool(self.global_box.value))
+    def recipe(self) -> le.Recipe:
+        """How the controls compress every layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value),
+                         global_prune=bool(self.global_box.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed network."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute the report (in the background) and redraw."""
         if self.network is None:
             return
-        network, c = self.network, self.compression
-        options = dict(policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+        network, c = self.network, self.recipe
+        options = dataclasses.asdict(self.accounting)
 
         def job(progress):
             report = network_report(network, c, formats=self.formats,
@@ -229,7 +232,7 @@ class NetworkOverview:
                    key=lambda t: dense.storage_bits / t.storage_bits)
         cards = [
             card("network", report.network, f"{len(layers)} layers"),
-            card("weights", f"{dense.weights:,}", report.compression.describe()),
+            card("weights", f"{dense.weights:,}", report.recipe.describe()),
             card("dense size", fmt_bytes(dense.storage_bits / 8),
                  f"{self.value_bits_picker.value}-bit values"),
             card("smallest", best.format.upper(), f"{fmt_bytes(best.storage_bits / 8)}, "
@@ -248,21 +251,13 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-def _accuracy(network: le.Network, c: Compression) -> tuple[float, float] | None:
+def _accuracy(network: le.Network, recipe: le.Recipe) -> tuple[float, float] | None:
     """Test accuracy before and after, for the networks that carry test data."""
     try:
         before = le.accuracy(network)
     except (ValueError, KeyError, NotImplementedError):
         return None
-    from lowentropy.compress import prune_global
-
-    weights = [layer.weight for layer in network.layers]
-    pruned = prune_global(weights, c.prune) if c.global_prune and c.prune > 0 else None
-    layers = [layer.with_weight(compress_layer(
-        np.asarray(layer.weight if pruned is None else pruned[i]), c,
-        pruned=pruned is not None)) for i, layer in enumerate(network.layers)]
-    return before, le.accuracy(le.Network(network.name, layers, network.source,
-                                          network.description))
+    return before, le.accuracy(recipe.apply(network))
 
 
 def _totals_html(report: NetworkReport) -> str:
