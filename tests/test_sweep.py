@@ -83,7 +83,7 @@ def _executions(folder) -> list[str]:
 
 def test_rows_columns_and_order(reference):
     t = reference
-    assert t.columns == COLUMNS and len(t) == len(LAYERS) * N_SETTINGS * 4
+    assert t.columns == COLUMNS and len(t) == len(LAYERS) * N_SETTINGS * len(le.FORMATS)
     keys = [(r["layer"], r["prune"], r["quantizer"], r["levels"], r["format"]) for r in t]
     expected = [(name, p, "none" if b is None else "uniform", b or 0, f)
                 for name in LAYERS for p in SETTINGS["prune"] for b in SETTINGS["bits"]

@@ -39,10 +39,22 @@ __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTE
            "shared_values_note"]
 
 #: Colours of the stored arrays in the storage panel.
-ARRAY_COLORS = {
+_KNOWN_ARRAY_COLORS = {
     "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
-    "omega_idx": "#f0e442", "omega_ptr": "#009e73",
+    "omega_idx": "#f0e442", "omega_ptr": "#009e73", "codes": "#0072b2", "bits": "#e69f00",
 }
+_SPARE_ARRAY_COLORS = ("#8c564b", "#17becf", "#bcbd22", "#9467bd", "#000000", "#aec7e8")
+
+
+def _array_colors() -> dict[str, str]:
+    """One colour per array name of every registered format, in registry order."""
+    names = list(dict.fromkeys(a for F in le.FORMATS.values() for a in F.array_names))
+    spare = iter(_SPARE_ARRAY_COLORS * len(names))
+    return {a: _KNOWN_ARRAY_COLORS.get(a) or next(spare) for a in names}
+
+
+#: The storage panel's stacked bars: one per array name of the registered formats.
+ARRAY_COLORS = _array_colors()
 
 #: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
 #: 64 MB by default). The server refuses a websocket message above
