@@ -259,26 +259,14 @@ def _matvec(words, row_ptr, n, omega, x, lut_rank, lut_length, lookup, first, co
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
             p = uint64(row_ptr[i])
-            acc0 = acc1 = x.dtype.type(0)
-            j = 0
-            while j + 2 <= n:
+            acc = x.dtype.type(0)
+            for j in range(n):  # one accumulator: decoding, not the additions, is the chain
                 window = _peek(words, last, p)
                 k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
                                          offset, by_code, max_length)
-                acc0 += omega[k] * x[j]
+                acc += omega[k] * x[j]
                 p += uint64(length)
-                window = _peek(words, last, p)
-                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                         offset, by_code, max_length)
-                acc1 += omega[k] * x[j + 1]
-                p += uint64(length)
-                j += 2
-            if j < n:
-                window = _peek(words, last, p)
-                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                         offset, by_code, max_length)
-                acc0 += omega[k] * x[j]
-            out[i] = acc0 + acc1
+            out[i] = acc
 
 
 @kernel()
