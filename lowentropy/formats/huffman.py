@@ -184,21 +184,17 @@ class Decoder:
 
 @_inline
 def _peek(words, last, p):  # pragma: no cover - compiled
-    """The 32 bits of the stream from bit ``p`` on (zeros past the end)."""
+    """The 32 bits of the stream from bit ``p`` on (``p`` inside the stream; what follows
+    its end is not a code word's business: every code word ends inside the stream)."""
     k = p >> uint64(5)
     hi = uint64(words[k])
-    lo = uint64(words[min(k + uint64(1), last)]) if k < last else uint64(0)
+    lo = uint64(words[min(k + uint64(1), last)])  # the last word again past the end
     return (((hi << uint64(32)) | lo) << (p & uint64(31))) >> uint64(32) & uint64(0xFFFFFFFF)
 
 
-@_inline
-def _next_symbol(window, lut_rank, lut_length, lookup, first, count, offset, by_code,
-                 max_length):  # pragma: no cover - compiled
-    """(rank, length) of the code word at the top of ``window``; (-1, 0) if none."""
-    e = window >> uint64(32 - lookup)
-    length = lut_length[e]
-    if length > 0:
-        return lut_rank[e], length
+@numba.njit(nogil=True, cache=True)
+def _long_symbol(window, lookup, first, count, offset, by_code, max_length):
+    """(rank, length) of a code word longer than the lookup table; (-1, 0) if none."""
     for length in range(lookup + 1, max_length + 1):
         d = int64(window >> uint64(32 - length)) - first[length]
         if d >= 0 and d < count[length]:
@@ -241,13 +237,18 @@ def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, 
                  by_code, max_length, r0, r1, out):
     """``out[i - r0, j] = table[rank(i, j)]`` for rows ``r0 <= i < r1`` (valid streams)."""
     last = uint64(words.shape[0] - 1)
+    shift = uint64(32 - lookup)
     for i in prange(r0, r1):
         o = out[i - r0]
         p = uint64(row_ptr[i])
         for j in range(n):
             window = _peek(words, last, p)
-            k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                     offset, by_code, max_length)
+            e = window >> shift
+            k = lut_rank[e]
+            length = lut_length[e]
+            if length == 0:
+                k, length = _long_symbol(window, lookup, first, count, offset, by_code,
+                                         max_length)
             o[j] = table[k]
             p += uint64(length)
 
@@ -255,30 +256,63 @@ def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, 
 @kernel(parallel=True)
 def _matvec(words, row_ptr, n, omega, x, lut_rank, lut_length, lookup, first, count, offset,
             by_code, max_length, chunks, out):
+    """Four rows at a time: decoding is a chain of dependent loads (the next code word
+    starts where this one ends), so four independent chains keep the core busy."""
     last = uint64(words.shape[0] - 1)
+    shift = uint64(32 - lookup)
     for c in prange(chunks.shape[0] - 1):
-        for i in range(chunks[c], chunks[c + 1]):
-            p = uint64(row_ptr[i])
-            acc0 = acc1 = x.dtype.type(0)
-            j = 0
-            while j + 2 <= n:
-                window = _peek(words, last, p)
-                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                         offset, by_code, max_length)
-                acc0 += omega[k] * x[j]
-                p += uint64(length)
-                window = _peek(words, last, p)
-                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                         offset, by_code, max_length)
-                acc1 += omega[k] * x[j + 1]
-                p += uint64(length)
-                j += 2
-            if j < n:
-                window = _peek(words, last, p)
-                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                         offset, by_code, max_length)
-                acc0 += omega[k] * x[j]
-            out[i] = acc0 + acc1
+        i = chunks[c]
+        end = chunks[c + 1]
+        while i < end:
+            rows = min(4, end - i)
+            p0 = uint64(row_ptr[i])
+            p1 = uint64(row_ptr[i + 1 if rows > 1 else i])
+            p2 = uint64(row_ptr[i + 2 if rows > 2 else i])
+            p3 = uint64(row_ptr[i + 3 if rows > 3 else i])
+            a0 = a1 = a2 = a3 = x.dtype.type(0)
+            for j in range(n):  # one accumulator per row, in column order
+                xj = x[j]
+                w0 = _peek(words, last, p0)
+                w1 = _peek(words, last, p1)
+                w2 = _peek(words, last, p2)
+                w3 = _peek(words, last, p3)
+                k0 = lut_rank[w0 >> shift]
+                k1 = lut_rank[w1 >> shift]
+                k2 = lut_rank[w2 >> shift]
+                k3 = lut_rank[w3 >> shift]
+                l0 = lut_length[w0 >> shift]
+                l1 = lut_length[w1 >> shift]
+                l2 = lut_length[w2 >> shift]
+                l3 = lut_length[w3 >> shift]
+                if l0 == 0 or l1 == 0 or l2 == 0 or l3 == 0:  # rare: a long code word
+                    if l0 == 0:
+                        k0, l0 = _long_symbol(w0, lookup, first, count, offset, by_code,
+                                              max_length)
+                    if l1 == 0:
+                        k1, l1 = _long_symbol(w1, lookup, first, count, offset, by_code,
+                                              max_length)
+                    if l2 == 0:
+                        k2, l2 = _long_symbol(w2, lookup, first, count, offset, by_code,
+                                              max_length)
+                    if l3 == 0:
+                        k3, l3 = _long_symbol(w3, lookup, first, count, offset, by_code,
+                                              max_length)
+                a0 += omega[k0] * xj
+                a1 += omega[k1] * xj
+                a2 += omega[k2] * xj
+                a3 += omega[k3] * xj
+                p0 += uint64(l0)
+                p1 += uint64(l1)
+                p2 += uint64(l2)
+                p3 += uint64(l3)
+            out[i] = a0
+            if rows > 1:
+                out[i + 1] = a1
+            if rows > 2:
+                out[i + 2] = a2
+            if rows > 3:
+                out[i + 3] = a3
+            i += rows
 
 
 @kernel()
@@ -288,6 +322,7 @@ def _check_stream(words, row_ptr, n, K, lut_rank, lut_length, lookup, first, cou
     first bad row (problem 1: a row runs past its end; 2: no code word; 3: a row ends
     before its end) or (-1, 0)."""
     last = uint64(max(words.shape[0] - 1, 0))
+    shift = uint64(32 - lookup)
     for i in range(row_ptr.shape[0] - 1):
         p = uint64(row_ptr[i])
         end = uint64(row_ptr[i + 1])
@@ -295,8 +330,12 @@ def _check_stream(words, row_ptr, n, K, lut_rank, lut_length, lookup, first, cou
             if p >= end:
                 return i, 1
             window = _peek(words, last, p)
-            k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
-                                     offset, by_code, max_length)
+            e = window >> shift
+            k = lut_rank[e]
+            length = lut_length[e]
+            if length == 0:
+                k, length = _long_symbol(window, lookup, first, count, offset, by_code,
+                                         max_length)
             if k < 0 or k >= K:
                 return i, 2
             counts[k] += 1

@@ -80,20 +80,14 @@ def _matvec_direct(codes, n, b, wpr, omega, x, chunks, out):
     mask = (uint64(1) << uint64(b)) - uint64(1)
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
-            acc0 = acc1 = x.dtype.type(0)
+            acc = x.dtype.type(0)  # in column order, like a plain dot product
             base = i * wpr
             for w in range(wpr):
                 word = uint64(codes[base + w])
                 j0 = w * per
-                s = 0
-                last = min(per, n - j0)
-                while s + 2 <= last:
-                    acc0 += omega[(word >> uint64(s * b)) & mask] * x[j0 + s]
-                    acc1 += omega[(word >> uint64((s + 1) * b)) & mask] * x[j0 + s + 1]
-                    s += 2
-                if s < last:
-                    acc0 += omega[(word >> uint64(s * b)) & mask] * x[j0 + s]
-            out[i] = acc0 + acc1
+                for s in range(min(per, n - j0)):
+                    acc += omega[(word >> uint64(s * b)) & mask] * x[j0 + s]
+            out[i] = acc
 
 
 @kernel(parallel=True)
