@@ -47,6 +47,7 @@ from .formats import (
 from .io import load, load_network, save
 from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
+from .quantized import Quantized
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -58,6 +59,6 @@ __all__ = [
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
-    "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
+    "quantization_error", "QuantizationError", "Quantized", "MemoryBudgetError", "memory_budget",
     "set_memory_budget", "sweep", "SweepTable",
 ]
