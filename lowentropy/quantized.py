@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._jit import kernel, prange
 from ._validate import weight_dtype
 from .memory import check_memory
 
@@ -32,6 +33,20 @@ def code_dtype(K: int) -> np.dtype:
         if K <= np.iinfo(dtype).max + 1:
             return dtype
     raise ValueError(f"a codebook of {K:,} values does not fit 32-bit codes")
+
+
+@kernel(parallel=True)
+def _decode(codes, codebook, nch, out):  # pragma: no cover - compiled
+    """``out = codebook[codes]`` on flat arrays, in ``nch`` chunks."""
+    n = codes.size
+    chunk = (n + nch - 1) // nch
+    for c in prange(nch):
+        start = min(n, c * chunk)
+        stop = min(n, start + chunk)
+        src = codes[start:stop]
+        dst = out[start:stop]
+        for i in range(src.size):
+            dst[i] = codebook[src[i]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +159,11 @@ class Quantized:
         """The tensor ``codebook[codes]``, a new array of the codebook's dtype."""
         check_memory(self.size * self.dtype.itemsize,
                      f"the dense {'×'.join(map(str, self.shape))} tensor of quantized codes")
-        return self.codebook[self.codes] if self.size else np.zeros(self.shape, self.dtype)
+        out = np.empty(self.shape, self.dtype)
+        if self.size:
+            nch = int(min(16, max(1, self.size >> 17)))
+            _decode(self.codes.reshape(-1), self.codebook, nch, out.reshape(-1))
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         dense = self.to_dense()

@@ -34,7 +34,7 @@ import numpy as np
 from .._jit import kernel, prange
 from ._common import KEY, n_chunks
 
-__all__ = ["prune_flat", "select_threshold", "NonFinite"]
+__all__ = ["prune_flat", "select_threshold", "write_pruned", "NonFinite"]
 
 _SAMPLE = 1 << 16  # sample size for the first guess of the threshold
 _RUN = 8  # the sample is taken in runs of this many neighbours
@@ -172,15 +172,21 @@ def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None
     change the speed; tests set them to force every path.
     """
     t, cut = select_threshold(flats, k, cand_limit=cand_limit, sample=sample)
-    int_dtype, mask, _ = KEY[flats[0].dtype.itemsize]
     outs = []
     offset = 0
     for f in flats:
-        out = np.empty_like(f)
-        _prune_write(f, f.view(int_dtype), mask, t, cut - offset, n_chunks(f.size), out)
-        outs.append(out)
+        outs.append(write_pruned(f, (t, cut - offset)))
         offset += f.size
     return outs
+
+
+def write_pruned(flat: np.ndarray, rule: tuple[int, int]) -> np.ndarray:
+    """A copy of ``flat`` with the entries that ``rule`` (see :func:`select_threshold`)
+    prunes set to 0, and ``-0.0`` written ``+0.0``."""
+    int_dtype, mask, _ = KEY[flat.dtype.itemsize]
+    out = np.empty_like(flat)
+    _prune_write(flat, flat.view(int_dtype), mask, rule[0], rule[1], n_chunks(flat.size), out)
+    return out
 
 
 def select_threshold(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None,

@@ -10,7 +10,7 @@ import numpy as np
 from .._jit import kernel, prange
 from ._common import KEY, as_weights, n_chunks, raise_nonfinite, threads_for
 
-__all__ = ["QuantizationError", "quantization_error"]
+__all__ = ["QuantizationError", "quantization_error", "error_from_sums"]
 
 
 @dataclass(frozen=True)
@@ -115,13 +115,26 @@ def quantization_error(W, Wq) -> QuantizationError:
     if out[:, 3].any():
         name, arr = ("W", a) if not np.isfinite(a).all() else ("Wq", b)
         raise_nonfinite(arr, name)
-    err2, ref2 = float(out[:, 0].sum()), float(out[:, 1].sum())
-    mse = err2 / a.size
-    if math.isinf(err2) or math.isinf(ref2):  # squares beyond float64: ratios from scaled sums
+    result = error_from_sums(out, a.size)
+    if result is None:  # squares beyond float64: ratios from scaled sums
         scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
         x = a.astype(np.float64) / scale
         d = x - b.astype(np.float64) / scale
         err2, ref2 = float(np.sum(d * d)), float(np.sum(x * x))
+        result = _measures(float(out[:, 0].sum()) / a.size, err2, ref2, float(out[:, 2].max()))
+    return result
+
+
+def error_from_sums(sums: np.ndarray, size: int) -> QuantizationError | None:
+    """The measures from per-chunk sums (squared error, squared reference, largest error),
+    or None when a sum overflowed float64 (the ratios then need scaled sums)."""
+    err2, ref2 = float(sums[:, 0].sum()), float(sums[:, 1].sum())
+    if math.isinf(err2) or math.isinf(ref2):
+        return None
+    return _measures(err2 / size, err2, ref2, float(sums[:, 2].max()))
+
+
+def _measures(mse: float, err2: float, ref2: float, peak: float) -> QuantizationError:
     if err2 == 0.0:
         relative, snr = 0.0, math.inf
     elif ref2 == 0.0:
@@ -129,4 +142,4 @@ def quantization_error(W, Wq) -> QuantizationError:
     else:
         relative = math.sqrt(err2 / ref2)
         snr = 10.0 * math.log10(ref2 / err2)
-    return QuantizationError(mse, math.sqrt(mse), float(out[:, 2].max()), relative, snr)
+    return QuantizationError(mse, math.sqrt(mse), peak, relative, snr)
