@@ -64,10 +64,10 @@ class Quantized:
     codes : ndarray of uint8, uint16 or uint32
         Any shape (the tensor's); each entry indexes ``codebook``. Read-only.
     codebook : ndarray of float32 or float64, 1-D
-        The values; finite, ``-0.0`` stored as ``+0.0``. Read-only. A general
-        ``Quantized`` may repeat a value or hold values no code uses (the statistics merge
-        and drop them); the quantizers' results never do: their codebook is ascending,
-        distinct, and every value occurs (0 among them when a weight is 0 or pruned).
+        The values; finite, ``-0.0`` stored as ``+0.0``. Read-only. It may repeat a value
+        or hold values no code uses: the statistics and the encoders merge and drop them,
+        so that ``Ω`` holds exactly the tensor's values. The quantizers' codebooks are
+        ascending and distinct (see :func:`lowentropy.quantize`).
     error : QuantizationError or None
         How far the tensor is from the quantizer's input (``le.quantization_error(input,
         q)``, computed in the quantizer's assignment pass), or None when not known.

@@ -466,7 +466,7 @@ def _assign_with(W: np.ndarray, u: np.ndarray, values: np.ndarray) -> np.ndarray
     """Run the final assignment of k-means with given centroids (their values in the
     dtype are ``values``)."""
     scale = max(float(np.abs(W).max()), float(np.abs(u).max()))
-    codes, codebook, _, _ = km.assign_codes(W, u, km.NO_PRUNING, scale)
+    codes, codebook, _ = km.assign_codes(W, u, km.NO_PRUNING, scale)
     assert np.array_equal(codebook, np.unique(np.append(values, 0)))
     return codebook[codes]
 

@@ -15,7 +15,7 @@ weight takes the value of its nearest final centroid (distances in float64, ties
 smaller centroid), through a table indexed by the top 18 (float32) or 20 (float64) bits
 of the weight's bit pattern, with an exact search for the few weights near a boundary
 between two cells. The assignment writes codes into a codebook (the centroids' values in
-the weights' dtype, and 0), counts them and sums the error, in one pass.
+the weights' dtype, and 0) and sums the error, in one pass.
 
 Pruning can be applied on the fly: every pass takes the rule ``(t, cut)`` of
 :func:`lowentropy.compress._select.select_threshold` and treats the entries it prunes as 0.
@@ -28,6 +28,7 @@ import numpy as np
 from .._jit import kernel, prange
 from ..quantized import code_dtype
 from ._common import KEY, n_chunks
+from .error import BLOCK, lane_sums
 
 __all__ = ["kmeans_codes", "kmeans_centroids", "nonzero_range", "NO_PRUNING", "EXACT_LIMIT",
            "BINS", "MAX_CLUSTERS"]
@@ -199,11 +200,10 @@ def _compensated_prefix(s, hi, lo):  # pragma: no cover - compiled
 
 @kernel(parallel=True)
 def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, zero_code,
-            value_of_code, nch, codes, counts, sums):  # pragma: no cover - compiled
+            codebook, nch, codes, sums):  # pragma: no cover - compiled
     """``codes[i]`` = code of the centroid nearest to ``w[i]``; zero and pruned entries
-    (as in :func:`_nonzero_range`) take ``zero_code``. Per chunk: occurrences of every
-    code (``counts``) and the sums of :func:`lowentropy.compress.error._error_sums`
-    against ``w`` (squared error, squared weight, largest error), in the same order.
+    (as in :func:`_nonzero_range`) take ``zero_code``. Per chunk, the error sums against
+    ``w``, block by block as :func:`lowentropy.compress.error._error_sums` does.
 
     ``lut`` maps the top bits of the order-preserving key of the bit pattern ``b``
     (sign-extended to 64 bits: ``b ^ ((b >> 63) | flip)``, ``flip`` the float's sign bit
@@ -218,30 +218,30 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
     for c in prange(nch):
         start = min(n, c * chunk)
         stop = min(n, start + chunk)
-        src = w[start:stop]
-        seg = bits[start:stop]
-        dst = codes[start:stop]
-        cnt = counts[c]
+        values = np.empty(BLOCK, w.dtype)
         err2 = 0.0
         ref2 = 0.0
         peak = 0.0
-        for i in range(seg.size):
-            b = np.int64(seg[i])
-            mag = b & mask
-            x = np.float64(src[i])
-            if mag == 0 or mag < t or (mag == t and start + i <= cut):
-                k = zero_code
-            else:
-                k = lut[np.uint64(((b ^ ((b >> 63) | flip)) >> top) & lut_mask)]
-                if k < 0:
-                    k = code_of_centroid[_nearest(centroids, x)]
-            dst[i] = k
-            cnt[k] += 1
-            d = x - np.float64(value_of_code[k])
-            err2 += d * d
-            ref2 += x * x
-            e = abs(d)
-            peak = e if e > peak else peak
+        for b0 in range(start, stop, BLOCK):
+            b1 = min(stop, b0 + BLOCK)
+            src = w[b0:b1]
+            seg = bits[b0:b1]
+            dst = codes[b0:b1]
+            for i in range(seg.size):
+                b = np.int64(seg[i])
+                mag = b & mask
+                if mag == 0 or mag < t or (mag == t and b0 + i <= cut):
+                    k = zero_code
+                else:
+                    k = lut[np.uint64(((b ^ ((b >> 63) | flip)) >> top) & lut_mask)]
+                    if k < 0:
+                        k = code_of_centroid[_nearest(centroids, np.float64(src[i]))]
+                dst[i] = k
+                values[i] = codebook[k]
+            e, r, p = lane_sums(src, values, b1 - b0)
+            err2 += e
+            ref2 += r
+            peak = max(peak, p)
         sums[c, 0] = err2
         sums[c, 1] = ref2
         sums[c, 2] = peak
@@ -376,8 +376,7 @@ def kmeans_codebook(u: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndar
 
 def assign_codes(flat: np.ndarray, u: np.ndarray, rule: tuple[int, int], scale: float):
     """Codes of the nearest of the sorted distinct centroids ``u`` (0 for zero and pruned
-    entries), with the codebook, the occurrences of every code and the error sums per
-    chunk (see :func:`_assign`)."""
+    entries), with the codebook and the error sums per chunk (see :func:`_assign`)."""
     dtype = flat.dtype
     codebook, code_of_centroid, zero_code = kmeans_codebook(u, dtype)
     lut = _lookup_table(u, code_of_centroid, dtype, scale)
@@ -385,19 +384,18 @@ def assign_codes(flat: np.ndarray, u: np.ndarray, rule: tuple[int, int], scale: 
     int_dtype, mask, _ = KEY[dtype.itemsize]
     nch = n_chunks(flat.size)
     codes = np.empty(flat.size, code_dtype(codebook.size))
-    counts = np.zeros((nch, codebook.size), np.int64)
     sums = np.zeros((nch, 4))
     _assign(flat, flat.view(int_dtype), mask, rule[0], rule[1], -(1 << (width - 1)),
             width - _LUT_BITS[dtype.itemsize], lut, u, code_of_centroid, zero_code, codebook,
-            nch, codes, counts, sums)
-    return codes, codebook, counts.sum(axis=0), sums
+            nch, codes, sums)
+    return codes, codebook, sums
 
 
 def kmeans_codes(flat: np.ndarray, clusters: int, max_iter: int,
                  info: tuple[float, float, int], rule: tuple[int, int] = NO_PRUNING):
     """Weight sharing of the entries of a flat finite array that are neither zero nor
     pruned by ``rule`` (``info``: their ``(min, max, count)``, count > 0): codes,
-    codebook, occurrences of every code, error sums per chunk."""
+    codebook, error sums per chunk."""
     lo, hi, _ = info
     u = np.unique(kmeans_centroids(flat, clusters, max_iter, info, rule))
     scale = max(abs(lo), abs(hi), float(np.abs(u).max()))

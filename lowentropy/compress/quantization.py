@@ -70,10 +70,13 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
     ndarray or Quantized
         A new array, same shape and (converted) dtype, ``-0.0`` written as ``+0.0``; with
         ``return_codes=True`` the same tensor as codes: uint8 codes up to 256 values,
-        uint16 up to 65536, else uint32; the codebook is ascending, distinct, holds only
-        values that occur (centroids whose values collide in the dtype share a code,
-        empty clusters are dropped) and 0 when a weight is 0 or pruned; ``q.error`` is
-        ``quantization_error(W, q)``.
+        uint16 up to 65536, else uint32. The codebook is ascending and distinct
+        (centroids or levels whose values collide in the dtype share a code): for
+        ``"uniform"`` the ``2 L + 1`` levels, for ``"kmeans"`` the centroids and 0. It
+        may hold values no weight took (an empty cluster, a level not reached);
+        :func:`~lowentropy.stats` and the encoders drop them, so ``Ω`` holds exactly the
+        values of the tensor. ``q.error`` is ``quantization_error(W, q)`` up to the
+        rounding of its float64 sums, computed in the assignment pass.
 
     Notes
     -----
@@ -118,14 +121,14 @@ def quantize(W, method: str = "uniform", *, bits: int | None = None,
     array([[ 0.63333333, -0.55      ,  0.        ],
            [ 0.63333333, -0.55      ,  0.63333333]])
     >>> q = quantize(W, "uniform", bits=2, prune=0.5, return_codes=True)
-    >>> q.codes, q.codebook
+    >>> q.codes, q.codebook                        # -0.2, 0 and 0.4 pruned
     (array([[2, 1, 1],
-           [1, 0, 1]], dtype=uint8), array([-0.9,  0. ,  0.9]))
+           [1, 0, 2]], dtype=uint8), array([-0.9,  0. ,  0.9]))
     >>> q.to_dense()
     array([[ 0.9,  0. ,  0. ],
-           [ 0. , -0.9,  0. ]])
+           [ 0. , -0.9,  0.9]])
     >>> round(q.error.rmse, 4)
-    0.3162
+    0.2198
     """
     bits, clusters, max_iter = _check_arguments(method, bits, clusters, max_iter)
     try:
@@ -211,17 +214,16 @@ def _remap(codes, new_code, nch, out):  # pragma: no cover - compiled
             dst[i] = new_code[src[i]]
 
 
-def _finish(arr: np.ndarray, codes: np.ndarray, codebook: np.ndarray, counts: np.ndarray,
+def _finish(arr: np.ndarray, codes: np.ndarray, codebook: np.ndarray,
             sums: np.ndarray) -> Quantized:
-    """The Quantized result: values that no weight took are dropped from the codebook
-    (codes renumbered in one pass), the error measured from the assignment's sums."""
-    used = counts > 0
-    if not used.all():
-        codebook = codebook[used]
-        new_code = (np.cumsum(used) - 1).astype(code_dtype(codebook.size))
+    """The Quantized result: codes of values that collide in the dtype merged (one pass,
+    only when there are such values), the error measured from the assignment's sums."""
+    merged = np.unique(codebook)
+    if merged.size < codebook.size:
+        new_code = np.searchsorted(merged, codebook).astype(code_dtype(merged.size))
         out = np.empty(codes.size, new_code.dtype)
         _remap(codes, new_code, n_chunks(codes.size), out)
-        codes = out
+        codes, codebook = out, merged
     codes = codes.reshape(arr.shape)
     error = error_from_sums(sums, codes.size)
     q = Quantized._trusted(codes, codebook)
@@ -256,9 +258,8 @@ def _scaled_kmeans(arr: np.ndarray, pruned: np.ndarray, clusters: int, max_iter:
     peak = max(abs(lo), abs(hi))
     shift = math.ceil(math.log2(peak) + math.log2(max(nnz, 2)) - math.log2(_SAFE_SUM)) + 1
     scaled = np.ldexp(pruned, -shift)
-    codes, codebook, counts, _ = kmeans_codes(scaled, clusters, max_iter,
-                                              nonzero_range(scaled)[:3])
+    codes, codebook, _ = kmeans_codes(scaled, clusters, max_iter, nonzero_range(scaled)[:3])
     codebook = np.ldexp(codebook, shift).astype(arr.dtype)
-    q = _finish(arr, codes, codebook, counts, np.zeros((1, 4)))
+    q = _finish(arr, codes, codebook, np.zeros((1, 4)))
     object.__setattr__(q, "error", quantization_error(arr, q.to_dense()))
     return q
