@@ -65,6 +65,33 @@ def _nearest(c, x):  # pragma: no cover - compiled
 
 # --- summarising the weights ---------------------------------------------------------------
 
+# The pruning rule ``(t, cut)`` prunes the entries of magnitude key below ``t + 1`` up to
+# position ``cut`` and below ``t`` after it; zeros go too. So each kernel splits its range
+# at ``cut + 1`` and keeps, on each side, the keys at or above one bound (``max(t + 1, 1)``
+# and ``max(t, 1)``): one comparison per entry, no branch.
+
+@kernel()
+def _range_segment(bits, mask, maxfinite, below, start, stop, acc):  # pragma: no cover
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    lo = acc[0]
+    hi = acc[1]
+    nnz = acc[2]
+    bad = acc[3]
+    for i in range(start, stop):
+        b = np.int64(bits[i])
+        mag = b & mask
+        key = b ^ ((b >> 63) & mask)
+        nz = mag >= below
+        lo = min(lo, key if nz else big)
+        hi = max(hi, key if nz else -big)
+        nnz += nz
+        bad += mag > maxfinite
+    acc[0] = lo
+    acc[1] = hi
+    acc[2] = nnz
+    acc[3] = bad
+
+
 @kernel(parallel=True)
 def _nonzero_range(bits, mask, maxfinite, t, cut, nch, out):  # pragma: no cover - compiled
     """Per chunk: smallest and largest *signed key* of the entries that are neither zero
@@ -79,24 +106,22 @@ def _nonzero_range(bits, mask, maxfinite, t, cut, nch, out):  # pragma: no cover
     big = np.int64(0x7FFFFFFFFFFFFFFF)
     for c in prange(nch):
         start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        lo = big
-        hi = -big
-        nnz = 0
-        bad = 0
-        for i in range(seg.size):
-            b = np.int64(seg[i])
-            mag = b & mask
-            key = b ^ ((b >> 63) & mask)
-            nz = mag != 0 and not (mag < t or (mag == t and start + i <= cut))
-            lo = min(lo, key if nz else big)
-            hi = max(hi, key if nz else -big)
-            nnz += nz
-            bad += mag > maxfinite
-        out[c, 0] = lo
-        out[c, 1] = hi
-        out[c, 2] = nnz
-        out[c, 3] = bad
+        stop = min(n, start + chunk)
+        mid = min(max(cut + 1, start), stop)
+        acc = np.array([big, -big, 0, 0], np.int64)
+        _range_segment(bits, mask, maxfinite, max(t + 1, 1), start, mid, acc)
+        _range_segment(bits, mask, maxfinite, max(t, 1), mid, stop, acc)
+        out[c] = acc
+
+
+@kernel()
+def _kept(bits, mask, below, start, stop, kept, p):  # pragma: no cover - compiled
+    """Append to ``kept`` (from ``p``) the positions in ``[start, stop)`` whose magnitude
+    key is at least ``below``, without branching; returns the new end."""
+    for i in range(start, stop):
+        kept[p] = i
+        p += (bits[i] & mask) >= below
+    return p
 
 
 @kernel(parallel=True)
@@ -105,21 +130,23 @@ def _bin_weights(w, bits, mask, t, cut, lo, pre, scale, nch, counts,
     """Per chunk, count and sum of the entries neither zero nor pruned (as in
     :func:`_nonzero_range`) in each of ``counts.shape[1]`` equal bins: bin
     ``(pre * x - pre * lo) * scale`` (``pre`` is 0.5 when ``max - min`` overflows, else
-    1), clipped to the bins."""
+    1), clipped to the bins. The kept positions of each block are listed first."""
     n = w.size
     nbins = counts.shape[1]
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
         start = min(n, c * chunk)
         stop = min(n, start + chunk)
-        seg = w[start:stop]
-        kb = bits[start:stop]
         cnt = counts[c]
         sm = sums[c]
-        for i in range(seg.size):
-            x = np.float64(seg[i])
-            mag = kb[i] & mask
-            if x != 0.0 and not (mag < t or (mag == t and start + i <= cut)):
+        kept = np.empty(BLOCK, np.int64)
+        for b0 in range(start, stop, BLOCK):
+            b1 = min(stop, b0 + BLOCK)
+            mid = min(max(cut + 1, b0), b1)
+            p = _kept(bits, mask, max(t + 1, 1), b0, mid, kept, 0)
+            p = _kept(bits, mask, max(t, 1), mid, b1, kept, p)
+            for q in range(p):
+                x = np.float64(w[kept[q]])
                 b = np.uint64(min(max(np.int64((pre * x - pre * lo) * scale), 0), nbins - 1))
                 cnt[b] += 1
                 sm[b] += x
@@ -205,43 +232,46 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
     (as in :func:`_nonzero_range`) take ``zero_code``. Per chunk, the error sums against
     ``w``, block by block as :func:`lowentropy.compress.error._error_sums` does.
 
-    ``lut`` maps the top bits of the order-preserving key of the bit pattern ``b``
-    (sign-extended to 64 bits: ``b ^ ((b >> 63) | flip)``, ``flip`` the float's sign bit
-    as a negative number; ``top`` the right shift that keeps the top bits) to the code of
-    the centroid whose cell holds the bin's whole range of values, or to -1 when that
-    range comes near a cell boundary; those weights go through :func:`_nearest`. Every
-    weight gets its exact nearest centroid.
+    Each block is first filled with ``zero_code`` while its kept positions are listed
+    (no branch), then the kept entries are assigned: ``lut`` maps the top bits of the
+    order-preserving key of the bit pattern ``b`` (sign-extended to 64 bits: ``b ^ ((b >>
+    63) | flip)``, ``flip`` the float's sign bit as a negative number; ``top`` the right
+    shift that keeps the top bits) to the code of the centroid whose cell holds the bin's
+    whole range of values, or to -1 when that range comes near a cell boundary; those
+    weights go through :func:`_nearest`. Every weight gets its exact nearest centroid.
     """
     n = w.size
     chunk = (n + nch - 1) // nch
     lut_mask = lut.size - 1
+    zero_value = codebook[zero_code]
     for c in prange(nch):
         start = min(n, c * chunk)
         stop = min(n, start + chunk)
         values = np.empty(BLOCK, w.dtype)
+        kept = np.empty(BLOCK, np.int64)
         err2 = 0.0
         ref2 = 0.0
         peak = 0.0
         for b0 in range(start, stop, BLOCK):
             b1 = min(stop, b0 + BLOCK)
-            src = w[b0:b1]
-            seg = bits[b0:b1]
-            dst = codes[b0:b1]
-            for i in range(seg.size):
-                b = np.int64(seg[i])
-                mag = b & mask
-                if mag == 0 or mag < t or (mag == t and b0 + i <= cut):
-                    k = zero_code
-                else:
-                    k = lut[np.uint64(((b ^ ((b >> 63) | flip)) >> top) & lut_mask)]
-                    if k < 0:
-                        k = code_of_centroid[_nearest(centroids, np.float64(src[i]))]
-                dst[i] = k
-                values[i] = codebook[k]
-            e, r, p = lane_sums(src, values, b1 - b0)
+            for i in range(b0, b1):
+                codes[i] = zero_code
+                values[i - b0] = zero_value
+            mid = min(max(cut + 1, b0), b1)
+            p = _kept(bits, mask, max(t + 1, 1), b0, mid, kept, 0)
+            p = _kept(bits, mask, max(t, 1), mid, b1, kept, p)
+            for q in range(p):
+                i = kept[q]
+                b = np.int64(bits[i])
+                k = lut[np.uint64(((b ^ ((b >> 63) | flip)) >> top) & lut_mask)]
+                if k < 0:
+                    k = code_of_centroid[_nearest(centroids, np.float64(w[i]))]
+                codes[i] = k
+                values[i - b0] = codebook[k]
+            e, r, pk = lane_sums(w[b0:b1], values, b1 - b0)
             err2 += e
             ref2 += r
-            peak = max(peak, p)
+            peak = max(peak, pk)
         sums[c, 0] = err2
         sums[c, 1] = ref2
         sums[c, 2] = peak
