@@ -54,6 +54,7 @@ from .io import load, load_network, save
 from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
 from .networks.training import Cancelled
+from .quantized import Quantized
 from .recipe import Recipe
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
@@ -66,7 +67,7 @@ __all__ = [
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
-    "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
-    "set_memory_budget", "sweep", "SweepTable", "set_thread_policy", "thread_policy",
-    "thread_info", "Recipe", "Cancelled",
+    "quantization_error", "QuantizationError", "Quantized", "MemoryBudgetError",
+    "memory_budget", "set_memory_budget", "sweep", "SweepTable", "set_thread_policy",
+    "thread_policy", "thread_info", "Recipe", "Cancelled",
 ]

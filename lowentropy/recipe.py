@@ -257,7 +257,7 @@ class Recipe:
         return W
 
     def apply(self, target, *, progress: Callable[[int, int], object] | None = None,
-              cancelled: Callable[[], bool] | None = None):
+              cancelled: Callable[[], bool] | None = None, return_codes: bool = False):
         """Compress a matrix or a network.
 
         Parameters
@@ -269,6 +269,10 @@ class Recipe:
         progress, cancelled : callable, optional
             For retraining only: ``progress(done, total)`` after each epoch;
             ``cancelled()`` checked every epoch (true: :class:`lowentropy.Cancelled`).
+        return_codes : bool
+            For a tensor and a quantizing recipe: return the
+            :class:`~lowentropy.Quantized` codes (codebook, codes, error) instead of the
+            matrix, from the same single pass (``.to_dense()`` is the matrix).
 
         Raises
         ------
@@ -284,10 +288,19 @@ class Recipe:
             need = "a prune mapping of layer names" if self.per_layer else "retrain=True"
             raise ValueError(f"{need} needs a network: apply the recipe to a "
                              "lowentropy.Network, not to one matrix")
+        if return_codes and self.method is None:
+            raise ValueError("return_codes=True needs a quantizing recipe (method "
+                             "'uniform' with bits or 'kmeans' with clusters)")
+        if self.method is not None:
+            from .compress import quantize
+
+            levels = {"bits": self.bits} if self.method == "uniform" else {
+                "clusters": self.clusters}
+            return quantize(target, self.method, prune=self.prune, return_codes=return_codes,
+                            **levels)
         from .compress import prune
 
-        out = prune(target, self.prune) if self.prune > 0 else target
-        return self.quantize(out)
+        return prune(target, self.prune) if self.prune > 0 else target
 
     def compressed_layers(self, network: Network) -> Iterator[tuple[Layer, Layer]]:
         """``(original layer, compressed layer)`` in network order; layer by layer (one

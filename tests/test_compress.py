@@ -463,15 +463,12 @@ def test_kmeans_table_boundaries(dtype):
 
 
 def _assign_with(W: np.ndarray, u: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Run the final assignment of k-means with given centroids."""
+    """Run the final assignment of k-means with given centroids (their values in the
+    dtype are ``values``)."""
     scale = max(float(np.abs(W).max()), float(np.abs(u).max()))
-    lut = km._lookup_table(u, values, W.dtype, scale)
-    width = W.dtype.itemsize * 8
-    out = np.empty_like(W)
-    top = width - km._LUT_BITS[W.dtype.itemsize]
-    km._assign(W, W.view(f"i{W.dtype.itemsize}"), -(1 << (width - 1)), top, lut, u, values, 1,
-               out)
-    return out
+    codes, codebook, _ = km.assign_codes(W, u, km.NO_PRUNING, scale)
+    assert np.array_equal(codebook, np.unique(np.append(values, 0)))
+    return codebook[codes]
 
 
 def test_kmeans_examples_and_edge_cases():

@@ -89,18 +89,29 @@ def analyse(W: np.ndarray, recipe: le.Recipe, accounting: Accounting | None = No
     accounting = Accounting() if accounting is None else accounting
     names = list(le.FORMATS) if formats is None else list(formats)
     t0 = time.perf_counter()
-    Wc = compress(W, recipe) if compressed is None else compressed
+    q = None
+    if compressed is not None:
+        Wc = compressed
+    elif recipe.method is not None:
+        # one pass prunes, quantizes to codes and measures the error; statistics count codes
+        q = recipe.apply(W, return_codes=True)
+    else:
+        Wc = recipe.apply(W)
     t1 = time.perf_counter()
-    s = le.stats(Wc)
+    s = le.stats(Wc if q is None else q)
     t2 = time.perf_counter()
     kw = dict(policy=accounting.policy, value_bits=accounting.value_bits)
     rows = le.compare(s, names, batch=1, table=accounting.table, **kw)
     storage = {name: le.get_format(name).storage_for(s, **kw) for name in names}
     t3 = time.perf_counter()
-    e = le.quantization_error(W, Wc)
+    if q is None:
+        e = le.quantization_error(W, Wc)
+    else:
+        e = q.error
+        Wc = q.to_dense()  # the matrix the views crop, time and evaluate
     error = {"rmse": e.rmse, "relative": e.relative}
     clock = {"compress": t1 - t0, "stats": t2 - t1, "accounting": t3 - t2,
-             "error": time.perf_counter() - t3}
+             "error" if q is None else "dense": time.perf_counter() - t3}
     return Analysis(recipe, accounting, Wc, s, rows, storage,
                     s.entropy_floor_bits(accounting.value_bits), error, clock)
 
