@@ -7,7 +7,9 @@ Run by ``benchmarks/run.py`` in separate subprocesses, one per import order:
   every runtime);
 - ``last``: numpy and torch first, ``import lowentropy`` last (torch's OpenMP runtime and
   numpy's OpenBLAS spin after their calls; the ``auto`` policy runs the products on one
-  thread).
+  thread);
+- ``torch``: torch alone, no lowentropy, its tasks back to back: run with and without the
+  library's defaults exported, it measures what the defaults cost torch's own work.
 
 In ``first`` and ``last``, every product follows a ``torch.mm`` (256 x 1024 by 1024 x 256)
 and a numpy BLAS product (512 x 512 by 512 x 64), as in a notebook holding a torch model.
@@ -31,6 +33,7 @@ IMPORTS = {
     "clean": ("lowentropy", "numpy"),
     "first": ("lowentropy", "numpy", "torch"),
     "last": ("numpy", "torch", "lowentropy"),
+    "torch": ("numpy", "torch"),
 }
 ORDERS = tuple(IMPORTS)
 
@@ -89,6 +92,8 @@ def foreign_work(order: str):
 
 
 def run(order: str, path: str, batches: list[int], rounds: int, policies: list[str]) -> dict:
+    if order == "torch":
+        return torch_alone(rounds)
     import numba
     import numpy as np
 
@@ -134,6 +139,26 @@ def run(order: str, path: str, batches: list[int], rounds: int, policies: list[s
         "foreign_spinning": info["foreign_spinning"],
         "numba_threads": numba.get_num_threads(),
     }
+
+
+def torch_alone(rounds: int) -> dict:
+    """torch's tasks back to back, without lowentropy."""
+    import os
+
+    _, tasks = foreign_work("torch")
+    times: dict[str, list[float]] = {}
+    for fn in tasks.values():
+        fn()
+    for _ in range(rounds):
+        for key, fn in tasks.items():
+            for _ in range(5):
+                start = time.perf_counter()
+                fn()
+                times.setdefault(key, []).append(time.perf_counter() - start)
+    env = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                          "OPENBLAS_THREAD_TIMEOUT")}
+    return {"order": "torch", "median_ms": {k: statistics.median(v) * 1e3
+                                            for k, v in times.items()}, "environment": env}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -418,6 +418,7 @@ def run_cases(args: argparse.Namespace, mixed_dir: Path | None):
 
 MIXED_CASE = "vgg16_fc6"
 MIXED_ORDERS = ("clean", "first", "last")
+TORCH_RUNS = ("torch_with_defaults", "torch_without")
 
 
 def child_environment() -> dict[str, str]:
@@ -430,32 +431,44 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def _child(order: str, arrays: Path, rounds: int, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(HERE / "mixed.py"), order, str(arrays), "--rounds", str(rounds),
+         "--batches", "1"],
+        capture_output=True, text=True, env=env, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"mixed.py {order} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _medians(runs: list[dict]) -> dict[str, float]:
+    return {k: statistics.median(r["median_ms"][k] for r in runs) for k in runs[0]["median_ms"]}
+
+
 def run_mixed(arrays: Path, repeats: int, rounds: int) -> dict[str, object]:
-    """Every import order ``repeats`` times, interleaved; medians over the runs."""
-    runs: dict[str, list[dict]] = {order: [] for order in MIXED_ORDERS}
+    """Every import order ``repeats`` times, interleaved with torch alone with and without
+    the defaults exported; medians over the runs."""
+    runs: dict[str, list[dict]] = {order: [] for order in (*MIXED_ORDERS, *TORCH_RUNS)}
     env = child_environment()
     for r in range(repeats):
         for order in MIXED_ORDERS:
-            done = subprocess.run(
-                [sys.executable, str(HERE / "mixed.py"), order, str(arrays),
-                 "--rounds", str(rounds), "--batches", "1"],
-                capture_output=True, text=True, env=env, timeout=900)
-            if done.returncode != 0:
-                raise RuntimeError(f"mixed.py {order} failed:\n{done.stderr[-2000:]}")
-            runs[order].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"  mixed run {r + 1}/{repeats} {order}: done", flush=True)
+            runs[order].append(_child(order, arrays, rounds, env))
+        runs["torch_with_defaults"].append(_child("torch", arrays, rounds, {**env, **ENV_DEFAULTS}))
+        runs["torch_without"].append(_child("torch", arrays, rounds, env))
+        print(f"  mixed process: run {r + 1}/{repeats} done", flush=True)
     out: dict[str, object] = {"repeats": repeats, "rounds": rounds, "orders": {}}
-    for order, rs in runs.items():
-        keys = rs[0]["median_ms"].keys()
+    for order in MIXED_ORDERS:
+        first = runs[order][0]
         out["orders"][order] = {
-            "median_ms": {k: statistics.median(r["median_ms"][k] for r in rs) for k in keys},
-            "strategy": rs[0]["strategy"], "set_by_lowentropy": rs[0]["set_by_lowentropy"],
-            "foreign_spinning": rs[0]["foreign_spinning"],
+            "median_ms": _medians(runs[order]), "strategy": first["strategy"],
+            "set_by_lowentropy": first["set_by_lowentropy"],
+            "foreign_spinning": first["foreign_spinning"],
         }
     clean = out["orders"]["clean"]["median_ms"]
     for order in ("first", "last"):
         o = out["orders"][order]
         o["ratio_to_clean"] = {k: o["median_ms"][k] / clean[k] for k in clean}
+    out["torch_alone"] = {name: _medians(runs[name]) for name in TORCH_RUNS}
     return out
 
 
@@ -474,6 +487,11 @@ def mixed_lines(mixed: dict[str, object]) -> list[str]:
             text += (f"; torch.mm {ms['torch_mm']:.3f} ms, torch MLP batch 1 "
                      f"{ms['torch_mlp_b1']:.3f} ms")
         lines.append(f"  {order:5} (strategy {o['strategy']}): {text}")
+    alone = mixed["torch_alone"]
+    with_, without = alone["torch_with_defaults"], alone["torch_without"]
+    lines.append("  torch alone, with / without the defaults exported: " + ", ".join(
+        f"{k} {with_[k]:.3f} / {without[k]:.3f} ms (x{without[k] / with_[k]:.2f})"
+        for k in with_))
     return lines
 
 

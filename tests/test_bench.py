@@ -230,6 +230,13 @@ def test_mixed_process_script_reports_medians(tmp_path):
         assert keys <= set(result["median_ms"])
         assert all(v > 0 for v in result["median_ms"].values())
         assert ("torch_mm" in result["median_ms"]) is (order != "clean")
+    if importlib.util.find_spec("torch"):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "mixed.py"), "torch", str(path),
+             "--rounds", "2"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert set(result["median_ms"]) == {"torch_mm", "torch_mlp_b1"}
 
 
 def test_run_script_rejects_unknown_case(tmp_path):
