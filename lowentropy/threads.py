@@ -50,12 +50,15 @@ read at import: ``"auto"`` (default), ``"parallel"`` or ``"serial"``.
   :data:`PARALLEL_MIN_WORK` (products) or :data:`PARALLEL_MIN_ELEMENTS` (compression) and
   numba has more than one thread.
 - ``"auto"``: as ``"parallel"``, unless a foreign spinning OpenMP pool was loaded before
-  the library: then as ``"serial"``. Measured on 2 cores with ``torch`` imported first and
-  torch work between products (``benchmarks/run.py``, mixed process): the one-thread
-  kernels ran faster than the two-thread ones, which wait for a core that a spinning
-  torch thread holds. A spinning OpenBLAS (numpy imported first, the usual order) does
-  not switch: its threads call ``sched_yield`` while they spin, and measured there the
-  two-thread kernels stayed faster.
+  the library: then as ``"serial"``. Measured on 2 cores with numpy and torch imported
+  before lowentropy and a ``torch.mm`` and a numpy product between products
+  (``benchmarks/mixed.py``): the one-thread kernels took 1.0-3.8 ms where the two-thread
+  ones took 6-43 ms, waiting for a core that a spinning torch or OpenBLAS thread held. A
+  spinning OpenBLAS alone does not switch: numpy is imported before lowentropy in most
+  programs, its threads spin only after a multi-threaded BLAS call, and a program without
+  BLAS work between products would lose half its speed. Programs that interleave numpy
+  BLAS work with products, with numpy imported first, set ``LOWENTROPY_THREADS=serial``
+  (or import lowentropy first).
 
 The compression kernels (pruning, quantization) follow the same strategy.
 """
