@@ -49,6 +49,7 @@ from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
 from .networks.training import Cancelled
 from .recipe import Recipe
+from .sensitivity import SensitivityTable, choose_rates, sensitivity
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -62,4 +63,5 @@ __all__ = [
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
     "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
     "set_memory_budget", "sweep", "SweepTable", "Recipe", "Cancelled",
+    "sensitivity", "SensitivityTable", "choose_rates",
 ]

@@ -237,6 +237,10 @@ def sweep(
     src = resolve_source(network, identify=out is not None)
     _check_layers(src, settings)
     options = _tasks.Options(src.name, formats, policy, value_bits, table, bool(measure))
+    if retrain:
+        from ..networks.training import training_steps
+
+        training_steps(_network(src))  # ValueError now for a network without data
     whole = {k: v for k, v in (("global_prune", bool(global_prune)), ("retrain", retrain),
                                ("seed", seed if retrain else 0)) if v}
 
