@@ -33,7 +33,13 @@ SETTINGS = [
     ("lenet-300-100", "90 % per layer, uniform 4-bit", le.Recipe(0.9, bits=4)),
     ("lenet-5", "90 % global, k-means 32", le.Recipe(0.9, clusters=32, global_prune=True)),
     ("lenet-5", "90 % per layer, k-means 32", le.Recipe(0.9, clusters=32)),
+    ("lenet-5", "rates for 90 % from sensitivity, k-means 32", None),
 ]
+
+
+def _sensitivity_recipe(network: str) -> le.Recipe:
+    """Per-layer rates for 90 % of all weights, chosen on the validation images."""
+    return le.Recipe(le.choose_rates(le.load_network(network), target=0.9), clusters=32)
 
 
 def _values(network: le.Network) -> int:
@@ -68,6 +74,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for network, label, recipe in SETTINGS:
         if args.only and args.only not in network + " " + label:
             continue
+        recipe = recipe or _sensitivity_recipe(network)
+        print(f"<!-- {network}: {recipe.describe()} -->", flush=True)
         for seed in args.seeds:
             r = run(network, label, recipe, seed, args.holdout)
             rows.append(r)

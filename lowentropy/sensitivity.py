@@ -142,11 +142,26 @@ def validation_accuracy(network: Network) -> float:
     return float(np.mean(predict(network, images) == labels))
 
 
-def choose_rates(network: Network, max_drop: float = 0.01,
+def _rates_within(table: SensitivityTable, names: list[str], baseline: float,
+                  drop: float) -> dict[str, float]:
+    rates = {}
+    for name in names:
+        xs, ys = table.curve(name)
+        ok = [x for x, y in zip(xs, ys, strict=True) if y >= baseline - drop]
+        rates[name] = float(max(ok, default=0.0))
+    return rates
+
+
+def choose_rates(network: Network, max_drop: float | None = 0.01,
                  sparsities: Iterable[float] = DEFAULT_SPARSITIES,
-                 evaluate: Callable[[Network], float] | None = None) -> dict[str, float]:
+                 evaluate: Callable[[Network], float] | None = None, *,
+                 target: float | None = None) -> dict[str, float]:
     """Per-layer pruning rates from a sensitivity analysis: for each layer, the largest
     sparsity whose metric stays within ``max_drop`` of the unpruned network's.
+
+    With ``target`` (a share of all weights, in [0, 1]) instead, the smallest allowed
+    drop whose rates prune at least that share of the network (the most the sparsities
+    allow when none does).
 
     The metric is by default :func:`validation_accuracy`: the rates are chosen on images
     held out of the training split, never on the test split. The result can be given to
@@ -156,18 +171,31 @@ def choose_rates(network: Network, max_drop: float = 0.01,
     Examples
     --------
     >>> import lowentropy as le
-    >>> rates = le.choose_rates(le.load_network("lenet-300-100"), max_drop=0.02)
+    >>> net = le.load_network("lenet-300-100")
+    >>> rates = le.choose_rates(net, max_drop=0.02)
     >>> sorted(rates) == ["fc1", "fc2", "fc3"] and all(0 <= r <= 1 for r in rates.values())
     True
+    >>> rates = le.choose_rates(net, target=0.9)
+    >>> sum(rates[layer.name] * layer.size for layer in net) >= 0.9 * net.size
+    True
     """
-    if isinstance(max_drop, bool) or not isinstance(max_drop, numbers.Real) or max_drop < 0:
+    from .recipe import _fraction
+
+    if target is not None:
+        target = _fraction(target, "target")
+    elif isinstance(max_drop, bool) or not isinstance(max_drop, numbers.Real) \
+            or not max_drop >= 0:
         raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
     evaluate = validation_accuracy if evaluate is None else evaluate
     baseline = _metric(evaluate(network), evaluate)
     table = sensitivity(network, sparsities, evaluate)
+    names = network.names
+    if target is None:
+        return _rates_within(table, names, baseline, float(max_drop))
+    sizes = {layer.name: layer.size for layer in network}
     rates = {}
-    for name in network.names:
-        xs, ys = table.curve(name)
-        ok = [x for x, y in zip(xs, ys, strict=True) if y >= baseline - max_drop]
-        rates[name] = float(max(ok, default=0.0))
+    for drop in sorted({max(baseline - y, 0.0) for y in table.column("metric")}):
+        rates = _rates_within(table, names, baseline, drop)
+        if sum(rates[n] * sizes[n] for n in names) >= target * network.size:
+            break
     return rates

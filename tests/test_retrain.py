@@ -171,6 +171,19 @@ def test_choose_rates_takes_the_largest_sparsity_within_the_drop(mlp):
     assert rates == {"fc1": 0.5, "fc2": 0.9, "fc3": 0.9}
     chosen = le.choose_rates(mlp, max_drop=0.02, sparsities=[0.0, 0.5, 0.9])
     assert set(chosen) == set(mlp.names)
+    # a target share of all weights: the smallest drop that reaches it
+    sizes = {la.name: la.size for la in mlp}  # fc1 19,200, fc2 30,000, fc3 1,000 weights
+    rates = le.choose_rates(mlp, target=0.5, sparsities=[0.0, 0.5, 0.6, 0.9],
+                            evaluate=evaluate)
+    assert rates == {"fc1": 0.0, "fc2": 0.9, "fc3": 0.9}  # drop 0: 27,900 of 50,200
+    rates = le.choose_rates(mlp, target=0.78, sparsities=[0.0, 0.5, 0.6, 0.9],
+                            evaluate=evaluate)  # 0.5 in fc1 gives 37,500 < 39,156
+    assert rates == {"fc1": 0.6, "fc2": 0.9, "fc3": 0.9}
+    assert sum(rates[n] * sizes[n] for n in sizes) >= 0.78 * mlp.size
+    with pytest.raises(ValueError, match="max_drop must be a non-negative number"):
+        le.choose_rates(mlp, max_drop=-1)
+    with pytest.raises(ValueError, match=r"target must be a fraction in \[0, 1\]"):
+        le.choose_rates(mlp, target=2)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
