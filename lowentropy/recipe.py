@@ -10,6 +10,7 @@ bits, energy table): those belong to whoever prices the result.
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -257,7 +258,7 @@ class Recipe:
         return W
 
     def apply(self, target, *, progress: Callable[[int, int], object] | None = None,
-              cancelled: Callable[[], bool] | None = None):
+              cancelled: Callable[[], bool] | threading.Event | None = None):
         """Compress a matrix or a network.
 
         Parameters
@@ -268,7 +269,8 @@ class Recipe:
             threshold; retrained when the recipe says so).
         progress, cancelled : callable, optional
             For retraining only: ``progress(done, total)`` after each epoch;
-            ``cancelled()`` checked every epoch (true: :class:`lowentropy.Cancelled`).
+            ``cancelled()`` (or a ``threading.Event``) checked every epoch (true:
+            :class:`lowentropy.Cancelled`).
 
         Raises
         ------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -105,6 +106,17 @@ def test_progress_and_cancel(mlp):
 
     with pytest.raises(le.Cancelled, match="cancelled after 3 of"):
         le.Recipe(0.5, clusters=8, retrain=True).apply(mlp, cancelled=cancelled)
+    event = threading.Event()
+    done = []
+
+    def progress(i: int, n: int) -> None:
+        done.append(i)
+        if i == 2:
+            event.set()  # as another thread would
+
+    with pytest.raises(le.Cancelled, match="cancelled after 2 of"):
+        retrain(mlp, le.Recipe(0.5, retrain=True), progress=progress, cancelled=event)
+    assert done == [1, 2]
 
 
 def test_a_network_without_training_data_is_refused():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -355,7 +356,8 @@ class _Run:
 
     def epoch(self, update: Callable[[dict], None]) -> None:
         """One pass over the data in a seeded order; ``update(grads)`` per batch."""
-        if self.cancelled is not None and self.cancelled():
+        stop = self.cancelled
+        if stop is not None and (stop.is_set() if hasattr(stop, "is_set") else stop()):
             raise Cancelled(f"retraining of {self.network.name!r} cancelled after "
                             f"{self.done} of {self.total} epochs")
         s = self.schedule
@@ -448,7 +450,7 @@ def _one_blas_thread():
 
 def retrain(network: Network, recipe, *, schedule: Schedule | None = None,
             progress: Callable[[int, int], object] | None = None,
-            cancelled: Callable[[], bool] | None = None) -> Network:
+            cancelled: Callable[[], bool] | threading.Event | None = None) -> Network:
     """Deep Compression's pipeline for a :class:`lowentropy.Recipe`.
 
     1. Gradual magnitude pruning towards the recipe's fractions (per layer, per named
@@ -473,8 +475,9 @@ def retrain(network: Network, recipe, *, schedule: Schedule | None = None,
         Default: :data:`SCHEDULES` of the network.
     progress : callable, optional
         ``progress(done, total)`` after each epoch.
-    cancelled : callable, optional
-        Checked before each epoch; when it returns true, :class:`Cancelled` is raised.
+    cancelled : callable or threading.Event, optional
+        Checked before each epoch; when it returns true (or the event is set),
+        :class:`Cancelled` is raised.
 
     Returns
     -------
