@@ -56,6 +56,7 @@ from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
 from .networks.training import Cancelled
 from .quantized import Quantized
 from .recipe import Recipe
+from .sensitivity import SensitivityTable, choose_rates, sensitivity
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -70,4 +71,5 @@ __all__ = [
     "quantization_error", "QuantizationError", "Quantized", "MemoryBudgetError",
     "memory_budget", "set_memory_budget", "sweep", "SweepTable", "set_thread_policy",
     "thread_policy", "thread_info", "Recipe", "Cancelled",
+    "sensitivity", "SensitivityTable", "choose_rates",
 ]

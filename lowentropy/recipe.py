@@ -10,6 +10,7 @@ bits, energy table): those belong to whoever prices the result.
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -257,7 +258,8 @@ class Recipe:
         return W
 
     def apply(self, target, *, progress: Callable[[int, int], object] | None = None,
-              cancelled: Callable[[], bool] | None = None, return_codes: bool = False):
+              cancelled: Callable[[], bool] | threading.Event | None = None,
+              return_codes: bool = False):
         """Compress a matrix or a network.
 
         Parameters
@@ -268,7 +270,8 @@ class Recipe:
             threshold; retrained when the recipe says so).
         progress, cancelled : callable, optional
             For retraining only: ``progress(done, total)`` after each epoch;
-            ``cancelled()`` checked every epoch (true: :class:`lowentropy.Cancelled`).
+            ``cancelled()`` (or a ``threading.Event``) checked every epoch (true:
+            :class:`lowentropy.Cancelled`).
         return_codes : bool
             For a tensor and a quantizing recipe: return the
             :class:`~lowentropy.Quantized` codes (codebook, codes, error) instead of the

@@ -238,6 +238,10 @@ def sweep(
     src = resolve_source(network, identify=out is not None)
     _check_layers(src, settings)
     options = _tasks.Options(src.name, formats, policy, value_bits, table, bool(measure))
+    if retrain:
+        from ..networks.training import training_steps
+
+        training_steps(_network(src))  # ValueError now for a network without data
     whole = {k: v for k, v in (("global_prune", bool(global_prune)), ("retrain", retrain),
                                ("seed", seed if retrain else 0)) if v}
 
@@ -331,16 +335,24 @@ def _execute_whole(src: SweepSource, settings: list[Recipe], options, done: dict
                 report(finished, total, meta.name)
 
 
-def _execute(src: SweepSource, settings: list[Recipe], options, done: dict,
-             log: SweepLog | None, client, workers: int | None, report) -> None:
-    todo = []
-    for m in src.layers:  # one setting per log key (a mapping may repeat a layer's fraction)
+def _todo(src: SweepSource, settings: list[Recipe], done: dict) -> tuple[list, int]:
+    """``([(layer, settings not done)], layer x setting pairs in all)``, one setting per
+    log key (a mapping may give a layer the fraction another setting gives it)."""
+    todo, total = [], 0
+    for m in src.layers:
         keys: dict[tuple, Recipe] = {}
         for s in settings:
             keys.setdefault(row_key_of(m.name, s), s)
-        todo.append((m, [s for k, s in keys.items() if k not in done]))
-    todo = [(m, ss) for m, ss in todo if ss]
-    total = sum(len({row_key_of(m.name, s) for s in settings}) for m in src.layers)
+        total += len(keys)
+        missing = [s for k, s in keys.items() if k not in done]
+        if missing:
+            todo.append((m, missing))
+    return todo, total
+
+
+def _execute(src: SweepSource, settings: list[Recipe], options, done: dict,
+             log: SweepLog | None, client, workers: int | None, report) -> None:
+    todo, total = _todo(src, settings, done)
     finished = total - sum(len(ss) for _, ss in todo)
     if report is not None and finished:
         report(finished, total, "(resumed)")
