@@ -232,3 +232,28 @@ def test_a_memory_error_while_timing_leaves_the_other_formats_timed(monkeypatch)
     bars = next(t for t in ex.fig.data if t.name == "measured")
     assert "cer" not in bars.x and {"dense", "csr", "cser"} <= set(bars.x)
     assert "over the memory budget" in ex.notes.value and ex.messages.widget.value == ""
+
+
+def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch):
+    import dashboards.layer_explorer as mod
+
+    calls = []
+    real = mod.time_within_limits
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["batch"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "time_within_limits", counted)
+    ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    ex.timer.wait(60)
+    calls.clear()
+    started = ex.timer.counts["started"]
+    for value in (0.5, 0.6, 0.7):  # three moves in quick succession
+        ex.prune_slider.value = value
+    ex.timer.wait(60)
+    assert len(calls) == 1  # only after the last move
+    assert ex.timer.counts["started"] - started == 3 and ex.timer.counts["cancelled"] >= 2
+    bars = next(t for t in ex.fig.data if t.name == "measured")
+    assert set(bars.x) >= set(le.FORMATS)
+    assert "70% pruned" in ex.describe()

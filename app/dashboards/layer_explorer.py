@@ -25,7 +25,7 @@ from lowentropy.memory import encoding_bytes
 
 from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
 from .paths import checked_path
-from .ui import Background, Messages, card, fmt_bytes, format_color
+from .ui import Messages, Runner, card, fmt_bytes, format_color
 
 __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTES",
            "shared_values_note"]
@@ -45,6 +45,10 @@ MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
 #: Formats whose arrays would take more memory than this are not timed (the statistics
 #: tell their size before encoding); ``LOWENTROPY_MAX_TIMING_MB``, 256 MB by default.
 MAX_TIMING_BYTES = int(os.environ.get("LOWENTROPY_MAX_TIMING_MB", "256")) * 2**20
+
+#: Seconds the live timing waits after the last change before it starts (the next change
+#: within that time, or while it runs, cancels it: it never competes with a refresh).
+TIMING_DELAY_S = 0.6
 
 _PANELS = (
     "Weights: histogram and shared values",
@@ -91,16 +95,19 @@ def shared_values_note(a: Analysis) -> str:
 
 
 def time_within_limits(W: np.ndarray, stats: le.Stats, *, batch: int, budget: float,
-                       progress=None, limit: int | None = None):
+                       progress=None, limit: int | None = None, check=None):
     """Time ``W @ x`` in every format whose encoding fits in ``limit`` bytes.
 
     Returns ``(result, notes)``: the ``time_formats`` result of the formats that could be
     encoded, and per format left out why (its predicted size over ``limit``, or the
     library's memory-budget message). Dense, the reference, is always timed.
+    ``check()``, when given, is called before each encoding (it may raise to stop).
     """
     limit = MAX_TIMING_BYTES if limit is None else int(limit)
     encoded, notes = {}, {}
     for name in le.FORMATS:
+        if check is not None:
+            check()
         fmt = le.get_format(name)
         need = encoding_bytes(stats, fmt)
         if name != "dense" and need > limit:
@@ -134,7 +141,7 @@ class LayerExplorer:
     def __init__(self, network: str | le.Network | None = None, *, measure: bool = True,
                  synchronous: bool = False) -> None:
         self.messages = Messages()
-        self.timer = Background(self.messages, "timing", synchronous=synchronous)
+        self.timer = Runner(self.messages, "timing", synchronous=synchronous)
         self.network: le.Network | None = None
         self.analysis: Analysis | None = None
         self._original: np.ndarray | None = None
@@ -417,6 +424,7 @@ class LayerExplorer:
         """Recompute for the current layer and setting and update every view."""
         if self._original is None:
             return
+        self.timer.cancel()  # a timing still running would compete for the cores
         start = time.perf_counter()
         a = analyse(self._original, self.setting)
         self.analysis = a
@@ -517,12 +525,13 @@ class LayerExplorer:
         W, stats = self.analysis.matrix, self.analysis.stats
         batch = int(self.batch_picker.value)
 
-        def job(progress):
+        def job(task):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            return time_within_limits(W, stats, batch=batch, budget=0.4, progress=progress)
+            return time_within_limits(W, stats, batch=batch, budget=0.4,
+                                      progress=task.progress, check=task.check)
 
-        self.timer.start(job, self._draw_timing)
+        self.timer.start(job, self._draw_timing, delay=TIMING_DELAY_S)
 
     def _draw_timing(self, timed) -> None:
         result, self.timing_notes = timed

@@ -21,7 +21,7 @@ import lowentropy as le
 from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
 
 from .sweep_view import SweepView
-from .ui import Background, Messages, card, fmt_bytes, format_color
+from .ui import Messages, Runner, Task, card, fmt_bytes, format_color
 
 __all__ = ["NetworkOverview"]
 
@@ -48,7 +48,7 @@ class NetworkOverview:
     def __init__(self, network: str | le.Network | None = None, *,
                  synchronous: bool = False) -> None:
         self.messages = Messages()
-        self.worker = Background(self.messages, "layers", synchronous=synchronous)
+        self.worker = Runner(self.messages, "layers", synchronous=synchronous)
         self.network: le.Network | None = None
         self.report: NetworkReport | None = None
         self.accuracy: tuple[float, float] | None = None
@@ -192,13 +192,14 @@ class NetworkOverview:
                        value_bits=int(self.value_bits_picker.value),
                        table=self.table_picker.value)
 
-        def job(progress):
+        def job(task):
             report = network_report(network, c, formats=self.formats,
-                                    progress=lambda i, n, _name: progress(i, n), **options)
+                                    progress=task.progress, **options)
+            task.check()
             return report, _accuracy(network, c)
 
         if self._first:  # the first view is computed before the page shows
-            self._draw(job(lambda i, n: None))
+            self._draw(job(Task()))
         else:
             self.worker.start(job, self._draw)
 
