@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -87,18 +88,18 @@ class Messages:
         self.widget.value = f'<div style="color:#055160">{html.escape(text)}</div>'
 
     def error(self, exc: BaseException | str) -> None:
-        """Show an error: its one-line message, and the traceback folded away."""
+        """Show an error as its one-line message; the traceback goes to the server's log
+        (the kernel's standard error), never to the page."""
         if isinstance(exc, BaseException):
             self.last_error = exc
             head = f"{type(exc).__name__}: {exc}"
-            detail = "".join(traceback.format_exception(exc))
+            if sys.__stderr__ is not None:
+                traceback.print_exception(exc, file=sys.__stderr__)
         else:
-            head, detail = str(exc), ""
-        fold = (f"<details><summary>details</summary><pre style='font-size:11px'>"
-                f"{html.escape(detail)}</pre></details>") if detail else ""
+            head = str(exc)
         self.widget.value = (
             '<div class="lowentropy-error" style="color:#842029;background:#f8d7da;'
-            f'padding:6px 10px;border-radius:4px">⚠ {html.escape(head)}{fold}</div>'
+            f'padding:6px 10px;border-radius:4px">⚠ {html.escape(head)}</div>'
         )
 
     def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,4 +1,5 @@
-"""The dashboards' background runner: the next start cancels the running job."""
+"""What the dashboards share (ui): error messages, and the background runner whose next start
+cancels the running job."""
 
 from __future__ import annotations
 
@@ -131,3 +132,21 @@ def test_task_progress_takes_extra_arguments_and_checks():
     with pytest.raises(Cancelled):
         task.progress(2, 3)
     assert task.wait(0) is True
+
+
+def test_an_error_shows_one_line_and_no_traceback(capfd):
+    import json
+    from pathlib import Path
+
+    messages = Messages()
+
+    @messages.guard
+    def callback(change=None):
+        raise ValueError("clusters must be at least 2")
+
+    callback()
+    assert "ValueError: clusters must be at least 2" in messages.widget.value
+    assert "Traceback" not in messages.widget.value and "File " not in messages.widget.value
+    assert "Traceback" in capfd.readouterr().err  # the server's log keeps it
+    config = json.loads((Path(__file__).parent.parent / "app" / "voila.json").read_text())
+    assert config["VoilaConfiguration"]["show_tracebacks"] is False
