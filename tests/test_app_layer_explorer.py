@@ -257,3 +257,18 @@ def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch)
     bars = next(t for t in ex.fig.data if t.name == "measured")
     assert set(bars.x) >= set(le.FORMATS)
     assert "70% pruned" in ex.describe()
+
+
+def test_a_file_the_page_refused_to_send_gets_a_message(explorer):
+    ex = explorer
+    ex.upload.receive({"name": "huge.safetensors", "size": 10**9, "type": "",
+                       "refused": True}, [])
+    assert "huge.safetensors is 1 GB; the upload limit" in ex.messages.widget.value
+    assert ex.network.name == "demo"
+    assert ex.upload.max_bytes == ex_module().MAX_UPLOAD_BYTES
+
+
+def ex_module():
+    import dashboards.layer_explorer as mod
+
+    return mod

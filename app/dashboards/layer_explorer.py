@@ -26,6 +26,7 @@ from lowentropy.memory import encoding_bytes
 from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
 from .paths import checked_path
 from .ui import Messages, Runner, card, fmt_bytes, format_color
+from .upload import LimitedUpload
 
 __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTES",
            "shared_values_note"]
@@ -37,9 +38,11 @@ ARRAY_COLORS = {
 }
 
 #: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
-#: 64 MB by default). The server refuses a websocket message above
-#: ``Voila.tornado_settings.websocket_max_message_size`` in ``app/voila.json`` (72 MB)
-#: before reading it, so a larger limit here needs that one raised too.
+#: 64 MB by default). The button does not send a larger file (it checks the size in the
+#: page and sends only the size: the page then says why). The server refuses a websocket
+#: message above ``Voila.tornado_settings.websocket_max_message_size`` in
+#: ``app/voila.json`` (72 MB) before reading it, so a larger limit here needs that one
+#: raised too.
 MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
 
 #: Formats whose arrays would take more memory than this are not timed (the statistics
@@ -161,9 +164,9 @@ class LayerExplorer:
         self.path_text = w.Text(placeholder="or a model file path", description="file",
                                 style=style, layout=w.Layout(width="230px"))
         self.path_button = w.Button(description="load", layout=w.Layout(width="64px"))
-        self.upload = w.FileUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
-                                   multiple=False, description="upload model",
-                                   layout=lay())
+        self.upload = LimitedUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
+                                    description="upload model", max_bytes=MAX_UPLOAD_BYTES,
+                                    layout=lay())
         self.upload_note = w.HTML(
             f"<span style='font-size:11px;color:#666'>uploads up to "
             f"{fmt_bytes(MAX_UPLOAD_BYTES)}; larger files: type their path</span>")
@@ -366,6 +369,8 @@ class LayerExplorer:
         if size > MAX_UPLOAD_BYTES:
             raise ValueError(f"{item['name']} is {fmt_bytes(size)}; the upload limit is "
                              f"{fmt_bytes(MAX_UPLOAD_BYTES)} (load large files by path)")
+        if item.get("content") is None:
+            raise ValueError(f"{item['name']} did not arrive; upload it again")
         suffix = Path(item["name"]).suffix
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"

@@ -27,6 +27,7 @@ from lowentropy.sweep import SweepTable
 
 from .paths import checked_path
 from .ui import Messages, format_color
+from .upload import LimitedUpload
 
 __all__ = ["SweepView", "setting_label", "summarise"]
 
@@ -98,8 +99,9 @@ class SweepView:
         self.path_text = w.Text(placeholder="sweep.csv or sweep.json", description="sweep file",
                                 style=style, layout=w.Layout(width="420px"))
         self.open_button = w.Button(description="open", layout=w.Layout(width="70px"))
-        self.upload = w.FileUpload(accept=".csv,.json", multiple=False,
-                                   description="upload sweep")
+        self.upload = LimitedUpload(accept=".csv,.json", description="upload sweep",
+                                    max_bytes=_MAX_SWEEP_UPLOAD,
+                                    layout=w.Layout(width="150px"))
         self.layer_picker = w.Dropdown(options=[WHOLE], description="layer", style=style,
                                        layout=w.Layout(width="420px"))
         self.metric = w.ToggleButtons(options=list(_METRICS), value="storage",
@@ -136,6 +138,8 @@ class SweepView:
         item = files[0]
         if int(item["size"]) > _MAX_SWEEP_UPLOAD:
             raise ValueError(f"{item['name']}: a sweep file over 64 MB; open it by path")
+        if item.get("content") is None:
+            raise ValueError(f"{item['name']} did not arrive; upload it again")
         suffix = Path(item["name"]).suffix.lower()
         if suffix not in (".csv", ".json"):
             raise ValueError(f"{item['name']}: a sweep file is .csv or .json")
