@@ -200,23 +200,7 @@ def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None
         return outs
 
     target = k - 1  # rank (from 0) of the largest key pruned
-    below_all = sum(int(cnt[:, 0].sum()) for cnt in counts)
-    inside_all = sum(int(cnt[:, 1].sum()) for cnt in counts)
-    if k == 0:
-        lo = hi = -1
-        below = 0
-        inside = [np.zeros(c, np.int64) for c in nch]
-    elif target < below_all:
-        lo, hi, below = 0, lo - 1, 0
-        inside = [cnt[:, 0].copy() for cnt in counts]
-    elif target < below_all + inside_all:
-        below = below_all
-        inside = [cnt[:, 1].copy() for cnt in counts]
-    else:
-        chunk_sizes = [_chunk_sizes(s, c) for s, c in zip(sizes, nch, strict=True)]
-        lo, hi, below = hi + 1, maxfinite, below_all + inside_all
-        inside = [cs - cnt[:, 0] - cnt[:, 1] for cs, cnt in zip(chunk_sizes, counts,
-                                                                strict=True)]
+    lo, hi, below, inside = _start_band(k, lo, hi, maxfinite, counts, sizes, nch)
 
     while lo < hi and sum(int(x.sum()) for x in inside) > cand_limit:
         lo, hi, below, inside = _narrow(bits, mask, lo, hi, nch, below, target)
@@ -238,6 +222,24 @@ def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None
     for cand, key, out in zip(cands, keys, outs, strict=True):
         ties = _zero_first_ties(cand, key, t, ties, out)
     return outs
+
+
+def _start_band(k, lo, hi, maxfinite, counts, sizes, nch):
+    """The key band ``[lo, hi]`` that holds the ``k``-th smallest key, the number of keys
+    below it and the count inside it per chunk, from the counts below / inside / above
+    the first band ``[lo, hi]``."""
+    target = k - 1
+    below_all = sum(int(cnt[:, 0].sum()) for cnt in counts)
+    inside_all = sum(int(cnt[:, 1].sum()) for cnt in counts)
+    if k == 0:
+        return -1, -1, 0, [np.zeros(c, np.int64) for c in nch]
+    if target < below_all:
+        return 0, lo - 1, 0, [cnt[:, 0].copy() for cnt in counts]
+    if target < below_all + inside_all:
+        return lo, hi, below_all, [cnt[:, 1].copy() for cnt in counts]
+    chunk_sizes = [_chunk_sizes(s, c) for s, c in zip(sizes, nch, strict=True)]
+    inside = [cs - cnt[:, 0] - cnt[:, 1] for cs, cnt in zip(chunk_sizes, counts, strict=True)]
+    return hi + 1, maxfinite, below_all + inside_all, inside
 
 
 def _write(flats, bits, mask, t, nch, outs) -> None:
