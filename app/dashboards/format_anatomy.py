@@ -34,7 +34,7 @@ from .anatomy_walk import (
     progress,
     random_matrix,
 )
-from .ui import Messages, card, format_color
+from .ui import Messages, add_trace, card, format_color
 
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
            "storage_html", "describe_step", "matrix_text"]
@@ -523,7 +523,9 @@ class FormatAnatomy:
             subplot_titles=("W: each cell shows its value; colour = the value's rank in Ω",
                             "y = W x", "input x (entries summed in this step outlined)"),
         )
-        fig.add_trace(go.Heatmap(
+        t: dict[str, int] = {}
+        self._t = t
+        add_trace(fig, t, "W", go.Heatmap(
             name="W", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=15, color="#000"), colorscale=_discrete_scale([OMEGA0_COLOR]),
             zmin=-0.5, zmax=0.5, xgap=2, ygap=2, showscale=True,
@@ -531,27 +533,27 @@ class FormatAnatomy:
                           x=1.02, tickfont=dict(size=13)),
             hovertemplate="row %{y}, column %{x}<br>W = %{text}<br>rank %{z} in Ω"
                           "<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "current row", go.Scatter(
             name="current row", x=[], y=[], mode="lines", hoverinfo="skip",
             line=dict(color="#555", width=2, dash="dash")), row=1, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "current group", go.Scatter(
             name="current group", x=[], y=[], mode="lines", hoverinfo="skip",
             line=dict(color=_HIGHLIGHT, width=4)), row=1, col=1)
-        fig.add_trace(go.Heatmap(
+        add_trace(fig, t, "x", go.Heatmap(
             name="x", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=14, color="#000"),
             colorscale=[[0, "#ffffff"], [1, "#ffffff"]], zmin=0, zmax=1, xgap=2, ygap=2,
             showscale=False, hovertemplate="x[%{x}] = %{text}<extra></extra>"), row=2, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "x summed", go.Scatter(
             name="x summed", x=[], y=[], mode="lines", hoverinfo="skip", showlegend=False,
             line=dict(color=_HIGHLIGHT, width=3)), row=2, col=1)
-        fig.add_trace(go.Heatmap(
+        add_trace(fig, t, "y", go.Heatmap(
             name="y", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=14, color="#000"),
             colorscale=[[0, "#ffffff"], [0.5, "#dcebf7"], [1, "#ffe08a"]], zmin=0, zmax=2,
             xgap=2, ygap=2, showscale=False,
             hovertemplate="y[%{y}] = %{text}<extra></extra>"), row=1, col=2)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "y written", go.Scatter(
             name="y written", x=[], y=[], mode="lines", hoverinfo="skip", showlegend=False,
             line=dict(color=_HIGHLIGHT, width=3)), row=1, col=2)
         fig.update_layout(
@@ -701,7 +703,7 @@ class FormatAnatomy:
         ranks = np.vectorize(lambda v: rank_of[float(v) + 0.0])(W)
         shown = min(s.K, 24)
         with self.fig.batch_update():
-            heat = self.fig.data[0]
+            heat = self.fig.data[self._t["W"]]
             heat.z = ranks
             heat.text = [[_num(v) for v in row] for row in W]
             heat.textfont.size = 15 if n <= 14 else 12
@@ -734,18 +736,17 @@ class FormatAnatomy:
                 group_cells = [(step.row, j) for j in step.columns]
             else:
                 color = "#dddddd"
+        here = 0 <= p.row < m and step is not None
         with self.fig.batch_update():
-            d = self.fig.data
-            d[1].x, d[1].y = _band(p.row, n) if 0 <= p.row < m and step is not None \
-                else ([], [])
-            d[2].x, d[2].y = _outline(group_cells)
-            d[3].z = [x_hot.tolist()]
-            d[3].text = [[_num(v) for v in self.x]]
-            d[3].colorscale = [[0, "#ffffff"], [1, color]]
-            d[4].x, d[4].y = _outline([(0, j) for j in np.flatnonzero(x_hot)])
-            d[5].z = status[:, None].tolist()
-            d[5].text = y_text
-            d[6].x, d[6].y = _outline([(p.row, 0)]) if 0 <= p.row < m and step is not None \
+            d, t = self.fig.data, self._t
+            d[t["current row"]].x, d[t["current row"]].y = _band(p.row, n) if here else ([], [])
+            d[t["current group"]].x, d[t["current group"]].y = _outline(group_cells)
+            d[t["x"]].update(z=[x_hot.tolist()], text=[[_num(v) for v in self.x]],
+                             colorscale=[[0, "#ffffff"], [1, color]])
+            d[t["x summed"]].x, d[t["x summed"]].y = _outline(
+                [(0, j) for j in np.flatnonzero(x_hot)])
+            d[t["y"]].update(z=status[:, None].tolist(), text=y_text)
+            d[t["y written"]].x, d[t["y written"]].y = _outline([(p.row, 0)]) if here \
                 else ([], [])
         text = describe_step(step, count, len(self.steps), f.name)
         if count == len(self.steps):

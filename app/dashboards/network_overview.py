@@ -13,15 +13,15 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
+from lowentropy.report import Compression, NetworkReport, network_report
 
+from .model import network_accuracy
 from .sweep_view import SweepView
-from .ui import Messages, Runner, Task, card, fmt_bytes, format_color
+from .ui import Messages, Runner, Task, add_trace, card, fmt_bytes, format_color
 
 __all__ = ["NetworkOverview"]
 
@@ -121,26 +121,28 @@ class NetworkOverview:
         fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
                             horizontal_spacing=0.16, specs=[[{}, {}], [{"secondary_y": True},
                                                                        {}]])
+        t: dict[str, int] = {}
+        self._t = t
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=format_color(name),
-                                 legendgroup=name,
-                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}}B<extra></extra>"),
-                          row=1, col=1)
+            add_trace(fig, t, f"storage {name}", go.Bar(
+                name=name, x=[], y=[], marker_color=format_color(name), legendgroup=name,
+                hovertemplate=f"{name} %{{x}}: %{{y:.3s}}B<extra></extra>"), row=1, col=1)
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=list(_GAINS), y=[0, 0, 0], showlegend=False,
-                                 marker_color=format_color(name), legendgroup=name,
-                                 hovertemplate=f"{name}: ×%{{y:.2f}} %{{x}}<extra></extra>"),
-                          row=1, col=2)
-        fig.add_trace(go.Scatter(name="H (bits/weight)", x=[], y=[], mode="lines+markers",
-                                 line=dict(color="#d55e00")), row=2, col=1)
-        fig.add_trace(go.Scatter(name="p₀", x=[], y=[], mode="lines+markers",
-                                 line=dict(color="#0072b2", dash="dot")),
-                      row=2, col=1, secondary_y=True)
+            add_trace(fig, t, f"gain {name}", go.Bar(
+                name=name, x=list(_GAINS), y=[0, 0, 0], showlegend=False,
+                marker_color=format_color(name), legendgroup=name,
+                hovertemplate=f"{name}: ×%{{y:.2f}} %{{x}}<extra></extra>"), row=1, col=2)
+        add_trace(fig, t, "entropy", go.Scatter(
+            name="H (bits/weight)", x=[], y=[], mode="lines+markers",
+            line=dict(color="#d55e00")), row=2, col=1)
+        add_trace(fig, t, "p0", go.Scatter(
+            name="p₀", x=[], y=[], mode="lines+markers", line=dict(color="#0072b2", dash="dot")),
+            row=2, col=1, secondary_y=True)
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=[], y=[], showlegend=False,
-                                 marker_color=format_color(name), legendgroup=name,
-                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
-                          row=2, col=2)
+            add_trace(fig, t, f"energy {name}", go.Bar(
+                name=name, x=[], y=[], showlegend=False, marker_color=format_color(name),
+                legendgroup=name, hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
+                row=2, col=2)
         fig.update_layout(height=820, width=1020, barmode="group", template="plotly_white",
                           margin=dict(l=60, r=30, t=50, b=40), font=dict(size=12),
                           legend=dict(orientation="h", y=1.1, x=0), uirevision="keep")
@@ -196,7 +198,7 @@ class NetworkOverview:
             report = network_report(network, c, formats=self.formats,
                                     progress=task.progress, **options)
             task.check()
-            return report, _accuracy(network, c)
+            return report, network_accuracy(network, c)
 
         if self._first:  # the first view is computed before the page shows
             self._draw(job(Task()))
@@ -211,21 +213,21 @@ class NetworkOverview:
         by = {(r.layer, r.format): r for r in report.rows}
         totals = {r.format: r for r in report.totals()}
         dense = totals["dense"]
-        nf = len(self.formats)
         with self.fig.batch_update():
-            d = self.fig.data
-            for k, name in enumerate(self.formats):
-                d[k].x = layers
-                d[k].y = [by[layer, name].storage_bits / 8 for layer in layers]
-                t = totals[name]
-                d[nf + k].y = [dense.storage_bits / t.storage_bits,
-                               _ratio(dense.adds + dense.mults, t.adds + t.mults),
-                               _ratio(dense.energy_pj, t.energy_pj)]
-                d[2 * nf + 2 + k].x = layers
-                d[2 * nf + 2 + k].y = [by[layer, name].energy_pj / 1e6 for layer in layers]
+            d, t = self.fig.data, self._t
+            for name in self.formats:
+                d[t[f"storage {name}"]].update(
+                    x=layers, y=[by[layer, name].storage_bits / 8 for layer in layers])
+                total = totals[name]
+                d[t[f"gain {name}"]].y = [
+                    dense.storage_bits / total.storage_bits,
+                    _ratio(dense.adds + dense.mults, total.adds + total.mults),
+                    _ratio(dense.energy_pj, total.energy_pj)]
+                d[t[f"energy {name}"]].update(
+                    x=layers, y=[by[layer, name].energy_pj / 1e6 for layer in layers])
             first = [by[layer, self.formats[0]] for layer in layers]
-            d[2 * nf].x, d[2 * nf].y = layers, [r.H for r in first]
-            d[2 * nf + 1].x, d[2 * nf + 1].y = layers, [r.p0 for r in first]
+            d[t["entropy"]].update(x=layers, y=[r.H for r in first])
+            d[t["p0"]].update(x=layers, y=[r.p0 for r in first])
         best = max((t for t in totals.values() if t.format != "dense"),
                    key=lambda t: dense.storage_bits / t.storage_bits)
         cards = [
@@ -247,23 +249,6 @@ class NetworkOverview:
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
-
-
-def _accuracy(network: le.Network, c: Compression) -> tuple[float, float] | None:
-    """Test accuracy before and after, for the networks that carry test data."""
-    try:
-        before = le.accuracy(network)
-    except (ValueError, KeyError, NotImplementedError):
-        return None
-    from lowentropy.compress import prune_global
-
-    weights = [layer.weight for layer in network.layers]
-    pruned = prune_global(weights, c.prune) if c.global_prune and c.prune > 0 else None
-    layers = [layer.with_weight(compress_layer(
-        np.asarray(layer.weight if pruned is None else pruned[i]), c,
-        pruned=pruned is not None)) for i, layer in enumerate(network.layers)]
-    return before, le.accuracy(le.Network(network.name, layers, network.source,
-                                          network.description))
 
 
 def _totals_html(report: NetworkReport) -> str:

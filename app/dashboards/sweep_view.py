@@ -26,7 +26,7 @@ import lowentropy as le
 from lowentropy.sweep import SweepTable
 
 from .paths import checked_path
-from .ui import Messages, format_color
+from .ui import Messages, add_trace, format_color
 from .upload import LimitedUpload
 
 __all__ = ["SweepView", "setting_label", "summarise"]
@@ -168,13 +168,15 @@ class SweepView:
         """Every trace from the start (one per format, then the trade-off), filled later."""
         fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
             "Gain over dense per setting (×)", "Trade-off of the best format"))
+        t: dict[str, int] = {}
+        self._t = t
         for f in le.FORMATS:
-            fig.add_trace(go.Scatter(x=[], y=[], name=f, mode="lines+markers",
-                                     line=dict(color=format_color(f), width=2.5)),
-                          row=1, col=1)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="best format",
-                                 textposition="top center", textfont=dict(size=10),
-                                 showlegend=False), row=1, col=2)
+            add_trace(fig, t, f"gain {f}", go.Scatter(
+                x=[], y=[], name=f, mode="lines+markers",
+                line=dict(color=format_color(f), width=2.5)), row=1, col=1)
+        add_trace(fig, t, "trade-off", go.Scatter(
+            x=[], y=[], mode="markers+text", name="best format", textposition="top center",
+            textfont=dict(size=10), showlegend=False), row=1, col=2)
         fig.update_layout(width=1150, height=500, margin=dict(l=70, r=30, t=50, b=40),
                           legend=dict(orientation="h", x=0, y=1.13), template="plotly_white",
                           font=dict(size=13))
@@ -197,12 +199,12 @@ class SweepView:
         has_acc = any(a is not None for a in s["accuracy"])
         what = _METRICS[metric][1]
         with self.fig.batch_update():
-            for trace in self.fig.data[:-1]:
-                f = trace.name
+            for f in le.FORMATS:
+                trace = self.fig.data[self._t[f"gain {f}"]]
                 trace.x, trace.y = (s["labels"], gains[f]) if f in gains else ([], [])
                 trace.hovertemplate = (f"{f}: %{{y:.2f}}× less {what} than dense at %{{x}}"
                                        "<extra></extra>")
-            trade = self.fig.data[-1]
+            trade = self.fig.data[self._t["trade-off"]]
             trade.x = [g for g, _ in best]
             trade.y = s["accuracy"] if has_acc else s["entropy"]
             trade.text = s["labels"]

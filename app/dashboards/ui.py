@@ -18,8 +18,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from .model import fmt_bytes
+
 __all__ = ["FORMAT_COLORS", "format_color", "Messages", "Runner", "Task", "Cancelled", "card",
-           "fmt_bytes"]
+           "fmt_bytes", "add_trace"]
 
 #: One colour per format, the same in every dashboard (colour-blind-safe palette).
 FORMAT_COLORS = {
@@ -41,15 +43,6 @@ def format_color(name: str) -> str:
     return _EXTRA[sum(map(ord, name)) % len(_EXTRA)]
 
 
-def fmt_bytes(nbytes: float) -> str:
-    """``1536`` → ``'1.5 kB'`` (decimal units)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(nbytes) < 1000 or unit == "TB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.3g} {unit}"
-        nbytes /= 1000
-    raise AssertionError("unreachable")
-
-
 def card(title: str, value: str, note: str = "") -> str:
     """HTML of a small figure card (title, big value, small note)."""
     return (
@@ -59,6 +52,26 @@ def card(title: str, value: str, note: str = "") -> str:
         f'<div style="font-size:18px;font-weight:600">{html.escape(value)}</div>'
         f'<div style="font-size:11px;color:#777">{html.escape(note)}</div></div>'
     )
+
+
+def add_trace(fig: Any, keys: dict[str, int], key: str, trace: Any, **where: Any) -> None:
+    """Add ``trace`` to ``fig`` (``row=``, ``col=``, … as ``fig.add_trace``) and remember
+    its position under ``key``: traces are then addressed by name (``fig.data[keys[key]]``),
+    never by counting.
+
+    Examples
+    --------
+    >>> import plotly.graph_objects as go
+    >>> fig, keys = go.Figure(), {}
+    >>> add_trace(fig, keys, "floor", go.Scatter(x=[1], y=[2]))
+    >>> add_trace(fig, keys, "bars", go.Bar(x=[1], y=[3]))
+    >>> fig.data[keys["bars"]].type
+    'bar'
+    """
+    if key in keys:
+        raise ValueError(f"the figure already has a trace named {key!r}")
+    keys[key] = len(fig.data)
+    fig.add_trace(trace, **where)
 
 
 class Messages:
