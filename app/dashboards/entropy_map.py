@@ -35,7 +35,7 @@ from .entropy_grid import (
     time_cells,
     winners,
 )
-from .ui import Messages, Runner, card, fmt_bytes, format_color
+from .ui import Messages, Runner, card, dashboard_page, fmt_bytes, format_color, main_layout
 
 __all__ = ["EntropyMap", "SHAPES"]
 
@@ -172,7 +172,7 @@ class EntropyMap:
         self.y_toggle = w.ToggleButtons(options=[("shared values K", "K"),
                                                  ("entropy H", "H")], value="K",
                                         description="y axis", style=style)
-        self.y_toggle.style.button_width = "104px"
+        self.y_toggle.style.button_width = "auto"
         self.metric_picker = w.Dropdown(
             options=[(label, key) for key, (label, _) in METRICS.items()], value="storage",
             description="metric", style=style, layout=wide)
@@ -221,9 +221,8 @@ class EntropyMap:
             "uniform grid with 0 a level, which rounds small weights to 0: hover a cell for "
             "its real sparsity, K and entropy; click it to move the slice below.</div>")
         main = w.VBox([self.cards, self.messages.widget, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="640px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-entropy-map")
+                      layout=main_layout())
+        self.widget = dashboard_page("entropy-map", title, controls, main)
 
         g = self.messages.guard
         for control in (self.shape_picker, self.resolution_slider, self.y_toggle):

@@ -34,7 +34,7 @@ from .anatomy_walk import (
     progress,
     random_matrix,
 )
-from .ui import Messages, add_trace, card, format_color
+from .ui import Messages, add_trace, card, dashboard_page, format_color, main_layout
 
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
            "storage_html", "describe_step", "matrix_text"]
@@ -503,7 +503,7 @@ class FormatAnatomy:
                    "arrays (f.arrays()), side by side</div>"),
             w.HBox([self.cer_html, self.cser_html], layout=w.Layout(flex_flow="row wrap")),
             w.HTML(_LEGEND), self.storage,
-        ], layout=w.Layout(flex="1 1 auto", min_width="640px"))
+        ], layout=main_layout())
         title = w.HTML(
             "<h2 style='margin:4px 0'>lowentropy · format anatomy</h2>"
             "<div style='color:#555;font-size:14px'>How CER and CSER (Wiedemann et al., arXiv "
@@ -511,8 +511,7 @@ class FormatAnatomy:
             "count; the most frequent, ω<sub>0</sub>, is left implicit; every row keeps, per "
             "shared value, the group of columns holding it. A product W x then adds the "
             "x<sub>j</sub> of a group and multiplies once per group.</div>")
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-format-anatomy")
+        self.widget = dashboard_page("format-anatomy", title, controls, main)
 
     # --- figure --------------------------------------------------------------------------
     def _build_figure(self) -> go.Figure:

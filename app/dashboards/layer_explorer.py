@@ -25,7 +25,16 @@ from lowentropy.bench import read_bandwidth
 from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
 from .model import layer_accuracy, shared_values_note, time_within_limits
 from .paths import checked_path
-from .ui import Messages, Runner, add_trace, card, fmt_bytes, format_color
+from .ui import (
+    Messages,
+    Runner,
+    add_trace,
+    card,
+    dashboard_page,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
 from .upload import LimitedUpload
 
 __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
@@ -119,7 +128,7 @@ class LayerExplorer:
         self.quantizer = w.ToggleButtons(options=list(QUANTIZERS), value="kmeans",
                                          description="quantizer", style=style,
                                          layout=lay())
-        self.quantizer.style.button_width = "64px"
+        self.quantizer.style.button_width = "auto"
         self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
                                        continuous_update=False, style=style, layout=lay())
         self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
@@ -187,9 +196,8 @@ class LayerExplorer:
         g(self._first_timing)()
         self.fig = go.FigureWidget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.notes, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-layer-explorer")
+                      layout=main_layout())
+        self.widget = dashboard_page("layer-explorer", title, controls, main)
         self._ready = True
         if not self._timed_first:
             g(self._start_timing)()
@@ -249,7 +257,7 @@ class LayerExplorer:
             colorbar=dict(len=0.28, y=0.13, thickness=12),
             hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"), row=3, col=2)
         fig.update_layout(
-            height=1000, width=1020, barmode="stack", template="plotly_white",
+            height=1000, autosize=True, barmode="stack", template="plotly_white",
             margin=dict(l=60, r=20, t=50, b=40), font=dict(size=12),
             legend=dict(orientation="h", y=-0.04, x=0),
             uirevision="keep",

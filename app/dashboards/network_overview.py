@@ -21,7 +21,17 @@ from lowentropy.report import Compression, NetworkReport, network_report
 
 from .model import network_accuracy
 from .sweep_view import SweepView
-from .ui import Messages, Runner, Task, add_trace, card, fmt_bytes, format_color
+from .ui import (
+    Messages,
+    Runner,
+    Task,
+    add_trace,
+    card,
+    dashboard_page,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
 
 __all__ = ["NetworkOverview"]
 
@@ -69,7 +79,7 @@ class NetworkOverview:
         self.quantizer = w.ToggleButtons(options=["none", "uniform", "kmeans"],
                                          value="kmeans", description="quantizer",
                                          style=style)
-        self.quantizer.style.button_width = "62px"
+        self.quantizer.style.button_width = "auto"
         self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
                                        continuous_update=False, style=style, layout=lay())
         self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
@@ -112,10 +122,11 @@ class NetworkOverview:
         self._first = False
         self.fig = go.FigureWidget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.sweep = SweepView(self.messages)
-        self.widget = w.VBox([title, w.HBox([controls, main]), self.sweep.widget])
-        self.widget.add_class("lowentropy-network-overview")
+                      layout=main_layout())
+        self.sweep = SweepView(self.messages, network=lambda: self.network,
+                               synchronous=synchronous)
+        self.widget = dashboard_page("network-overview", title, controls, main,
+                                     self.sweep.widget)
 
     def _build_figure(self) -> go.Figure:
         fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
@@ -143,7 +154,7 @@ class NetworkOverview:
                 name=name, x=[], y=[], showlegend=False, marker_color=format_color(name),
                 legendgroup=name, hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
                 row=2, col=2)
-        fig.update_layout(height=820, width=1020, barmode="group", template="plotly_white",
+        fig.update_layout(height=820, autosize=True, barmode="group", template="plotly_white",
                           margin=dict(l=60, r=30, t=50, b=40), font=dict(size=12),
                           legend=dict(orientation="h", y=1.1, x=0), uirevision="keep")
         fig.update_yaxes(type="log", tickformat="~s", ticksuffix="B", row=1, col=1)

@@ -21,7 +21,8 @@ import ipywidgets as w
 from .model import fmt_bytes
 
 __all__ = ["FORMAT_COLORS", "format_color", "Messages", "Runner", "Task", "Cancelled", "card",
-           "fmt_bytes", "add_trace"]
+           "fmt_bytes", "add_trace", "dashboard_page", "main_layout",
+           "row_layout"]
 
 #: One colour per format, the same in every dashboard (colour-blind-safe palette).
 FORMAT_COLORS = {
@@ -52,6 +53,32 @@ def card(title: str, value: str, note: str = "") -> str:
         f'<div style="font-size:18px;font-weight:600">{html.escape(value)}</div>'
         f'<div style="font-size:11px;color:#777">{html.escape(note)}</div></div>'
     )
+
+
+def main_layout() -> w.Layout:
+    """The layout of a dashboard's main column (cards, messages, figure): it takes the
+    width beside the controls, and goes below them when less than 560 px are left."""
+    return w.Layout(flex="1 1 560px", min_width="0")
+
+
+def row_layout() -> w.Layout:
+    """The layout of the row holding the controls and the main column (it wraps)."""
+    return w.Layout(flex_flow="row wrap", width="100%", align_items="flex-start")
+
+
+def dashboard_page(name: str, title: w.Widget, controls: w.Widget, main: w.Widget,
+                   *below: w.Widget) -> w.VBox:
+    """A dashboard's outermost widget: the title, then the controls beside the main column
+    (which goes below them when the page is narrow), then ``below``; its figures follow
+    its width (:class:`dashboards.fit.FitFigures`). CSS classes: ``lowentropy-dashboard``
+    and ``lowentropy-{name}``."""
+    from .fit import DASHBOARD_CLASS, FitFigures
+
+    page = w.VBox([title, w.HBox([controls, main], layout=row_layout()), *below,
+                   FitFigures()])
+    page.add_class(DASHBOARD_CLASS)
+    page.add_class(f"lowentropy-{name}")
+    return page
 
 
 def add_trace(fig: Any, keys: dict[str, int], key: str, trace: Any, **where: Any) -> None:
