@@ -9,15 +9,19 @@ OpenBLAS) and ``scipy.sparse.csr_array`` on synthetic compressed layers (see
 - ``alexnet_fc6``: 4096 x 9216,  9 % kept, 32 shared values;
 - ``conv``:        512 x 4608 (a 3x3 convolution over 512 channels as a matrix), nothing
   pruned, 16 levels: not sparse, but low entropy;
+- ``large``:       4096 x 8192, nothing pruned, 16 levels (the codebook formats' case);
 
-each with batches of 1, 8 and 64 input vectors. Before timing, every format's product is
+each with batches of 1, 8 and 64 input vectors. A size table gives every format's bits
+(``minimal`` policy, 32-bit values) divided by the layer's entropy floor
+``m·n·H + K·32`` (SPEC §4), from the statistics alone; ``--sizes`` prints only that
+table (seconds, no timing). Before timing, every format's product is
 checked against numpy's ``W @ X`` (within 1e-3 of ``max |W @ X|``; a failure aborts the
 run: a kernel regression). The memory read bandwidth is measured before and after the
 cases; the median is the bandwidth of the "share of the limit" column (bytes read ÷
 bandwidth ÷ measured time).
 
     python benchmarks/run.py [--quick] [--out benchmarks/results] [--cases conv,alexnet_fc6]
-                             [--batches 1,8] [--budget SECONDS]
+                             [--batches 1,8] [--budget SECONDS] [--sizes]
 
 ``--quick`` divides the rows by 4 and shortens the timing (under a minute). Results are
 printed and written to ``OUT/results.json`` and ``OUT/results.md``.
@@ -78,6 +82,7 @@ CASES = {
         Case("vgg16_fc6", (4096, 25088), 0.04, 32, "VGG-16 fc6, 4 % kept, 32 values"),
         Case("alexnet_fc6", (4096, 9216), 0.09, 32, "AlexNet fc6, 9 % kept, 32 values"),
         Case("conv", (512, 4608), 1.0, 16, "3x3 conv 512->512 as a matrix, not pruned, 16 levels"),
+        Case("large", (4096, 8192), 1.0, 16, "4096x8192, not pruned, 16 levels"),
     )
 }
 BATCHES = (1, 8, 64)
@@ -205,6 +210,35 @@ def case_title(entry: dict[str, object]) -> str:
     )
 
 
+def size_rows(stats_by_case: dict[str, le.Stats]) -> list[dict[str, object]]:
+    """Bits of every format divided by the entropy floor, one row per case (minimal
+    policy, 32-bit values)."""
+    rows = []
+    for case_name, s in stats_by_case.items():
+        floor = s.entropy_floor_bits(32)
+        row: dict[str, object] = {"case": case_name, "H": s.H, "K": s.K, "p0": s.p0,
+                                  "floor_bits": floor}
+        for name, cls in le.FORMATS.items():
+            row[name] = cls.storage_for(s).total_bits / floor
+        rows.append(row)
+    return rows
+
+
+def size_table(rows: list[dict[str, object]], markdown: bool = False) -> str:
+    names = list(le.FORMATS)
+    head = ["layer", "H", *names]
+    lines = []
+    for row in rows:
+        lines.append([str(row["case"]), f"{row['H']:.3f}",
+                      *(f"{row[name]:.2f}" for name in names)])
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+        return "\n".join(out + ["| " + " | ".join(cells) + " |" for cells in lines])
+    width = max(12, *(len(str(r["case"])) + 2 for r in rows))
+    fmt = lambda cells: f"{cells[0]:<{width}}" + "".join(f"{c:>9}" for c in cells[1:])  # noqa: E731
+    return "\n".join([fmt(head), *map(fmt, lines)])
+
+
 def _json_safe(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -234,6 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated batch sizes (default 1,8,64)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of timed calls per case and batch (default 2, quick 0.5)")
+    parser.add_argument("--sizes", action="store_true",
+                        help="only the size table (bits / entropy floor), no timing")
     parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.cases = _names(args.cases)
@@ -260,8 +296,24 @@ def case_shape(case: Case, quick: bool, scale: float) -> tuple[int, int]:
     return max(1, round(m * scale)), max(1, round(n * scale))
 
 
+def sizes_only(args: argparse.Namespace) -> dict[str, object]:
+    stats = {}
+    for case_name in args.cases:
+        case = CASES[case_name]
+        W = synthetic_layer(case_shape(case, args.quick, args.scale), keep=case.keep,
+                            levels=case.levels, seed=0)
+        stats[case_name] = le.stats(W)
+        del W
+    rows = size_rows(stats)
+    print("bits / entropy floor (minimal policy, 32-bit values):")
+    print(size_table(rows))
+    return {"sizes": rows}
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
+    if args.sizes:
+        return sizes_only(args)
     started = time.perf_counter()
     bw_bytes = (64 if args.scale < 1 else 256) * 2**20
     print("measuring read bandwidth ...", flush=True)
@@ -272,12 +324,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     entries: list[dict[str, object]] = []
     results: list[BenchResult] = []
+    stats_by_case: dict[str, le.Stats] = {}
     for case_name in args.cases:
         case = CASES[case_name]
         shape = case_shape(case, args.quick, args.scale)
         t0 = time.perf_counter()
         W = synthetic_layer(shape, keep=case.keep, levels=case.levels, seed=0)
         s = le.stats(W)
+        stats_by_case[case_name] = s
         encoded = {name: cls.from_dense(W) for name, cls in le.FORMATS.items()}
         encoded[SCIPY] = scipy.sparse.csr_array(W)
         print(f"{case_name} {shape[0]}x{shape[1]}: made and encoded in "
@@ -316,6 +370,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(case_title(entry))
         print(text_table(rows))
         md += ["", f"### {case_title(entry)}", "", markdown_table(rows)]
+    sizes = size_rows(stats_by_case)
+    print("\nbits / entropy floor (minimal policy, 32-bit values):")
+    print(size_table(sizes))
+    md += ["", "### Bits / entropy floor (minimal policy, 32-bit values)", "",
+           size_table(sizes, markdown=True)]
     elapsed = time.perf_counter() - started
     print(f"\ntotal {elapsed:.1f} s")
 
@@ -325,6 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "settings": {"quick": args.quick, "budget_s": args.budget, "scale": args.scale,
                      "rtol": RTOL, "argv": sys.argv[1:] if argv is None else list(argv)},
         "cases": entries,
+        "sizes": sizes,
         "elapsed_s": elapsed,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,15 @@ True
 >>> f @ np.ones(3, np.float32)
 array([1., 0.], dtype=float32)
 >>> sorted(le.FORMATS)
-['cer', 'cser', 'csr', 'dense']
+['cer', 'cser', 'csr', 'dense', 'huffman', 'palette']
 """
 
 from __future__ import annotations
 
+# First, before anything imports numpy: the thread-pool defaults (see lowentropy.threads).
+from .threads import set_thread_policy, thread_info, thread_policy
+
+# isort: split
 from .compress import QuantizationError, prune, prune_global, quantization_error, quantize
 from .cost import (
     DEFAULT_TABLE,
@@ -40,7 +44,9 @@ from .formats import (
     POLICIES,
     Dense,
     Format,
+    Huffman,
     OpCounts,
+    Palette,
     StorageReport,
     get_format,
 )
@@ -53,11 +59,12 @@ from .sweep import SweepTable, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "Palette", "Huffman",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
     "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
-    "set_memory_budget", "sweep", "SweepTable",
+    "set_memory_budget", "sweep", "SweepTable", "set_thread_policy", "thread_policy",
+    "thread_info",
 ]

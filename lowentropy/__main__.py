@@ -69,7 +69,8 @@ def _sweep_parser(sub) -> None:
                     "with --method kmeans); 'none' adds the unquantized setting")
     sw.add_argument("--clusters", help="comma-separated k-means shared values")
     sw.add_argument("--method", choices=["uniform", "kmeans"])
-    sw.add_argument("--formats", default="dense,csr,cer,cser")
+    sw.add_argument("--formats", help="comma-separated format names (default: every "
+                    "registered format, lowentropy.FORMATS)")
     sw.add_argument("--policy", default="minimal", choices=["minimal", "fixed32", "ideal"])
     sw.add_argument("--value-bits", type=int, default=32)
     sw.add_argument("--table", default="horowitz45nm", choices=sorted(PRESETS))
@@ -113,8 +114,9 @@ def _sweep(args) -> int:
         if clusters is not None:
             raise ValueError("give --bits or --clusters, not both")
         clusters, bits = [None if b is None else 2 ** b for b in bits], None
+    formats = None if args.formats is None else [f.strip() for f in args.formats.split(",")]
     kwargs = dict(prune=_numbers(args.prune, "prune", float), bits=bits, clusters=clusters,
-                  method=method, formats=[f.strip() for f in args.formats.split(",")],
+                  method=method, formats=formats,
                   policy=args.policy, value_bits=args.value_bits, table=args.table,
                   measure=args.measure, workers=args.workers, out=args.out + ".log.jsonl",
                   progress=sys.stderr.isatty() if args.progress is None else args.progress)

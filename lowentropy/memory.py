@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import re
 
-import numpy as np
-
 __all__ = [
     "MemoryBudgetError", "memory_budget", "set_memory_budget", "check_memory", "parse_size",
     "format_size", "encoding_bytes", "BUDGET_ENV",
@@ -183,7 +181,8 @@ lowentropy.set_memory_budget).
 
 def encoding_bytes(stats, format) -> int:
     """Bytes that encoding the matrix ``stats`` describes in ``format`` holds at its peak:
-    the format's arrays in their in-memory dtypes, plus one rank per stored entry while a
+    the format's arrays in their in-memory dtypes (packed codes and bitstreams in the
+    words that hold them), plus one rank per stored entry while a
     CER/CSER encoder sorts the rows. Computed from the statistics alone, so a caller can
     tell in advance which formats fit the budget.
 
@@ -205,12 +204,7 @@ def encoding_bytes(stats, format) -> int:
     from .formats import get_format
 
     cls = get_format(format) if isinstance(format, str) else format
-    report = cls.storage_for(stats)
-    total = 0
-    for name, bits in report.by_array.items():
-        width = report.bits_per_entry[name]
-        length = bits // width if width else 0
-        total += length * np.dtype(report.memory_dtypes[name]).itemsize
+    total = cls.memory_bytes_for(stats)
     if cls.name in ("cer", "cser"):
         total += 8 * stats.N
     return int(total)

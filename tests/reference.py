@@ -7,6 +7,8 @@ against these functions compares two independent readings of the SPEC.
 - :func:`as_matrix` — SPEC §1 conversions (``-0.0`` becomes ``+0.0``).
 - :func:`ref_omega_counts`, :func:`ref_entropy`, :func:`ref_stats` — SPEC §1.
 - :func:`ref_dense`, :func:`ref_csr`, :func:`ref_cer`, :func:`ref_cser` — SPEC §2 arrays.
+- :func:`ref_palette`, :func:`ref_huffman` (with :func:`ref_code_width`,
+  :func:`ref_huffman_lengths`, :func:`ref_optimal_cost`) — SPEC §9 arrays.
 - :func:`ref_dot`, :func:`tolerance` — SPEC §3.
 - :func:`ref_storage` — SPEC §4.
 - :func:`ref_op_counts` — SPEC §5 table.
@@ -21,7 +23,8 @@ import numpy as np
 __all__ = [
     "SPEC_ARRAYS", "VALUE_ARRAYS", "as_matrix", "canonical_dtype", "ref_omega_counts",
     "ref_entropy", "ref_stats", "ref_dense", "ref_csr", "ref_cer", "ref_cser", "ref_arrays",
-    "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts",
+    "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts", "ref_palette",
+    "ref_huffman", "ref_code_width", "ref_huffman_lengths", "ref_optimal_cost",
 ]
 
 # SPEC §2: the arrays of every format, in the order ``arrays()`` returns them.
@@ -30,6 +33,8 @@ SPEC_ARRAYS: dict[str, tuple[str, ...]] = {
     "csr": ("values", "col_idx", "row_ptr"),
     "cer": ("omega", "col_idx", "omega_ptr", "row_ptr"),
     "cser": ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr"),
+    "palette": ("omega", "codes"),
+    "huffman": ("omega", "lengths", "bits", "row_ptr"),
 }
 
 # Arrays that hold matrix values (stored with ``value_bits``); the others are integers.
@@ -207,7 +212,120 @@ def ref_cser(W, omega=None) -> dict[str, np.ndarray]:
     }
 
 
-_REF_ENCODERS = {"dense": ref_dense, "csr": ref_csr, "cer": ref_cer, "cser": ref_cser}
+# --- SPEC §9 -------------------------------------------------------------------------------
+
+def ref_code_width(policy: str, K: int) -> int:
+    """Bits of one palette code: ideal ``ceil(log2 K)`` (at least 1); minimal the smallest
+    of 1, 2, 4, 8, 16, 32 at least that; fixed32 32."""
+    ideal = 1
+    while 2**ideal < K:
+        ideal += 1
+    if policy == "ideal":
+        return ideal
+    if policy == "minimal":
+        return next(b for b in (1, 2, 4, 8, 16, 32) if b >= ideal)
+    if policy == "fixed32":
+        return 32
+    raise ValueError(policy)
+
+
+def _pack_rows(ranks: list[list[int]], b: int) -> list[int]:
+    """Codes of ``b`` bits into 32-bit words, each row starting on a new word, the first
+    code of a word in its lowest bits."""
+    per = 32 // b
+    words = []
+    for row in ranks:
+        for start in range(0, len(row), per):
+            word = 0
+            for s, code in enumerate(row[start:start + per]):
+                word += code * 2 ** (s * b)
+            words.append(word)
+    return words
+
+
+def ref_palette(W) -> dict[str, np.ndarray]:
+    """Palette arrays: ``omega`` and every element's rank in ``b``-bit codes, packed."""
+    W = as_matrix(W)
+    omega = ref_omega_counts(W)[0]
+    b = ref_code_width("minimal", len(omega))
+    return {"omega": omega.copy(),
+            "codes": np.array(_pack_rows(_ranks(W, omega), b), dtype=np.int64)}
+
+
+def ref_huffman_lengths(counts) -> list[int]:
+    """Code lengths of a Huffman code over ``counts`` (rank order), built with a heap.
+
+    Heap keys ``(weight, kind, order)``: a leaf (kind 0) before a merged node (kind 1) of
+    equal weight; leaves ordered by ascending count, equal counts by descending rank;
+    merged nodes in the order they were made. ``K = 1`` → ``[0]``.
+    """
+    import heapq
+
+    K = len(counts)
+    if K <= 1:
+        return [0] * K
+    leaves = sorted(range(K), key=lambda k: (int(counts[k]), -k))
+    heap = [(int(counts[k]), 0, order, k) for order, k in enumerate(leaves)]
+    heapq.heapify(heap)
+    parent: dict[int, int] = {}
+    made = K
+    while len(heap) > 1:
+        w1, _, _, a = heapq.heappop(heap)
+        w2, _, _, b = heapq.heappop(heap)
+        parent[a] = parent[b] = made
+        heapq.heappush(heap, (w1 + w2, 1, made, made))
+        made += 1
+    lengths = []
+    for k in range(K):
+        depth, node = 0, k
+        while node in parent:
+            node = parent[node]
+            depth += 1
+        lengths.append(depth)
+    return lengths
+
+
+def ref_optimal_cost(counts) -> int:
+    """Bits of an optimal prefix code of ``counts``: the sum of all merged weights of a
+    Huffman construction (any tie rule gives the same sum)."""
+    import heapq
+
+    heap = [int(c) for c in counts]
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        merged = heapq.heappop(heap) + heapq.heappop(heap)
+        cost += merged
+        heapq.heappush(heap, merged)
+    return cost
+
+
+def ref_huffman(W) -> dict[str, np.ndarray]:
+    """Huffman arrays: canonical code words (by length, then rank) of every element's
+    rank, row after row, as a string of bits cut into 32-bit words (first bit highest)."""
+    W = as_matrix(W)
+    omega, counts = ref_omega_counts(W)
+    lengths = ref_huffman_lengths(counts)
+    words_of: dict[int, str] = {}
+    code, previous = 0, 0
+    for k in sorted(range(len(lengths)), key=lambda k: (lengths[k], k)):
+        if lengths[k]:
+            code *= 2 ** (lengths[k] - previous)
+            words_of[k] = format(code, f"0{lengths[k]}b")
+            code += 1
+            previous = lengths[k]
+    stream, row_ptr = "", [0]
+    for row in _ranks(W, omega):
+        stream += "".join(words_of.get(k, "") for k in row)
+        row_ptr.append(len(stream))
+    stream += "0" * (-len(stream) % 32)
+    words = [int(stream[i:i + 32], 2) for i in range(0, len(stream), 32)]
+    return {"omega": omega.copy(), "lengths": np.array(lengths, dtype=np.int64),
+            "bits": np.array(words, dtype=np.int64), "row_ptr": np.array(row_ptr, np.int64)}
+
+
+_REF_ENCODERS = {"dense": ref_dense, "csr": ref_csr, "cer": ref_cer, "cser": ref_cser,
+                 "palette": ref_palette, "huffman": ref_huffman}
 
 
 def ref_arrays(fmt_name: str, W) -> dict[str, np.ndarray]:
@@ -282,6 +400,15 @@ def ref_storage(fmt_name: str, arrays: dict, shape, policy: str = "minimal",
     m, n = shape
     if fmt_name == "dense":
         return {"values": m * n * value_bits}
+    if fmt_name == "palette":  # SPEC §9: m·n codes of b bits, padding not counted
+        K = len(arrays["omega"])
+        return {"omega": K * value_bits, "codes": m * n * ref_code_width(policy, K)}
+    if fmt_name == "huffman":  # SPEC §9: bits exactly; lengths and row_ptr as integers
+        K = len(arrays["omega"])
+        total = int(arrays["row_ptr"][-1])
+        longest = max(arrays["lengths"].tolist(), default=0)
+        return {"omega": K * value_bits, "lengths": K * index_width(policy, longest),
+                "bits": total, "row_ptr": (m + 1) * index_width(policy, total)}
     length = {name: len(arrays[name]) for name in SPEC_ARRAYS[fmt_name]}
     if fmt_name == "csr":
         largest = {"col_idx": n - 1, "row_ptr": length["values"]}
@@ -321,6 +448,12 @@ def ref_op_counts(fmt_name: str, st: dict, batch: int = 1) -> dict:
                   "row_ptr": m + 1}
         reads = {name: counts[name] / B for name in SPEC_ARRAYS[fmt_name]}
         reads["x"] = N + (n if shifted else 0)
+    elif fmt_name in ("palette", "huffman"):  # SPEC §9
+        adds = mults = m * n
+        counts = {"omega": m * n, "codes": m * n, "lengths": st["K"], "bits": m * n,
+                  "row_ptr": m + 1}
+        reads = {name: counts[name] / B for name in SPEC_ARRAYS[fmt_name]}
+        reads["x"] = m * n
     else:
         raise KeyError(fmt_name)
     return {"adds": adds, "mults": mults, "reads": reads, "writes": m}

@@ -71,9 +71,11 @@ def cser_arrays(rows, omega=OMEGA) -> dict[str, np.ndarray]:
 
 
 def valid_arrays(name: str, W=W_PAD) -> dict[str, np.ndarray]:
-    """Writable copies of a valid format's arrays, index arrays as int64."""
+    """Writable copies of a valid format's arrays: index arrays as int64, values and
+    packed arrays (codes, bitstreams: words) in their own dtypes."""
     f = le.FORMATS[name].from_dense(W)
-    return {k: (v.copy() if k in VALUE_ARRAYS else v.astype(np.int64))
+    roles = f.storage().roles
+    return {k: (v.astype(np.int64) if roles[k] == "index" else v.copy())
             for k, v in f.arrays().items()}
 
 

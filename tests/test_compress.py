@@ -608,9 +608,11 @@ def test_error_is_frozen_and_checks_input():
 def test_small_inputs_run_on_one_thread_and_restore_the_setting():
     import numba
 
-    from lowentropy.compress._common import PARALLEL_MIN, threads_for
+    from lowentropy.threads import PARALLEL_MIN_ELEMENTS as PARALLEL_MIN
+    from lowentropy.threads import set_thread_policy, threads_for
 
     before = numba.get_num_threads()
+    previous = set_thread_policy("parallel")
     with threads_for(PARALLEL_MIN - 1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
@@ -618,4 +620,9 @@ def test_small_inputs_run_on_one_thread_and_restore_the_setting():
         assert numba.get_num_threads() == before
     with pytest.raises(ValueError), threads_for(10):
         quantize(np.array([np.nan]), bits=3)
+    assert numba.get_num_threads() == before
+    set_thread_policy("serial")
+    with threads_for(PARALLEL_MIN):
+        assert numba.get_num_threads() == 1
+    set_thread_policy(previous)
     assert numba.get_num_threads() == before

@@ -344,8 +344,8 @@ def test_arrays_names_order_and_read_only(F, case):
     f = F.from_dense(W)
     arrays = f.arrays()
     assert isinstance(arrays, dict)
-    if F.name in SPEC_ARRAYS:
-        assert tuple(arrays) == SPEC_ARRAYS[F.name]
+    assert F.name in SPEC_ARRAYS, "every registered format has its SPEC arrays in reference.py"
+    assert tuple(arrays) == SPEC_ARRAYS[F.name]
     assert tuple(arrays) == tuple(F.array_names)
     for name, arr in arrays.items():
         assert isinstance(arr, np.ndarray) and arr.ndim == 1, name
@@ -398,10 +398,13 @@ def test_rebuild_from_own_arrays(F, case, dtype):
 
 @pytest.mark.nojit
 def test_rebuild_from_plain_int64_arrays(F):
-    """Index arrays in any integer dtype are accepted (and stored in the library's own)."""
+    """Integer and packed arrays in any integer dtype are accepted (and stored in the
+    library's own)."""
     W = _cases(np.float64)["padding"]
     f = F.from_dense(W)
-    arrays = {k: (v if k in VALUE_ARRAYS else v.astype(np.int64))
+    roles = f.storage().roles
+    assert set(roles) == set(f.arrays())
+    arrays = {k: (v if roles[k] == "value" else v.astype(np.int64))
               for k, v in f.arrays().items()}
     g = F(f.shape, f.dtype, **arrays)
     for name, arr in g.arrays().items():

@@ -144,6 +144,21 @@ def test_out_of_range_indices_are_refused_before_any_kernel(tmp_path, monkeypatc
     assert not any(isinstance(a, np.ndarray) and (a == 10**6).any() for c in calls for a in c)
 
 
+@pytest.mark.parametrize(("name", "key"), [("palette", "codes"), ("huffman", "bits"),
+                                           ("huffman", "lengths")])
+def test_tampered_packed_arrays_are_refused(tmp_path, name, key):
+    """A changed code word or code length, in an archive whose checksums were rewritten to
+    match: the format's own checks refuse it."""
+    path = tmp_path / "t.npz"
+    save(path, le.FORMATS[name].from_dense(W_SMALL))
+    meta, arrays = _read_members(path)
+    bad = arrays[key].copy()
+    bad[-1] ^= 1 << 31 if key != "lengths" else 3
+    _write_members(path, meta, {**arrays, key: bad})
+    with pytest.raises(ValueError, match=f"t.npz: the stored {name} arrays are invalid"):
+        load(path)
+
+
 @pytest.mark.parametrize("name", sorted(le.FORMATS))
 def test_non_finite_values_are_refused(tmp_path, name):
     path = tmp_path / "t.npz"

@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 from reference import tolerance
 
 import lowentropy as le
-from lowentropy import _jit
+from lowentropy import threads as thread_policy
 from lowentropy.formats._sums import row_chunks
 
 KERNEL_FORMATS = ["csr", "cer", "cser"]
@@ -39,8 +39,12 @@ def threads(count: int):
 
 @pytest.fixture(autouse=True)
 def parallel_even_when_small(monkeypatch):
-    """Small products normally run on one thread; here every thread count is used."""
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 0)
+    """Small products normally run on one thread; here every thread count is used (and
+    the policy is "parallel" whatever pools the test process loaded first)."""
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
+    previous = le.set_thread_policy("parallel")
+    yield
+    le.set_thread_policy(previous)
 
 
 def products(f, x) -> dict[int, np.ndarray]:
@@ -155,8 +159,8 @@ def test_small_products_run_serially_and_agree(monkeypatch):
     W = np.zeros((6, 9))
     W[::2, ::3] = 2.0
     f = le.CSR.from_dense(W)
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 1 << 16)
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 1 << 16)
     assert f._plan(1)[0] is False
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
     if MAX_THREADS > 1:
         assert f._plan(1)[0] is True

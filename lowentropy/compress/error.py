@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._jit import kernel, prange
-from ._common import KEY, as_weights, n_chunks, raise_nonfinite, threads_for
+from ..threads import threads_for
+from ._common import KEY, as_weights, n_chunks, raise_nonfinite
 
 __all__ = ["QuantizationError", "quantization_error"]
 

@@ -7,7 +7,8 @@ import numbers
 
 import numpy as np
 
-from ._common import as_weights, raise_nonfinite, threads_for
+from ..threads import threads_for
+from ._common import as_weights, raise_nonfinite
 from .kmeans import MAX_CLUSTERS, nonzero_range, quantize_kmeans
 from .uniform import MAX_BITS, MIN_BITS, max_abs, quantize_uniform
 

@@ -11,18 +11,22 @@ from .cer import CER
 from .cser import CSER
 from .csr import CSR
 from .dense import Dense
+from .huffman import Huffman
+from .palette import Palette
 
 __all__ = [
-    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "Palette", "Huffman",
     "StorageReport", "OpCounts", "POLICIES",
 ]
 
-FORMATS: dict[str, type[Format]] = {cls.name: cls for cls in (Dense, CSR, CER, CSER)}
+FORMATS: dict[str, type[Format]] = {
+    cls.name: cls for cls in (Dense, CSR, CER, CSER, Palette, Huffman)
+}
 
 
 def get_format(name: str) -> type[Format]:
     """The format class registered under ``name`` (``"dense"``, ``"csr"``, ``"cer"``,
-    ``"cser"``)."""
+    ``"cser"``, ``"palette"``, ``"huffman"``, ...: the keys of ``FORMATS``)."""
     try:
         return FORMATS[name]
     except KeyError:

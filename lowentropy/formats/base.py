@@ -1,8 +1,16 @@
 """What every format shares: validation, products, storage and the reports.
 
-A format class writes only ``from_dense``, ``to_dense``, ``_layout`` (its arrays and
-their index ranges), ``_check_arrays``, its kernels (``_matvec``/``_matmat``) and
-``_op_table``; everything else lives here once.
+A format class writes ``_encode``, ``to_dense``, ``_check_arrays``, its kernels
+(``_matvec``/``_matmat``, with ``_row_work`` when they use ``_plan``), ``_sizes`` and
+``_sizes_of`` (what its accounting depends on, from its arrays or from
+:func:`lowentropy.stats`), ``_layout_of`` (its arrays as :class:`ArraySpec`) and
+``_op_table_of``; everything else (storage, op counts, their statistics-only twins,
+memory estimates, read-only arrays) lives here once. ``docs/formats.md`` ("Writing a new
+format") lists the hooks.
+
+Arrays have one of four roles (:class:`ArraySpec`): matrix values, integer indices,
+packed fixed-width codes, or a bitstream; packed arrays are held in memory as words
+(``uint32``) and accounted at the bits they hold.
 """
 
 from __future__ import annotations
@@ -15,14 +23,21 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._jit import use_threads
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 from ..memory import check_memory
+from ..threads import use_threads
 from ._sums import row_chunks
 
-__all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
+__all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "ROLES",
+           "index_bits", "code_bits"]
 
 POLICIES = ("minimal", "fixed32", "ideal")
+
+#: The roles of a stored array (see :class:`ArraySpec`).
+ROLES = ("value", "index", "code", "bits")
+
+#: Widths a packed code may have under the ``"minimal"`` policy (they divide a word).
+CODE_WIDTHS = (1, 2, 4, 8, 16, 32)
 
 
 def index_bits(policy: str, max_entry: int) -> int:
@@ -44,19 +59,67 @@ def index_bits(policy: str, max_entry: int) -> int:
     raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
 
 
+def code_bits(policy: str, max_entry: int) -> int:
+    """Bits of one packed code whose values are at most ``max_entry``.
+
+    ``"ideal"``: ``max(1, max_entry.bit_length())``. ``"minimal"``: the smallest of
+    1, 2, 4, 8, 16, 32 that holds ``max_entry``. ``"fixed32"``: 32.
+
+    Examples
+    --------
+    >>> code_bits("ideal", 4), code_bits("minimal", 4), code_bits("fixed32", 4)
+    (3, 4, 32)
+    """
+    max_entry = max(int(max_entry), 0)
+    if policy == "fixed32":
+        if max_entry >= 1 << 32:
+            raise ValueError(f"code {max_entry} does not fit in 32 bits")
+        return 32
+    if policy == "minimal":
+        for bits in CODE_WIDTHS:
+            if max_entry < 1 << bits:
+                return bits
+        raise ValueError(f"code {max_entry} does not fit in 32 bits")
+    if policy == "ideal":
+        return max(1, max_entry.bit_length())
+    raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
+
+
 @dataclass(frozen=True)
 class ArraySpec:
-    """One stored array: its name, length, role and (for an index) its largest entry."""
+    """One stored array: its name, length, role and (for integers) its largest entry.
+
+    Roles
+    -----
+    ``"value"``
+        Matrix values, ``value_bits`` per entry.
+    ``"index"``
+        Integers (indices, pointers), :func:`index_bits` per entry under the policy.
+    ``"code"``
+        Packed fixed-width codes, :func:`code_bits` per entry; ``length`` is the number
+        of codes (held in memory as words, see :meth:`Format._memory_bytes_of`).
+    ``"bits"``
+        A bitstream; ``length`` counts bits, one bit per entry under every policy.
+    """
 
     name: str
     length: int
-    role: str  # "value" or "index"
+    role: str
     max_entry: int = 0
 
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown array role {self.role!r}; choose one of {ROLES}")
+
     def bits_per_entry(self, policy: str, value_bits: int) -> int:
+        """Bits of one entry under ``policy`` (``value_bits`` for values)."""
         if self.role == "value":
             return value_bits
-        return index_bits(policy, self.max_entry)
+        if self.role == "index":
+            return index_bits(policy, self.max_entry)
+        if self.role == "code":
+            return code_bits(policy, self.max_entry)
+        return 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +136,8 @@ class Sizes:
     nnz: int = 0  #: entries different from 0
     G: int = 0  #: groups of this format
     omega0_nonzero: bool = False  #: ``ω_0 ≠ 0``
+    #: Anything else a format's accounting needs (name → number), e.g. a code's bits.
+    extra: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -97,6 +162,10 @@ class StorageReport:
         Array name → the dtype the library holds it in (and its kernels read): the
         narrowest that fits, e.g. ``uint16`` column indices when ``n <= 65536``, ``uint8``
         ``omega_idx`` when ``K <= 256``. This is the ``"minimal"`` policy in memory.
+        Packed arrays (roles ``"code"`` and ``"bits"``) are words, e.g. ``uint32``.
+    roles : dict
+        Array name → its role: ``"value"``, ``"index"``, ``"code"`` or ``"bits"``
+        (see :class:`ArraySpec`).
     """
 
     format: str
@@ -106,6 +175,7 @@ class StorageReport:
     by_array: dict[str, int]
     bits_per_entry: dict[str, int] = field(default_factory=dict)
     memory_dtypes: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_bits(self) -> int:
@@ -189,8 +259,9 @@ class Format(ABC):
         """Build a format from its arrays; every invariant is checked (see ``check``).
 
         The arrays are copied (a later change to the caller's arrays cannot break an
-        invariant) into the library's in-memory dtypes: pointers int64, ``col_idx``
-        uint16/uint32, ``omega_idx`` uint8/uint16/uint32.
+        invariant) into the library's in-memory dtypes (``_memory_dtype_of``): pointers
+        int64, ``col_idx`` uint16/uint32, ``omega_idx`` uint8/uint16/uint32, packed codes
+        and bitstreams uint32 words.
         """
         self._init(shape, dtype, arrays)
         for name, arr in self._arrays.items():
@@ -200,8 +271,10 @@ class Format(ABC):
                 arr = arr + arr.dtype.type(0)  # -0.0 is +0.0 (SPEC §1)
             self._arrays[name] = arr
         self.check()
+        sizes = self._sizes()
+        specs = {spec.name: spec for spec in self._layout_of(sizes)}
         self._arrays = {
-            name: np.array(arr, dtype=self._memory_dtype(name, arr), order="C")
+            name: np.array(arr, dtype=self._memory_dtype_of(specs[name], sizes), order="C")
             for name, arr in self._arrays.items()
         }
         self._freeze()
@@ -212,16 +285,6 @@ class Format(ABC):
             while isinstance(arr, np.ndarray):  # the library's own arrays and their bases
                 arr.flags.writeable = False
                 arr = arr.base
-
-    def _memory_dtype(self, name: str, arr: np.ndarray) -> np.dtype:
-        """In-memory dtype of a checked array (the one the encoders produce)."""
-        if name == "col_idx":
-            return index_dtype(max(self.shape[1] - 1, 0))
-        if name == "omega_idx":
-            return omega_idx_dtype(max(self._arrays["omega"].size, 1))
-        if name.endswith("_ptr"):
-            return np.dtype(np.int64)
-        return arr.dtype
 
     def _init(self, shape, dtype, arrays) -> None:
         missing = set(self.array_names) - set(arrays)
@@ -335,7 +398,7 @@ class Format(ABC):
         """How to run a product: in parallel or not, and the row boundaries of the runs.
 
         Parallel when there is more than one thread and enough work (entries + groups +
-        rows, times the batch; see ``lowentropy._jit.use_threads``). The runs hold equal
+        rows, times the batch; see ``lowentropy.threads.use_threads``). The runs hold equal
         work; they are computed once per thread count and kept.
         """
         threads = numba.get_num_threads()
@@ -380,13 +443,34 @@ class Format(ABC):
 
     @classmethod
     def _memory_dtype_of(cls, spec: ArraySpec, sizes: Sizes) -> np.dtype:
+        """In-memory dtype of an array: packed arrays are ``uint32`` words."""
         if spec.role == "value":
             return np.dtype(sizes.dtype)
+        if spec.role in ("code", "bits"):
+            return np.dtype(np.uint32)
         if spec.name == "col_idx":
             return index_dtype(max(sizes.shape[1] - 1, 0))
         if spec.name == "omega_idx":
             return omega_idx_dtype(max(sizes.K, 1))
         return np.dtype(np.int64)
+
+    @classmethod
+    def _memory_bytes_of(cls, spec: ArraySpec, sizes: Sizes) -> int:
+        """Bytes an array takes in memory: ``length`` entries of its in-memory dtype, or
+        for packed arrays the words that hold ``length`` codes of the ``"minimal"`` width
+        (or ``length`` bits). A format that pads (rows starting on a word) overrides it."""
+        itemsize = cls._memory_dtype_of(spec, sizes).itemsize
+        if spec.role in ("value", "index"):
+            return spec.length * itemsize
+        bits = spec.length * spec.bits_per_entry("minimal", 32)
+        return -(-bits // (8 * itemsize)) * itemsize
+
+    @classmethod
+    def memory_bytes_for(cls, stats) -> int:
+        """Bytes the arrays of the matrix ``stats`` describes take in memory in this
+        format (equal to ``from_dense(W).nbytes``), without encoding it."""
+        sizes = cls._sizes_of(stats)
+        return sum(cls._memory_bytes_of(s, sizes) for s in cls._layout_of(sizes))
 
     def storage(self, policy: str = "minimal", value_bits: int = 32) -> StorageReport:
         """Bits of every array and in total under an index ``policy`` (SPEC §4).
@@ -417,8 +501,9 @@ class Format(ABC):
         widths = {s.name: s.bits_per_entry(policy, value_bits) for s in layout}
         by_array = {s.name: s.length * widths[s.name] for s in layout}
         dtypes = {s.name: str(cls._memory_dtype_of(s, sizes)) for s in layout}
+        roles = {s.name: s.role for s in layout}
         return StorageReport(cls.name, policy, int(value_bits), sizes.shape, by_array, widths,
-                             dtypes)
+                             dtypes, roles)
 
     def op_counts(self, batch: int = 1, policy: str = "minimal", value_bits: int = 32) -> OpCounts:
         """Operations of the dot product per input vector (SPEC §5), from array lengths.

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..cost import DEFAULT_TABLE, get_table
-from ..formats import POLICIES, get_format
+from ..formats import FORMATS, POLICIES, get_format
 from ..networks.model import Network
 from . import _tasks
 from ._log import SweepLog, row_key
@@ -130,7 +130,7 @@ def sweep(
     bits: int | Sequence[int | None] | None = None,
     clusters: int | Sequence[int | None] | None = None,
     method: str | None = None,
-    formats: Sequence[str] = ("dense", "csr", "cer", "cser"),
+    formats: Sequence[str] | None = None,
     policy: str = "minimal",
     value_bits: int = 32,
     measure: bool = False,
@@ -162,8 +162,9 @@ def sweep(
         neither given) adds the unquantized setting. Give one of them.
     method : {"uniform", "kmeans"}, optional
         Default: ``"kmeans"`` with ``clusters``, else ``"uniform"``.
-    formats : sequence of str
-        Format names, in the order of the rows.
+    formats : sequence of str, optional
+        Format names, in the order of the rows; by default every registered format
+        (:data:`lowentropy.FORMATS`).
     policy, value_bits, table
         Index policy, value width and energy table (see :func:`lowentropy.compare`).
     measure : bool
@@ -209,7 +210,9 @@ def sweep(
     ('uniform', 4, True, True)
     """
     settings = make_settings(prune, bits, clusters, method)
-    if isinstance(formats, str):
+    if formats is None:
+        formats = list(FORMATS)
+    elif isinstance(formats, str):
         formats = [formats]
     formats = tuple(formats)
     if not formats:

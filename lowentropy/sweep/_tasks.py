@@ -8,16 +8,14 @@ process and on a Dask worker.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from ..cost import compare
 from ..report import compress_layer
 from ..stats import stats
+from ..threads import numba_threads
 from ._settings import Setting
 
 __all__ = ["LayerMeta", "Options", "Task", "open_weight", "run_task"]
@@ -98,19 +96,6 @@ def open_weight(task: Task) -> np.ndarray:
     raise ValueError(f"unknown source kind {task.source_kind!r}")
 
 
-@contextlib.contextmanager
-def _numba_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 def _measure(M: np.ndarray, names: list[str]) -> dict[str, float]:
     from ..bench import time_formats
 
@@ -145,7 +130,7 @@ def run_task(task: Task) -> list[dict]:
     opened once; each pruning fraction is applied once for all its quantizers."""
     from ..compress import prune
 
-    with _numba_threads(task.threads):
+    with numba_threads(task.threads):
         W = open_weight(task)
         if tuple(W.shape) != task.layer.shape:
             raise ValueError(f"layer {task.layer.name!r} has shape {W.shape} where the sweep "

@@ -1,0 +1,507 @@
+"""Entropy-coded codes (``huffman``, SPEC §9): Deep Compression's last stage.
+
+The code is canonical: lengths from an optimal prefix code over the counts of ``Ω``
+(:func:`huffman_lengths`), code words assigned in order of (length, rank). The whole
+matrix is one bitstream, row after row, most significant bit first; ``row_ptr`` gives
+the bit where each row starts, so rows decode independently (in parallel).
+
+Decoding is table driven: the next ``LOOKUP_BITS`` bits index a table of (rank, length);
+longer codes (rare by construction) fall back to the canonical first-code comparison,
+one length at a time. A vector product decodes and multiplies as it goes; a batch
+decodes a block of rows into values and multiplies it with BLAS.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import int64, uint64
+
+from .._jit import kernel, prange, serial
+from .._values import count_values
+from ..memory import check_memory
+from ._checks import check_pointer, check_values, check_vector
+from ._packed import check_omega_counts, decoded_blocks, element_ranks
+from .base import ArraySpec, Format, Sizes
+
+__all__ = ["Huffman", "huffman_lengths", "MAX_CODE_LENGTH"]
+
+#: Longest code word: lengths are capped here only where the optimal code is longer.
+MAX_CODE_LENGTH = 32
+#: Bits decoded by one table lookup (the table has ``2**LOOKUP_BITS`` entries).
+LOOKUP_BITS = 11
+
+_inline = numba.njit(inline="always", nogil=True)
+
+
+# --- the code --------------------------------------------------------------------------------
+
+@kernel()
+def _two_queue_depths(weights):
+    """Depths of the leaves of a Huffman tree over ``weights`` (ascending).
+
+    The two-queue construction: leaves in ascending order, merged nodes in the order they
+    are made (which is ascending too). On equal weights a leaf is taken before a merged
+    node, and the earlier of two leaves or two merged nodes first.
+    """
+    K = weights.shape[0]
+    weight = np.empty(2 * K - 1, np.int64)
+    parent = np.zeros(2 * K - 1, np.int64)
+    weight[:K] = weights
+    leaf = 0
+    merged = K
+    made = K
+    for _ in range(K - 1):
+        picked = np.empty(2, np.int64)
+        for t in range(2):
+            if leaf < K and (merged >= made or weight[leaf] <= weight[merged]):
+                picked[t] = leaf
+                leaf += 1
+            else:
+                picked[t] = merged
+                merged += 1
+        weight[made] = weight[picked[0]] + weight[picked[1]]
+        parent[picked[0]] = made
+        parent[picked[1]] = made
+        made += 1
+    depth = np.zeros(2 * K - 1, np.int64)
+    for node in range(2 * K - 3, -1, -1):
+        depth[node] = depth[parent[node]] + 1
+    return depth[:K]
+
+
+def huffman_lengths(counts) -> np.ndarray:
+    """Code lengths of an optimal prefix code for ``counts`` (in rank order: decreasing).
+
+    ``K = 1`` gives the length 0 (nothing to code); ``K = 0`` an empty array. Ties: the
+    leaves enter the two-queue construction by ascending count, among equal counts by
+    descending rank, and a leaf is taken before a merged node of equal weight (this gives
+    the smallest longest code among the optimal ones). When the optimal code is longer
+    than :data:`MAX_CODE_LENGTH` bits, its longest words are shortened to that length
+    (:func:`_limited`): only then is the code not optimal.
+
+    Examples
+    --------
+    >>> huffman_lengths([23, 19, 4, 2]).tolist()
+    [1, 2, 3, 3]
+    """
+    counts = np.asarray(counts, np.int64)
+    K = counts.size
+    if K <= 1:
+        return np.zeros(K, np.int64)
+    if (np.diff(counts) > 0).any() or counts[-1] < 1:
+        raise ValueError("counts must be positive and in decreasing order (the order of Ω)")
+    depths = _two_queue_depths(counts[::-1].copy())[::-1].copy()
+    if depths.max() <= MAX_CODE_LENGTH:
+        return depths
+    return _limited(depths, MAX_CODE_LENGTH)
+
+
+def _limited(lengths: np.ndarray, limit: int) -> np.ndarray:
+    """Lengths of a complete prefix code no longer than ``limit``, from optimal ones in
+    rank order: every pair of words past the limit is moved up (JPEG's ``Adjust_BITS``,
+    which keeps the Kraft sum at 1), then the lengths go back to the ranks, shortest to
+    the most frequent."""
+    per_length = np.bincount(lengths).tolist()
+    for i in range(len(per_length) - 1, limit, -1):
+        while per_length[i] > 0:
+            j = i - 2
+            while per_length[j] == 0:
+                j -= 1
+            per_length[i] -= 2
+            per_length[i - 1] += 1
+            per_length[j + 1] += 2
+            per_length[j] -= 1
+    return np.repeat(np.arange(len(per_length)), per_length)[:lengths.size].astype(np.int64)
+
+
+def _first_codes(count: np.ndarray) -> np.ndarray:
+    """Canonical first code word of every length, from the number of words per length."""
+    first = np.zeros(MAX_CODE_LENGTH + 1, np.int64)
+    for length in range(2, MAX_CODE_LENGTH + 1):
+        first[length] = (first[length - 1] + count[length - 1]) << 1
+    return first
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """The canonical code word of every rank (code words of a length are consecutive,
+    assigned in order of (length, rank)).
+
+    Examples
+    --------
+    >>> [format(int(c), "b") for c in canonical_codes(np.array([1, 2, 3, 3]))]
+    ['0', '10', '110', '111']
+    """
+    lengths = np.asarray(lengths, np.int64)
+    codes = np.zeros(lengths.size, np.uint64)
+    order = np.lexsort((np.arange(lengths.size), lengths))
+    order = order[lengths[order] > 0]
+    if order.size:
+        sorted_lengths = lengths[order]
+        count = np.bincount(sorted_lengths, minlength=MAX_CODE_LENGTH + 1)
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))
+        within = np.arange(order.size) - start[sorted_lengths]
+        codes[order] = (_first_codes(count)[sorted_lengths] + within).astype(np.uint64)
+    return codes
+
+
+class Decoder:
+    """Decoding tables of a canonical code with complete lengths (Kraft sum 1).
+
+    ``lut_rank``/``lut_length``: for the next ``lookup`` bits, the rank and length of the
+    code word they start with (length 0 when it is longer than ``lookup``). ``first``,
+    ``count``, ``offset`` (by length) and ``by_code`` (ranks in code order) decode the
+    longer ones.
+    """
+
+    def __init__(self, lengths: np.ndarray) -> None:
+        lengths = np.asarray(lengths, np.int64)
+        self.max_length = int(lengths.max()) if lengths.size else 0
+        self.lookup = max(1, min(self.max_length, LOOKUP_BITS))
+        order = np.lexsort((np.arange(lengths.size), lengths))
+        order = order[lengths[order] > 0]
+        self.by_code = order.astype(np.int64)
+        self.count = np.bincount(lengths[order], minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
+        self.offset = np.concatenate(([0], np.cumsum(self.count)[:-1])).astype(np.int64)
+        self.first = _first_codes(self.count)
+        codes = canonical_codes(lengths)
+        size = 1 << self.lookup
+        self.lut_rank = np.zeros(size, np.int64)
+        self.lut_length = np.zeros(size, np.int64)
+        for k in order[lengths[order] <= self.lookup]:
+            length = int(lengths[k])
+            lo = int(codes[k]) << (self.lookup - length)
+            hi = (int(codes[k]) + 1) << (self.lookup - length)
+            self.lut_rank[lo:hi] = k
+            self.lut_length[lo:hi] = length
+
+    def tables(self):
+        return (self.lut_rank, self.lut_length, self.lookup, self.first, self.count,
+                self.offset, self.by_code, self.max_length)
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+@_inline
+def _peek(words, last, p):  # pragma: no cover - compiled
+    """The 32 bits of the stream from bit ``p`` on (zeros past the end)."""
+    k = p >> uint64(5)
+    hi = uint64(words[k])
+    lo = uint64(words[min(k + uint64(1), last)]) if k < last else uint64(0)
+    return (((hi << uint64(32)) | lo) << (p & uint64(31))) >> uint64(32) & uint64(0xFFFFFFFF)
+
+
+@_inline
+def _next_symbol(window, lut_rank, lut_length, lookup, first, count, offset, by_code,
+                 max_length):  # pragma: no cover - compiled
+    """(rank, length) of the code word at the top of ``window``; (-1, 0) if none."""
+    e = window >> uint64(32 - lookup)
+    length = lut_length[e]
+    if length > 0:
+        return lut_rank[e], length
+    for length in range(lookup + 1, max_length + 1):
+        d = int64(window >> uint64(32 - length)) - first[length]
+        if d >= 0 and d < count[length]:
+            return by_code[offset[length] + d], length
+    return -1, 0
+
+
+@kernel()
+def _encode(ranks, m, n, lengths, codes, words):
+    """Write the code words of every row, one after another (one thread: rows share the
+    words at their boundaries)."""
+    acc = uint64(0)
+    held = 0
+    w = 0
+    for e in range(m * n):
+        k = ranks[e]
+        length = lengths[k]
+        acc = (acc << uint64(length)) | codes[k]
+        held += length
+        if held >= 32:
+            held -= 32
+            words[w] = (acc >> uint64(held)) & uint64(0xFFFFFFFF)
+            w += 1
+            acc &= (uint64(1) << uint64(held)) - uint64(1)
+    if held > 0:
+        words[w] = (acc << uint64(32 - held)) & uint64(0xFFFFFFFF)
+
+
+@kernel(parallel=True)
+def _row_bits(ranks, m, n, lengths, out):
+    for i in prange(m):
+        s = 0
+        for j in range(n):
+            s += lengths[ranks[i * n + j]]
+        out[i] = s
+
+
+@kernel(parallel=True)
+def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, count, offset,
+                 by_code, max_length, r0, r1, out):
+    """``out[i - r0, j] = table[rank(i, j)]`` for rows ``r0 <= i < r1`` (valid streams)."""
+    last = uint64(words.shape[0] - 1)
+    for i in prange(r0, r1):
+        o = out[i - r0]
+        p = uint64(row_ptr[i])
+        for j in range(n):
+            window = _peek(words, last, p)
+            k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
+                                     offset, by_code, max_length)
+            o[j] = table[k]
+            p += uint64(length)
+
+
+@kernel(parallel=True)
+def _matvec(words, row_ptr, n, omega, x, lut_rank, lut_length, lookup, first, count, offset,
+            by_code, max_length, chunks, out):
+    last = uint64(words.shape[0] - 1)
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            p = uint64(row_ptr[i])
+            acc0 = acc1 = x.dtype.type(0)
+            j = 0
+            while j + 2 <= n:
+                window = _peek(words, last, p)
+                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
+                                         offset, by_code, max_length)
+                acc0 += omega[k] * x[j]
+                p += uint64(length)
+                window = _peek(words, last, p)
+                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
+                                         offset, by_code, max_length)
+                acc1 += omega[k] * x[j + 1]
+                p += uint64(length)
+                j += 2
+            if j < n:
+                window = _peek(words, last, p)
+                k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
+                                         offset, by_code, max_length)
+                acc0 += omega[k] * x[j]
+            out[i] = acc0 + acc1
+
+
+@kernel()
+def _check_stream(words, row_ptr, n, K, lut_rank, lut_length, lookup, first, count, offset,
+                  by_code, max_length, counts):
+    """Decode every row with bounds checks; count the ranks. Returns (row, problem) of the
+    first bad row (problem 1: a row runs past its end; 2: no code word; 3: a row ends
+    before its end) or (-1, 0)."""
+    last = uint64(max(words.shape[0] - 1, 0))
+    for i in range(row_ptr.shape[0] - 1):
+        p = uint64(row_ptr[i])
+        end = uint64(row_ptr[i + 1])
+        for _ in range(n):
+            if p >= end:
+                return i, 1
+            window = _peek(words, last, p)
+            k, length = _next_symbol(window, lut_rank, lut_length, lookup, first, count,
+                                     offset, by_code, max_length)
+            if k < 0 or k >= K:
+                return i, 2
+            counts[k] += 1
+            p += uint64(length)
+        if p != end:
+            return i, 3 if p < end else 1
+    return -1, 0
+
+
+_matvec_serial = serial(_matvec)
+_decode_rows_serial = serial(_decode_rows)
+
+
+# --- the format ------------------------------------------------------------------------------
+
+class Huffman(Format):
+    """Canonical Huffman codes of the elements' ranks (SPEC §9).
+
+    Arrays
+    ------
+    omega : (K,) float32 or float64
+        ``Ω``, distinct values by decreasing count, ties by ascending value.
+    lengths : (K,) uint8
+        Code length of every rank: :func:`huffman_lengths` of the counts (0 when
+        ``K = 1``: nothing is coded).
+    bits : (ceil(B/32),) uint32
+        The code words of the whole matrix, row-major, concatenated, most significant
+        bit of each word first; ``B = Σ_k count_k · ℓ_k``; the bits after ``B`` are 0.
+    row_ptr : (m+1,) int64
+        Row ``i`` is bits ``row_ptr[i]:row_ptr[i+1]``; ``row_ptr[m] = B``.
+
+    Storage (SPEC §9): ``bits`` is ``B`` bits exactly (1 bit per entry under every
+    policy), ``lengths`` and ``row_ptr`` are integer arrays sized by their largest entry,
+    ``omega`` ``K·value_bits``. It needs at least one bit per element, so it loses to
+    CER/CSER on very sparse matrices. Cost: as ``palette``, with ``m·n`` reads of
+    ``bits`` (one decoded code each) and ``m+1`` of ``row_ptr``.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> f = le.Huffman.from_dense(np.array([[0., 2., 0., 3.], [2., 0., 2., 0.]]))
+    >>> a = f.arrays()
+    >>> a["lengths"].tolist(), a["row_ptr"].tolist(), f.storage().by_array["bits"]
+    ([1, 2, 2], [0, 6, 12], 12)
+    >>> f @ np.ones(4)
+    array([5., 4.])
+    """
+
+    name = "huffman"
+    array_names = ("omega", "lengths", "bits", "row_ptr")
+
+    # --- conversion -------------------------------------------------------------------
+    @classmethod
+    def _encode(cls, W: np.ndarray) -> Huffman:
+        m, n = W.shape
+        values = count_values(W)
+        lengths = huffman_lengths(values.counts)
+        total = int(values.counts @ lengths) if lengths.size else 0
+        check_memory(4 * m * n + total // 8 + 8 * m,
+                     f"the Huffman code of a {m}×{n} matrix")
+        ranks = element_ranks(W, values)
+        per_row = np.zeros(m, np.int64)
+        if m and n and values.K > 1:
+            _row_bits(ranks, m, n, lengths, per_row)
+        row_ptr = np.zeros(m + 1, np.int64)
+        np.cumsum(per_row, out=row_ptr[1:])
+        words = np.zeros(-(-total // 32), np.uint32)
+        if total:
+            _encode(ranks, m, n, lengths, canonical_codes(lengths), words)
+        return cls._trusted(W.shape, W.dtype, omega=values.omega,
+                            lengths=lengths.astype(np.uint8), bits=words, row_ptr=row_ptr)
+
+    def _decoder(self) -> Decoder:
+        decoder = self.__dict__.get("_decoder_cache")
+        if decoder is None:
+            decoder = self._decoder_cache = Decoder(self._arrays["lengths"])
+        return decoder
+
+    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+        n = self.shape[1]
+        if self._arrays["omega"].size <= 1:
+            out[...] = table[0] if table.size else 0
+            return
+        a = self._arrays
+        run = _decode_rows if (r1 - r0) * n >= 1 << 16 else _decode_rows_serial
+        run(a["bits"], a["row_ptr"], n, table, *self._decoder().tables(), r0, r1, out)
+
+    def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
+        m, n = self.shape
+        W = np.empty((m, n), self.dtype)
+        if m and n:
+            self._decode(self._arrays["omega"], 0, m, W)
+        return W
+
+    # --- invariants -------------------------------------------------------------------
+    def _check_arrays(self) -> None:
+        m, n = self.shape
+        a = self._arrays
+        omega, lengths, bits, row_ptr = a["omega"], a["lengths"], a["bits"], a["row_ptr"]
+        check_values("omega", omega, None, self.dtype)
+        K = omega.size
+        check_vector("lengths", lengths, K, "iu")
+        check_vector("bits", bits, None, "iu")
+        check_vector("row_ptr", row_ptr, m + 1, "iu")
+        total = int(row_ptr[-1]) if row_ptr.size else 0
+        check_pointer("row_ptr", row_ptr, m + 1, total)
+        if bits.size != -(-total // 32):
+            raise ValueError(f"bits must have ceil(row_ptr[-1] / 32) = {-(-total // 32)} "
+                             f"words, got {bits.size}")
+        if bits.size and (bits.min() < 0 or bits.max() > 0xFFFFFFFF):
+            raise ValueError("bits must hold 32-bit words (entries in [0, 2**32))")
+        a["bits"] = bits = bits.astype(np.uint32)
+        if total % 32 and bits[-1] & ((1 << (32 - total % 32)) - 1):
+            raise ValueError("bits must be 0 after the last code word")
+        counts = self._check_code(lengths.astype(np.int64), bits, row_ptr.astype(np.int64))
+        check_omega_counts(omega, counts, m * n)
+        expected = huffman_lengths(counts)
+        if not np.array_equal(lengths, expected):
+            raise ValueError(f"lengths must be the Huffman code lengths of the counts "
+                             f"{counts[:8].tolist()}...: expected {expected[:8].tolist()}..., "
+                             f"got {lengths[:8].tolist()}...")
+
+    def _check_code(self, lengths: np.ndarray, bits: np.ndarray, row_ptr: np.ndarray):
+        """Counts of every rank, after checking that the lengths form a complete prefix
+        code and that every row decodes into exactly ``n`` code words."""
+        m, n = self.shape
+        K = lengths.size
+        if K <= 1:
+            if lengths.size and lengths[0] != 0:
+                raise ValueError("lengths must be [0] when K = 1 (nothing is coded)")
+            if row_ptr[-1] != 0:
+                raise ValueError("row_ptr must be all 0 when K <= 1 (nothing is coded)")
+            return np.full(K, m * n, np.int64)
+        if lengths.min() < 1 or lengths.max() > MAX_CODE_LENGTH:
+            raise ValueError(f"lengths must lie in [1, {MAX_CODE_LENGTH}] when K > 1")
+        kraft = int(np.left_shift(np.int64(1), MAX_CODE_LENGTH - lengths).sum())
+        if kraft != 1 << MAX_CODE_LENGTH:
+            raise ValueError("lengths must form a complete prefix code (Kraft sum 1)")
+        counts = np.zeros(K, np.int64)
+        row, problem = _check_stream(bits, row_ptr, n, K, *Decoder(lengths).tables(), counts)
+        if row >= 0:
+            what = {1: "runs past its end", 2: "holds no code word",
+                    3: f"ends before its end (row_ptr[{row + 1}])"}[problem]
+            raise ValueError(f"bits: row {row} {what}; every row must decode into n = {n} "
+                             "code words exactly")
+        return counts
+
+    # --- products ---------------------------------------------------------------------
+    def _row_work(self) -> np.ndarray:
+        m, n = self.shape
+        return np.arange(m + 1, dtype=np.int64) * max(n, 1)
+
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
+        a = self._arrays
+        omega = a["omega"].astype(x.dtype)
+        if omega.size <= 1:
+            out[...] = omega[0] * x.sum(dtype=x.dtype)
+            return
+        parallel, chunks = self._plan(1)
+        run = _matvec if parallel else _matvec_serial
+        run(a["bits"], a["row_ptr"], self.shape[1], omega, x, *self._decoder().tables(),
+            chunks, out)
+
+    def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
+        m, n = self.shape
+        omega = self._arrays["omega"].astype(X.dtype)
+        blocks, buffer = decoded_blocks(m, n, X.dtype)
+        for r0, r1 in blocks:
+            tile = buffer[: r1 - r0]
+            self._decode(omega, r0, r1, tile)
+            np.matmul(tile, X, out=out[r0:r1])
+
+    # --- accounting -------------------------------------------------------------------
+    def _sizes(self) -> Sizes:
+        a = self._arrays
+        lengths = a["lengths"]
+        return Sizes(self.shape, self.dtype, K=int(a["omega"].size),
+                     extra={"bits": int(a["row_ptr"][-1]),
+                            "max_length": int(lengths.max()) if lengths.size else 0})
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        lengths = huffman_lengths(stats.counts)
+        return Sizes(stats.shape, stats.dtype, K=stats.K,
+                     extra={"bits": int(stats.counts @ lengths) if lengths.size else 0,
+                            "max_length": int(lengths.max()) if lengths.size else 0})
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m, _ = sizes.shape
+        total = sizes.extra["bits"]
+        return [ArraySpec("omega", sizes.K, "value"),
+                ArraySpec("lengths", sizes.K, "index", sizes.extra["max_length"]),
+                ArraySpec("bits", total, "bits"),
+                ArraySpec("row_ptr", m + 1, "index", total)]
+
+    @classmethod
+    def _memory_dtype_of(cls, spec: ArraySpec, sizes: Sizes) -> np.dtype:
+        if spec.name == "lengths":
+            return np.dtype(np.uint8)
+        return super()._memory_dtype_of(spec, sizes)
+
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        m, n = sizes.shape
+        return (m * n, m * n, {"omega": m * n, "lengths": sizes.K, "bits": m * n,
+                               "row_ptr": m + 1}, m * n)

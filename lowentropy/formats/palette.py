@@ -1,0 +1,330 @@
+"""The codebook form (``palette``, SPEC §9): packed fixed-width codes and a table of values.
+
+Kernels (chosen by measurement, ``benchmarks/run.py``):
+
+- vector product, codes of at most 8 bits: for every column ``j`` a table
+  ``T[j, c] = ω_c · x_j`` of ``2**b`` entries is built once per product (``n · 2**b``
+  multiplications, shared by all rows; 64 bytes a column for 4-bit float32 codes). A row
+  is then one lookup and one addition per element, the code's bits extracted from the
+  word by shifts (unrolled for 4-bit codes). The rows of a thread's run walk the columns
+  in blocks whose tables fill L1 (32 KB). Measured on 4-bit codes: about 1.3-2 cycles per
+  element on one core, bounded by the instructions per element (shift, mask, address,
+  load, add) rather than by memory (the codes are 1/8 of dense float32). Tables of one
+  entry per byte of codes (two 4-bit elements per lookup) were slower: 256 entries per
+  byte position do not stay in L1. So were ``K`` accumulators per row (``Σ_k ω_k · Σ x_j``
+  over the codes equal to ``k``), whose scattered additions depend on each other;
+- vector product, 16/32-bit codes (or few rows): codes are unpacked from their words and
+  ``ω[code] · x_j`` accumulated;
+- batch products: a block of rows is decoded to values (fits in L2) and multiplied by
+  BLAS, so a batch costs one decode of the matrix plus a dense product.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import uint64
+
+from .._jit import kernel, prange, serial
+from .._values import count_values
+from ._checks import check_values, check_vector
+from ._packed import check_omega_counts, decoded_blocks, element_ranks
+from .base import ArraySpec, Format, Sizes, code_bits
+
+__all__ = ["Palette"]
+
+_inline = numba.njit(inline="always", nogil=True)
+
+#: Bytes of the column tables that all rows of a run walk before the next columns (L1).
+TABLE_BLOCK_BYTES = 1 << 15
+#: Fewer rows than this: tables would cost more than they save.
+TABLE_MIN_ROWS = 16
+
+
+def words_per_row(n: int, b: int) -> int:
+    """``uint32`` words holding one row of ``n`` codes of ``b`` bits (rows start on a word)."""
+    return -(-n * b // 32)
+
+
+@kernel(parallel=True)
+def _pack(ranks, m, n, b, wpr, out):
+    per = 32 // b
+    for i in prange(m):
+        for w in range(wpr):
+            word = uint64(0)
+            for s in range(per):
+                j = w * per + s
+                if j < n:
+                    word |= uint64(ranks[i * n + j]) << uint64(s * b)
+            out[i * wpr + w] = word
+
+
+@kernel(parallel=True)
+def _decode_rows(codes, n, b, wpr, table, r0, r1, out):
+    """``out[i - r0, j] = table[code(i, j)]`` for rows ``r0 <= i < r1``."""
+    per = 32 // b
+    mask = (uint64(1) << uint64(b)) - uint64(1)
+    for i in prange(r0, r1):
+        o = out[i - r0]
+        base = i * wpr
+        for w in range(wpr):
+            word = uint64(codes[base + w])
+            j0 = w * per
+            for s in range(min(per, n - j0)):
+                o[j0 + s] = table[(word >> uint64(s * b)) & mask]
+
+
+@kernel(parallel=True)
+def _matvec_direct(codes, n, b, wpr, omega, x, chunks, out):
+    per = 32 // b
+    mask = (uint64(1) << uint64(b)) - uint64(1)
+    for c in prange(chunks.shape[0] - 1):
+        for i in range(chunks[c], chunks[c + 1]):
+            acc0 = acc1 = x.dtype.type(0)
+            base = i * wpr
+            for w in range(wpr):
+                word = uint64(codes[base + w])
+                j0 = w * per
+                s = 0
+                last = min(per, n - j0)
+                while s + 2 <= last:
+                    acc0 += omega[(word >> uint64(s * b)) & mask] * x[j0 + s]
+                    acc1 += omega[(word >> uint64((s + 1) * b)) & mask] * x[j0 + s + 1]
+                    s += 2
+                if s < last:
+                    acc0 += omega[(word >> uint64(s * b)) & mask] * x[j0 + s]
+            out[i] = acc0 + acc1
+
+
+@kernel(parallel=True)
+def _column_tables(omega_padded, x_padded, tables):
+    """``tables[j·L + c] = ω_c · x_j`` for every column ``j`` and code ``c < L``."""
+    L = omega_padded.shape[0]
+    for j in prange(x_padded.shape[0]):
+        xj = x_padded[j]
+        for c in range(L):
+            tables[j * L + c] = omega_padded[c] * xj
+
+
+@_inline
+def _word4(tables, base, v):  # pragma: no cover - compiled
+    """The contributions of the eight 4-bit codes of word ``v`` (tables of 16 entries)."""
+    a = (tables[base | (v & uint64(15))]
+         + tables[(base + uint64(16)) | ((v >> uint64(4)) & uint64(15))])
+    b = (tables[(base + uint64(32)) | ((v >> uint64(8)) & uint64(15))]
+         + tables[(base + uint64(48)) | ((v >> uint64(12)) & uint64(15))])
+    c = (tables[(base + uint64(64)) | ((v >> uint64(16)) & uint64(15))]
+         + tables[(base + uint64(80)) | ((v >> uint64(20)) & uint64(15))])
+    d = (tables[(base + uint64(96)) | ((v >> uint64(24)) & uint64(15))]
+         + tables[(base + uint64(112)) | (v >> uint64(28))])
+    return a, b, c, d
+
+
+@kernel(parallel=True)
+def _matvec_tables(codes, wpr, b, tables, block, chunks, out):
+    """Rows of a run walk ``block`` words at a time, so that those columns' tables stay in
+    L1; 4-bit codes have an unrolled inner loop."""
+    per = 32 // b
+    L = 1 << b
+    mask = uint64(L - 1)
+    for c in prange(chunks.shape[0] - 1):
+        r0 = chunks[c]
+        r1 = chunks[c + 1]
+        for i in range(r0, r1):
+            out[i] = 0
+        for w0 in range(0, wpr, block):
+            w1 = uint64(min(w0 + block, wpr))
+            for i in range(r0, r1):
+                row = codes[uint64(i) * uint64(wpr):]
+                z = tables.dtype.type(0)
+                s0 = s1 = s2 = s3 = z
+                w = uint64(w0)
+                if b == 4:
+                    while w < w1:
+                        a0, a1, a2, a3 = _word4(tables, w << uint64(7), uint64(row[w]))
+                        s0 += a0
+                        s1 += a1
+                        s2 += a2
+                        s3 += a3
+                        w += uint64(1)
+                else:
+                    while w < w1:
+                        v = uint64(row[w])
+                        base = w * uint64(per * L)
+                        for _ in range(0, per, 2):
+                            s0 += tables[base + (v & mask)]
+                            s1 += tables[base + uint64(L) + ((v >> uint64(b)) & mask)]
+                            v >>= uint64(2 * b)
+                            base += uint64(2 * L)
+                        w += uint64(1)
+                out[i] += (s0 + s1) + (s2 + s3)
+
+
+_matvec_direct_serial = serial(_matvec_direct)
+_matvec_tables_serial = serial(_matvec_tables)
+_decode_rows_serial = serial(_decode_rows)
+
+
+class Palette(Format):
+    """The codebook form: every element is a ``b``-bit code naming its value in ``Ω``
+    (SPEC §9), as in GGML/llama.cpp quantization and Deep Compression's weight sharing.
+
+    Arrays
+    ------
+    omega : (K,) float32 or float64
+        ``Ω``, distinct values by decreasing count, ties by ascending value.
+    codes : (m · ceil(n·b/32),) uint32
+        The rank of every element in ``Ω``, ``b`` bits each, ``b`` the smallest of
+        1, 2, 4, 8, 16, 32 holding ``K - 1``. Row ``i`` starts at word
+        ``i · ceil(n·b/32)``; within a word, column ``j`` of the row occupies bits
+        ``(j mod 32/b)·b`` upward (least significant first). The bits after a row's last
+        code are 0.
+
+    Storage (SPEC §9): ``m·n·b`` bits of codes (``b`` by the policy: ``ceil(log2 K)``
+    ideal, the width above minimal, 32 fixed) plus ``K·value_bits``; the padding of rows
+    to whole words is memory, not storage. Cost: ``m·n`` additions, multiplications,
+    reads of ``codes``, of ``omega`` (a table lookup) and of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> f = le.Palette.from_dense(np.array([[0., 2., 0., 3.], [2., 0., 2., 0.]]))
+    >>> f.arrays()["omega"].tolist(), [bin(w) for w in f.arrays()["codes"]]
+    ([0.0, 2.0, 3.0], ['0b10000100', '0b10001'])
+    >>> f.storage().by_array
+    {'omega': 96, 'codes': 16}
+    >>> f @ np.ones(4)
+    array([5., 4.])
+    """
+
+    name = "palette"
+    array_names = ("omega", "codes")
+
+    # --- conversion -------------------------------------------------------------------
+    @classmethod
+    def _encode(cls, W: np.ndarray) -> Palette:
+        m, n = W.shape
+        values = count_values(W)
+        ranks = element_ranks(W, values)
+        b = code_bits("minimal", values.K - 1)
+        wpr = words_per_row(n, b)
+        codes = np.empty(m * wpr, np.uint32)
+        _pack(ranks, m, n, b, wpr, codes)
+        return cls._trusted(W.shape, W.dtype, omega=values.omega, codes=codes)
+
+    @property
+    def code_bits(self) -> int:
+        """Bits of one code in memory (the ``"minimal"`` width)."""
+        return code_bits("minimal", self._arrays["omega"].size - 1)
+
+    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+        n = self.shape[1]
+        b = self.code_bits
+        run = _decode_rows if (r1 - r0) * n >= 1 << 16 else _decode_rows_serial
+        run(self._arrays["codes"], n, b, words_per_row(n, b), table, r0, r1, out)
+
+    def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
+        m, n = self.shape
+        W = np.empty((m, n), self.dtype)
+        if m and n:
+            self._decode(self._arrays["omega"], 0, m, W)
+        return W
+
+    def _ranks(self) -> np.ndarray:
+        """The code of every element, ``(m, n)`` int64 (``codes`` of the right length)."""
+        m, n = self.shape
+        b = self.code_bits
+        out = np.empty((m, n), np.int64)
+        if m and n:
+            if b <= 16:
+                self._decode(np.arange(1 << b, dtype=np.int64), 0, m, out)
+            else:  # one code per word
+                out[...] = self._arrays["codes"].reshape(m, -1)[:, :n]
+        return out
+
+    # --- invariants -------------------------------------------------------------------
+    def _check_arrays(self) -> None:
+        m, n = self.shape
+        omega, codes = self._arrays["omega"], self._arrays["codes"]
+        check_values("omega", omega, None, self.dtype)
+        K = omega.size
+        b = code_bits("minimal", K - 1)
+        check_vector("codes", codes, m * words_per_row(n, b), "iu")
+        if codes.size and (codes.min() < 0 or codes.max() > 0xFFFFFFFF):
+            bad = int(np.argmax((codes < 0) | (codes > 0xFFFFFFFF)))
+            raise ValueError(f"codes[{bad}] = {codes[bad]} is not a 32-bit word")
+        self._arrays["codes"] = codes = codes.astype(np.uint32)
+        ranks = self._ranks()
+        if ranks.size and ranks.max() >= K:
+            i, j = np.unravel_index(int(np.argmax(ranks >= K)), ranks.shape)
+            raise ValueError(f"the code of element ({i}, {j}) is {ranks[i, j]}, out of "
+                             f"range [0, {K})")
+        repacked = np.empty_like(codes)
+        if codes.size:
+            _pack(ranks.reshape(-1).astype(np.uint32), m, n, b, words_per_row(n, b), repacked)
+        if not np.array_equal(repacked, codes):
+            raise ValueError("codes must be 0 after the last code of each row (word padding)")
+        check_omega_counts(omega, np.bincount(ranks.reshape(-1), minlength=K), m * n)
+
+    # --- products ---------------------------------------------------------------------
+    def _row_work(self) -> np.ndarray:
+        m, n = self.shape
+        return np.arange(m + 1, dtype=np.int64) * max(n, 1)
+
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
+        m, n = self.shape
+        b = self.code_bits
+        omega = self._arrays["omega"].astype(x.dtype)
+        codes = self._arrays["codes"]
+        parallel, chunks = self._plan(1)
+        wpr = words_per_row(n, b)
+        if b > 8 or m < TABLE_MIN_ROWS:
+            run = _matvec_direct if parallel else _matvec_direct_serial
+            run(codes, n, b, wpr, omega, x, chunks, out)
+            return
+        per = 32 // b
+        omega_padded = np.zeros(1 << b, x.dtype)
+        omega_padded[:omega.size] = omega
+        x_padded = np.zeros(wpr * per, x.dtype)
+        x_padded[:n] = x
+        tables = np.empty(x_padded.size << b, x.dtype)
+        _column_tables(omega_padded, x_padded, tables)
+        block = max(1, TABLE_BLOCK_BYTES // (per * (1 << b) * x.dtype.itemsize))
+        run = _matvec_tables if parallel else _matvec_tables_serial
+        run(codes, wpr, b, tables, block, chunks, out)
+
+    def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
+        m, n = self.shape
+        omega = self._arrays["omega"].astype(X.dtype)
+        blocks, buffer = decoded_blocks(m, n, X.dtype)
+        for r0, r1 in blocks:
+            tile = buffer[: r1 - r0]
+            self._decode(omega, r0, r1, tile)
+            np.matmul(tile, X, out=out[r0:r1])
+
+    # --- accounting -------------------------------------------------------------------
+    def _sizes(self) -> Sizes:
+        return Sizes(self.shape, self.dtype, K=int(self._arrays["omega"].size))
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        return Sizes(stats.shape, stats.dtype, K=stats.K)
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m, n = sizes.shape
+        return [ArraySpec("omega", sizes.K, "value"),
+                ArraySpec("codes", m * n, "code", max(sizes.K - 1, 0))]
+
+    @classmethod
+    def _memory_bytes_of(cls, spec: ArraySpec, sizes: Sizes) -> int:
+        if spec.name != "codes":
+            return super()._memory_bytes_of(spec, sizes)
+        m, n = sizes.shape
+        return 4 * m * words_per_row(n, code_bits("minimal", spec.max_entry))
+
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        m, n = sizes.shape
+        return m * n, m * n, {"omega": m * n, "codes": m * n}, m * n
