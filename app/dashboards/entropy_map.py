@@ -35,7 +35,16 @@ from .entropy_grid import (
     time_cells,
     winners,
 )
-from .ui import Messages, Runner, card, dashboard_page, fmt_bytes, format_color, main_layout
+from .ui import (
+    Messages,
+    Runner,
+    card,
+    dashboard_page,
+    figure_widget,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
 
 __all__ = ["EntropyMap", "SHAPES"]
 
@@ -201,7 +210,7 @@ class EntropyMap:
         self.costs = self._costs()
         fig = self._build_figure()
         self._draw(fig)
-        self.fig = go.FigureWidget(fig)
+        self.fig = figure_widget(fig)
 
         controls = w.VBox([
             w.HTML("<b>Grid of synthetic matrices</b>"), self.shape_picker,

@@ -34,7 +34,7 @@ from .anatomy_walk import (
     progress,
     random_matrix,
 )
-from .ui import Messages, add_trace, card, dashboard_page, format_color, main_layout
+from .ui import Messages, add_trace, card, dashboard_page, figure_widget, format_color, main_layout
 
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
            "storage_html", "describe_step", "matrix_text"]
@@ -485,7 +485,7 @@ class FormatAnatomy:
             self.source.value = "typed"  # fires _on_source: parses the text
             if not self.formats:  # it did not parse: start from the worked example
                 g(self.set_matrix)(SPEC_EXAMPLE)
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
 
         controls = w.VBox([
             w.HTML("<b>The matrix W</b>"), self.source, self.random_box, self.typed_box,

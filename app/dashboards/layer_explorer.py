@@ -31,6 +31,7 @@ from .ui import (
     add_trace,
     card,
     dashboard_page,
+    figure_widget,
     fmt_bytes,
     format_color,
     main_layout,
@@ -194,7 +195,7 @@ class LayerExplorer:
 
         self._timed_first = False
         g(self._first_timing)()
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.notes, self.fig],
                       layout=main_layout())
         self.widget = dashboard_page("layer-explorer", title, controls, main)

@@ -28,6 +28,7 @@ from .ui import (
     add_trace,
     card,
     dashboard_page,
+    figure_widget,
     fmt_bytes,
     format_color,
     main_layout,
@@ -120,7 +121,7 @@ class NetworkOverview:
             name = network or self.network_picker.value
             g(self.set_network)(le.load_network(name))
         self._first = False
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
                       layout=main_layout())
         self.sweep = SweepView(self.messages, network=lambda: self.network,

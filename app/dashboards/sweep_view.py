@@ -27,7 +27,7 @@ import lowentropy as le
 from lowentropy.sweep import SweepTable
 
 from .paths import checked_path
-from .ui import Messages, Runner, add_trace, format_color
+from .ui import Messages, Runner, add_trace, figure_widget, format_color
 from .upload import LimitedUpload
 
 __all__ = ["SweepView", "setting_label", "summarise", "parse_list"]
@@ -136,7 +136,7 @@ class SweepView:
         self.source = ""
         self.runner = Runner(self.messages, "sweeping", synchronous=synchronous)
         self._build_controls()
-        self.fig = go.FigureWidget(self._empty_figure())
+        self.fig = figure_widget(self._empty_figure())
         g = self.messages.guard
         self.open_button.on_click(g(self._on_open))
         self.upload.observe(g(self._on_upload), "value")

@@ -21,7 +21,7 @@ import ipywidgets as w
 from .model import fmt_bytes
 
 __all__ = ["FORMAT_COLORS", "format_color", "Messages", "Runner", "Task", "Cancelled", "card",
-           "fmt_bytes", "add_trace", "dashboard_page", "main_layout",
+           "fmt_bytes", "add_trace", "dashboard_page", "figure_widget", "main_layout",
            "row_layout"]
 
 #: One colour per format, the same in every dashboard (colour-blind-safe palette).
@@ -79,6 +79,18 @@ def dashboard_page(name: str, title: w.Widget, controls: w.Widget, main: w.Widge
     page.add_class(DASHBOARD_CLASS)
     page.add_class(f"lowentropy-{name}")
     return page
+
+
+def figure_widget(fig: Any) -> Any:
+    """The ``FigureWidget`` of a complete figure, sized by its container: plotly's
+    ``responsive`` option redraws it at its container's width on every window ``resize``
+    event (which :class:`dashboards.fit.FitFigures` sends when the dashboard's width
+    changes)."""
+    import plotly.graph_objects as go
+
+    widget = go.FigureWidget(fig)
+    widget._config = {**widget._config, "responsive": True, "displaylogo": False}
+    return widget
 
 
 def add_trace(fig: Any, keys: dict[str, int], key: str, trace: Any, **where: Any) -> None:
