@@ -53,6 +53,8 @@ from .formats import (
 from .io import load, load_network, save
 from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
+from .networks.training import Cancelled
+from .recipe import Recipe
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -66,5 +68,5 @@ __all__ = [
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
     "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
     "set_memory_budget", "sweep", "SweepTable", "set_thread_policy", "thread_policy",
-    "thread_info",
+    "thread_info", "Recipe", "Cancelled",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dashboards.compression import Setting, analyse, compress
+from dashboards.compression import Accounting, analyse, compress
 from dashboards.layer_explorer import ARRAY_COLORS, LayerExplorer
 
 import lowentropy as le
@@ -120,11 +120,12 @@ def test_nan_weights_are_refused_with_a_message():
 
 def test_analyse_equals_compress_then_library():
     W = synthetic_layer((64, 128), keep=1.0, levels=200, seed=3)
-    setting = Setting(prune=0.5, quantizer="uniform", bits=4)
-    a = analyse(W, setting)
-    Wc = compress(W, setting)
+    recipe = le.Recipe(prune=0.5, method="uniform", bits=4)
+    a = analyse(W, recipe, Accounting(policy="fixed32"))
+    Wc = compress(W, recipe)
     assert np.array_equal(a.matrix, Wc)
-    assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in le.compare(Wc)]
+    expected = le.compare(Wc, policy="fixed32")
+    assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in expected]
 
 
 # --- numerical edge cases --------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_every_view_renders_on_unusual_layers(case):
         for prune in (0.0, 0.5):
             ex.prune_slider.value = prune
             assert ex.messages.widget.value == "", (case, quantizer, prune)
-            Wc = compress(W.astype(np.float32) if W.dtype == np.float16 else W, ex.setting)
+            Wc = compress(W.astype(np.float32) if W.dtype == np.float16 else W, ex.recipe)
             s = le.stats(Wc)
             assert ex.analysis.stats.K == s.K and ex.analysis.stats.N == s.N
             drawn = storage_bytes(ex)
@@ -205,7 +206,7 @@ def test_the_library_memory_budget_message_reaches_the_page():
     finally:
         memory.set_memory_budget(previous)
     assert "CER not timed" in shown and "over the memory budget of 4.0 MB" in shown
-    assert ex.analysis.setting.quantizer == "none"  # the views show the setting
+    assert ex.analysis.recipe.quantizer == "none"  # the views show the setting
     ex.quantizer.value = "kmeans"  # shared values again: everything is timed
     assert ex.messages.widget.value == "" and "not timed" not in ex.notes.value
 
@@ -259,3 +260,10 @@ def ex_module():
     import dashboards.layer_explorer as mod
 
     return mod
+
+
+def test_every_array_of_every_format_has_a_colour_in_the_storage_panel():
+    W = le.Recipe(prune=0.5, clusters=8).apply(small_network()["fc1"].matrix)
+    s = le.stats(W)
+    for name in le.FORMATS:
+        assert set(le.get_format(name).storage_for(s).by_array) <= set(ARRAY_COLORS), name

@@ -14,7 +14,6 @@ from dashboards.model import (
 )
 
 import lowentropy as le
-from lowentropy.report import Compression
 
 
 def test_formats_too_big_to_time_are_left_out_with_a_reason():
@@ -63,7 +62,7 @@ def test_accuracies_before_and_after_compression():
     zero = np.zeros_like(layer.matrix)
     b, a = layer_accuracy(net, layer.name, zero)
     assert b == before and a < 0.3  # the first layer zeroed: chance level
-    c = Compression(prune=0.5, method="kmeans", clusters=16)
+    c = le.Recipe(prune=0.5, clusters=16)
     b, a = network_accuracy(net, c, before=0.5)
     assert b == 0.5 and abs(a - before) < 0.05  # light compression keeps the accuracy
     plain = le.Network("plain", [le.Layer("fc", np.ones((3, 4), np.float32))])

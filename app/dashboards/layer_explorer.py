@@ -22,7 +22,15 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.bench import read_bandwidth
 
-from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
+from .compression import (
+    QUANTIZERS,
+    Accounting,
+    Analysis,
+    analyse,
+    crop,
+    recipe_of,
+    value_histogram,
+)
 from .model import layer_accuracy, shared_values_note, time_within_limits
 from .paths import checked_path
 from .ui import (
@@ -43,7 +51,8 @@ __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
 #: Colours of the stored arrays in the storage panel.
 ARRAY_COLORS = {
     "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
-    "omega_idx": "#f0e442", "omega_ptr": "#009e73",
+    "omega_idx": "#f0e442", "omega_ptr": "#009e73", "codes": "#8c564b", "lengths": "#e69f00",
+    "bits": "#9467bd",
 }
 
 #: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
@@ -367,13 +376,16 @@ class LayerExplorer:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def setting(self) -> Setting:
-        return Setting(prune=float(self.prune_slider.value), quantizer=self.quantizer.value,
-                       bits=int(self.bits_slider.value),
-                       clusters=int(self.clusters_slider.value),
-                       policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+    def recipe(self) -> le.Recipe:
+        """How the controls compress the layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed layer."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute for the current layer and setting and update every view."""
@@ -381,7 +393,7 @@ class LayerExplorer:
             return
         self.timer.cancel()  # a timing still running would compete for the cores
         start = time.perf_counter()
-        a = analyse(self._original, self.setting)
+        a = analyse(self._original, self.recipe, self.accounting)
         self.analysis = a
         accuracy = self._accuracy(a.matrix)
         self._draw(a)
@@ -438,7 +450,7 @@ class LayerExplorer:
             card("p₀ (share of ω₀)", f"{s.p0:.1%}", f"ω₀ = {s.omega[0]:.3g}" if s.K else ""),
             card("entries N", f"{s.N:,}", f"of {s.size:,} weights"),
             card("entropy floor", fmt_bytes(a.floor_bits / 8),
-                 f"dense {fmt_bytes(s.size * a.setting.value_bits / 8)}"),
+                 f"dense {fmt_bytes(s.size * a.accounting.value_bits / 8)}"),
         ]
         if best is not None:
             cards.append(card("smallest format", best.format.upper(),
@@ -449,7 +461,7 @@ class LayerExplorer:
             cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
                               f"uncompressed {accuracy[0]:.1%}"))
         cards.append(card("refresh", f"{self.last_refresh_s * 1e3:.0f} ms",
-                          a.setting.describe()))
+                          a.recipe.describe()))
         self.cards.value = "".join(cards)
 
     def _draw_notes(self) -> None:
@@ -505,4 +517,4 @@ class LayerExplorer:
         layer = self.layer
         if layer is None or self.analysis is None:
             return "nothing loaded"
-        return f"{self.network.name}/{layer.name}: {self.analysis.setting.describe()}"
+        return f"{self.network.name}/{layer.name}: {self.analysis.recipe.describe()}"

@@ -140,21 +140,11 @@ def layer_accuracy(network: le.Network, layer: str, Wc: np.ndarray, *,
     return before, le.accuracy(changed)
 
 
-def network_accuracy(network: le.Network, compression, *,
+def network_accuracy(network: le.Network, recipe: le.Recipe, *,
                      before: float | None = None) -> tuple[float, float] | None:
-    """Test accuracy before and after every layer is compressed as ``compression`` (a
-    ``lowentropy.report.Compression``) says, for networks that carry test data."""
+    """Test accuracy before and after every layer is compressed as ``recipe`` says
+    (``recipe.apply(network)``), for networks that carry test data."""
     before = accuracy_or_none(network) if before is None else before
     if before is None:
         return None
-    from lowentropy.compress import prune_global
-    from lowentropy.report import compress_layer
-
-    c = compression
-    weights = [layer.weight for layer in network.layers]
-    pruned = prune_global(weights, c.prune) if c.global_prune and c.prune > 0 else None
-    layers = [layer.with_weight(compress_layer(
-        np.asarray(layer.weight if pruned is None else pruned[i]), c,
-        pruned=pruned is not None)) for i, layer in enumerate(network.layers)]
-    return before, le.accuracy(le.Network(network.name, layers, network.source,
-                                          network.description))
+    return before, le.accuracy(recipe.apply(network))

@@ -10,6 +10,7 @@ file (``lowentropy sweep``) shows every format across all its settings.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import ipywidgets as w
@@ -17,8 +18,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.report import Compression, NetworkReport, network_report
+from lowentropy.report import NetworkReport, network_report
 
+from .compression import Accounting, recipe_of
 from .model import network_accuracy
 from .sweep_view import SweepView
 from .ui import (
@@ -189,22 +191,24 @@ class NetworkOverview:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def compression(self) -> Compression:
-        q = self.quantizer.value
-        return Compression(
-            prune=float(self.prune_slider.value), method=None if q == "none" else q,
-            bits=int(self.bits_slider.value) if q == "uniform" else None,
-            clusters=int(self.clusters_slider.value) if q == "kmeans" else None,
-            global_prune=bool(self.global_box.value))
+    def recipe(self) -> le.Recipe:
+        """How the controls compress every layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value),
+                         global_prune=bool(self.global_box.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed network."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute the report (in the background) and redraw."""
         if self.network is None:
             return
-        network, c = self.network, self.compression
-        options = dict(policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+        network, c = self.network, self.recipe
+        options = dataclasses.asdict(self.accounting)
 
         def job(task):
             report = network_report(network, c, formats=self.formats,
@@ -244,7 +248,7 @@ class NetworkOverview:
                    key=lambda t: dense.storage_bits / t.storage_bits)
         cards = [
             card("network", report.network, f"{len(layers)} layers"),
-            card("weights", f"{dense.weights:,}", report.compression.describe()),
+            card("weights", f"{dense.weights:,}", report.recipe.describe()),
             card("dense size", fmt_bytes(dense.storage_bits / 8),
                  f"{self.value_bits_picker.value}-bit values"),
             card("smallest", best.format.upper(), f"{fmt_bytes(best.storage_bits / 8)}, "
