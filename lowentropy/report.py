@@ -146,16 +146,19 @@ class NetworkReport:
         return any(r.time_s is not None for r in self.rows)
 
     def text(self) -> str:
-        """A fixed-width table for a terminal: the totals, then every layer."""
-        w = (12, 7, 11, 9, 11, 11, 12)
+        """A fixed-width table for a terminal: the totals, then every layer (whole names:
+        the layer column is as wide as the longest)."""
+        rows = [*self.totals(), *self.rows]
+        w = (max(len("layer"), *(len(r.layer) for r in rows)), 7, 11, 9, 11, 11, 12)
+
         def line(cells):
             return "  ".join(str(c).rjust(n) if i else str(c).ljust(n)
                              for i, (c, n) in enumerate(zip(cells, w, strict=True)))
         out = [f"{self.network}: {self.recipe.describe()}; "
                + ", ".join(f"{k} {v}" for k, v in self.options.items()),
                line(["layer", "format", "storage", "vs dense", "adds", "mults", "energy µJ"])]
-        for r in [*self.totals(), *self.rows]:
-            out.append(line([r.layer[:12], r.format, _mb(r.storage_bits),
+        for r in rows:
+            out.append(line([r.layer, r.format, _mb(r.storage_bits),
                              f"{r.storage_ratio:.3f}", f"{r.adds:.3g}", f"{r.mults:.3g}",
                              f"{r.energy_pj / 1e6:.4g}"]))
         out += [f"note: {note}" for note in self.notes()]

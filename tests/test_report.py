@@ -98,3 +98,19 @@ def test_cli_bad_input_exits_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("lowentropy: error: ") and err.count("\n") == 1
+
+
+def test_the_text_table_prints_whole_layer_names():
+    rng = np.random.default_rng(4)
+    names = ["classifier.1.weight", "classifier.4.weight", "fc"]
+    net = le.Network("long names", [le.Layer(n, rng.standard_normal((6, 8)).astype(
+        np.float32)) for n in names])
+    text = network_report(net, le.Recipe(prune=0.5, clusters=4)).text()
+    lines = text.splitlines()
+    for name in names:
+        rows = [line for line in lines if line.split()[0] == name]
+        assert len(rows) == len(le.FORMATS)
+    header = lines[1]
+    width = header.index("format") + len("format")
+    assert all(len(line) == len(header) for line in lines[1:] if not line.startswith("note"))
+    assert width > len("classifier.1.weight")
