@@ -15,7 +15,7 @@ True
 >>> f @ np.ones(3, np.float32)
 array([1., 0.], dtype=float32)
 >>> sorted(le.FORMATS)
-['cer', 'cser', 'csr', 'dense']
+['cer', 'cser', 'csr', 'dense', 'efr']
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .formats import (
     CER,
     CSER,
     CSR,
+    EFR,
     FORMATS,
     POLICIES,
     Dense,
@@ -53,7 +54,7 @@ from .sweep import SweepTable, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "EFR",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._rowcodes import EFRSizes, efr_sizes
 from ._validate import as_weight_matrix
 from ._values import count_values, row_groups
 
@@ -52,6 +53,9 @@ class Stats:
     groups_cer, groups_cser : ndarray of int64
         Groups per row in CER (``r_i``, the largest rank of the row) and in CSER (distinct
         values other than ``ω_0`` in the row).
+    efr : EFRSizes or None
+        What EFR's storage depends on (its bitstream's words, rows per mode, …; see
+        :mod:`lowentropy._rowcodes`); None when the statistics were built without it.
     """
 
     shape: tuple[int, int]
@@ -63,6 +67,7 @@ class Stats:
     zeros: int
     groups_cer: np.ndarray
     groups_cser: np.ndarray
+    efr: EFRSizes | None = None
 
     @property
     def K(self) -> int:
@@ -133,7 +138,7 @@ def stats(W) -> Stats:
     return Stats(
         shape=W.shape, dtype=W.dtype, omega=values.omega, counts=values.counts,
         H=entropy_of_counts(values.counts), N=N, zeros=zeros,
-        groups_cer=max_rank, groups_cser=distinct,
+        groups_cer=max_rank, groups_cser=distinct, efr=efr_sizes(W, values),
     )
 
 

@@ -11,18 +11,19 @@ from .cer import CER
 from .cser import CSER
 from .csr import CSR
 from .dense import Dense
+from .efr import EFR
 
 __all__ = [
-    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER",
+    "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "EFR",
     "StorageReport", "OpCounts", "POLICIES",
 ]
 
-FORMATS: dict[str, type[Format]] = {cls.name: cls for cls in (Dense, CSR, CER, CSER)}
+FORMATS: dict[str, type[Format]] = {cls.name: cls for cls in (Dense, CSR, CER, CSER, EFR)}
 
 
 def get_format(name: str) -> type[Format]:
     """The format class registered under ``name`` (``"dense"``, ``"csr"``, ``"cer"``,
-    ``"cser"``)."""
+    ``"cser"``, ``"efr"``)."""
     try:
         return FORMATS[name]
     except KeyError:

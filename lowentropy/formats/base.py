@@ -20,7 +20,8 @@ from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dty
 from ..memory import check_memory
 from ._sums import row_chunks
 
-__all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits"]
+__all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "index_bits",
+           "code_bits"]
 
 POLICIES = ("minimal", "fixed32", "ideal")
 
@@ -44,18 +45,50 @@ def index_bits(policy: str, max_entry: int) -> int:
     raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
 
 
+def code_bits(policy: str, max_entry: int) -> int:
+    """Bits per entry of packed fixed-width codes whose entries are at most ``max_entry``.
+
+    ``"fixed32"``: 32. ``"minimal"``: the smallest of 1/2/4/8/16/32 that holds
+    ``max_entry``. ``"ideal"``: ``ceil(log2(max_entry + 1))``, at least 1.
+    """
+    max_entry = max(int(max_entry), 0)
+    if policy == "fixed32":
+        return 32
+    if policy == "minimal":
+        for bits in (1, 2, 4, 8, 16, 32):
+            if max_entry < 1 << bits:
+                return bits
+        raise ValueError(f"code {max_entry} does not fit in 32 bits")
+    if policy == "ideal":
+        return max(1, max_entry.bit_length())
+    raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
+
+
 @dataclass(frozen=True)
 class ArraySpec:
-    """One stored array: its name, length, role and (for an index) its largest entry."""
+    """One stored array: its name, length, role and (for an index or a code) its largest
+    entry.
+
+    Roles: ``"value"`` (``value_bits`` per entry), ``"index"`` (:func:`index_bits`),
+    ``"code"`` (packed fixed-width codes, :func:`code_bits`) and ``"bits"`` (a bitstream:
+    ``length`` counts bits, one bit per entry under every policy). Packed arrays are held
+    in memory as words (uint32/uint64).
+    """
 
     name: str
     length: int
-    role: str  # "value" or "index"
+    role: str  # "value", "index", "code" or "bits"
     max_entry: int = 0
 
     def bits_per_entry(self, policy: str, value_bits: int) -> int:
         if self.role == "value":
             return value_bits
+        if self.role == "bits":
+            if policy not in POLICIES:
+                raise ValueError(f"unknown index policy {policy!r}; choose one of {POLICIES}")
+            return 1
+        if self.role == "code":
+            return code_bits(policy, self.max_entry)
         return index_bits(policy, self.max_entry)
 
 
