@@ -333,9 +333,11 @@ def _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                 nonempty):  # pragma: no cover - compiled
     d, s, N, r = row_costs(hist, touched, nt, n, lengths)
     is_dense = d < s
+    entries[i, 1] = d
+    entries[i, 2] = s
     words[i] = ((d if is_dense else s) + 63) >> 6
     dense[i] = is_dense
-    entries[i] = N
+    entries[i, 0] = N
     groups[i] = r
     nonempty[i] = nt
     for q in range(nt):
@@ -411,7 +413,8 @@ _rows_from_hist_serial = serial(_rows_from_hist)
 
 @dataclass(frozen=True)
 class RowPlan:
-    """Per row: words, dense or not, entries other than ``ω_0``, groups, non-empty groups."""
+    """Per row: words, dense or not, (entries other than ``ω_0``, bits dense, bits
+    sparse), groups (largest rank), non-empty groups."""
 
     words: np.ndarray
     dense: np.ndarray
@@ -419,11 +422,21 @@ class RowPlan:
     groups: np.ndarray
     nonempty: np.ndarray
 
+    @property
+    def dense_bits(self) -> np.ndarray:
+        """Bits of every row coded dense (mode bit included, before padding)."""
+        return self.entries[:, 1]
+
+    @property
+    def sparse_bits(self) -> np.ndarray:
+        """Bits of every row coded sparse (mode bit included, before padding)."""
+        return self.entries[:, 2]
+
     def sizes(self, lengths: np.ndarray) -> EFRSizes:
         sparse = ~self.dense
         return EFRSizes(
             words=int(self.words.sum()), dense_rows=int(self.dense.sum()),
-            sparse_entries=int(self.entries[sparse].sum()),
+            sparse_entries=int(self.entries[sparse, 0].sum()),
             sparse_groups=int(self.groups[sparse].sum()),
             sparse_nonempty=int(self.nonempty[sparse].sum()),
             max_length=int(lengths.max()) if lengths.size else 0,
@@ -434,7 +447,7 @@ def _plan_rows(m: int, work: int, run) -> RowPlan:
     par = use_threads(work)
     parts = numba.get_num_threads() if par else 1
     chunks = np.linspace(0, m, parts + 1).astype(np.int64)
-    plan = RowPlan(np.zeros(m, np.int64), np.zeros(m, np.bool_), np.zeros(m, np.int64),
+    plan = RowPlan(np.zeros(m, np.int64), np.zeros(m, np.bool_), np.zeros((m, 3), np.int64),
                    np.zeros(m, np.int64), np.zeros(m, np.int64))
     run(par, chunks, plan)
     return plan
@@ -450,6 +463,8 @@ def plan_rows(W: np.ndarray, values) -> RowPlan:
         if W.size == 0:  # no columns: one dense word of a lone mode bit per row
             plan.words[:] = 1
             plan.dense[:] = True
+            plan.entries[:, 1] = 1
+            plan.entries[:, 2] = 2
         elif values.element_rank is not None:
             (_rows_ranked if par else _rows_ranked_serial)(
                 values.element_rank, m, n, lengths, chunks, *out)

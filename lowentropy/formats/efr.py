@@ -68,7 +68,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import int64, uint64
+from numba import int64, uint32, uint64
 
 from .._jit import kernel, prange, serial, use_threads
 from .._rowcodes import (
@@ -90,7 +90,7 @@ from .._rowcodes import (
 from .._values import count_values, row_entries
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._sums import row_chunks
+from ._sums import gather_sum, gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["EFR"]
@@ -317,65 +317,76 @@ def _efr_decode(words, row_ptr, n, lengths, tables, omega, chunks, out, write, e
 # --- products ---------------------------------------------------------------------------------
 
 @_inline
-def _ef_sum(words, pos, cnt, L, x):  # pragma: no cover - compiled (inlined by LLVM)
-    """``Σ x[j]`` over the Elias–Fano list of ``cnt`` columns at ``pos``."""
-    mask = low_mask(L)
-    high = pos + cnt * L
-    wi = high >> 6
-    w = words[wi] >> uint64(high & 63)
-    base = int64(0)
-    s0 = x.dtype.type(0)
-    s1 = x.dtype.type(0)
-    t = int64(0)
-    low = pos
-    while t < cnt:
-        while w == 0:
-            wi += 1
-            w = words[wi]
-            base = wi * 64 - high
-        b = ctz(w)
-        w &= w - uint64(1)
-        j = ((base + b - t) << L) | int64(peek(words, low) & mask)
-        if t & 1:
-            s1 += x[j]
-        else:
-            s0 += x[j]
-        low += L
-        t += 1
-    return s0 + s1
+def _upeek(words, p, last):  # pragma: no cover - compiled
+    """:func:`peek` with unsigned positions (no wrap-around test on the indices)."""
+    w = p >> uint64(6)
+    s = p & uint64(63)
+    return (words[w] >> s) | ((words[min(w + uint64(1), last)] << uint64(1)) << (uint64(63) - s))
 
 
 @_inline
-def _ef_sum_rows(words, pos, cnt, L, X, s):  # pragma: no cover - compiled
-    """``s[:] = Σ X[j]`` over the Elias–Fano list of ``cnt`` columns at ``pos``."""
-    B = X.shape[1]
-    for b in range(B):
-        s[b] = 0
+def _ef_decode(words, pos, cnt, L, cols):  # pragma: no cover - compiled
+    """``cols[:cnt]`` = the Elias–Fano list of ``cnt`` columns at ``pos``.
+
+    The unary high parts are walked word by word (``tzcnt``, clear lowest bit); the low
+    parts come from one 64-bit read per ``64 // L`` columns. Positions are unsigned so that
+    no index is tested for wrap-around. Decoding first and summing after (with the
+    8-accumulator loop of CER) measured 10 % faster than summing while decoding.
+    """
+    last = uint64(words.shape[0] - 1)
+    uL = uint64(L)
     mask = low_mask(L)
-    high = pos + cnt * L
-    wi = high >> 6
-    w = words[wi] >> uint64(high & 63)
-    base = int64(0)
-    t = int64(0)
-    low = pos
-    while t < cnt:
-        while w == 0:
-            wi += 1
-            w = words[wi]
-            base = wi * 64 - high
-        bit = ctz(w)
-        w &= w - uint64(1)
-        xr = X[((base + bit - t) << L) | int64(peek(words, low) & mask)]
-        for b in range(B):
-            s[b] += xr[b]
-        low += L
-        t += 1
+    per = uint64(64 // L) if L > 0 else uint64(64)
+    low = uint64(pos)
+    high = low + uint64(cnt) * uL
+    wi = high >> uint64(6)
+    w = words[wi] >> (high & uint64(63))
+    base = uint64(0)
+    t = uint64(0)
+    ucnt = uint64(cnt)
+    lb = _upeek(words, low, last)
+    left = per
+    while True:
+        while w != uint64(0):
+            b = uint64(ctz(w))
+            w &= w - uint64(1)
+            if left == uint64(0):
+                low += per * uL
+                lb = _upeek(words, low, last)
+                left = per
+            cols[t] = uint32((((base + b) - t) << uL) | (lb & mask))
+            lb >>= uL
+            left -= uint64(1)
+            t += uint64(1)
+        if t >= ucnt:
+            break
+        wi += uint64(1)
+        w = words[wi]
+        base = wi * uint64(64) - high
+
+
+@kernel()
+def _sparse_row_dot(words, pos, n, deltas, x, offset, cols):  # pragma: no cover - compiled
+    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` of the sparse row whose codes start
+    at ``pos`` (after the mode bit). A function of its own: compiled apart from the
+    dense rows' decoder, its loop keeps its variables in registers."""
+    acc = offset
+    top, pos = read_gamma(words, pos)
+    for k in range(1, top):
+        cnt, pos = read_gamma(words, pos)
+        cnt -= 1
+        if cnt > 0:
+            _ef_decode(words, pos, cnt, ef_low(n, cnt), cols)
+            acc += deltas[k] * gather_sum(cols, x, 0, cnt)
+            pos += ef_bits(n, cnt)
+    return acc
 
 
 @kernel(parallel=True)
 def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out):
     lut, lut_bits, first, count, index, ranks, max_length = tables
     for c in prange(chunks.shape[0] - 1):
+        cols = np.empty(n + 64, np.uint32)
         for i in range(chunks[c], chunks[c + 1]):
             pos = row_ptr[i] * 64
             if words[row_ptr[i]] & uint64(1):
@@ -388,16 +399,7 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                     pos += length
                 out[i] = acc
                 continue
-            acc = offset
-            top, pos = read_gamma(words, pos + 1)
-            for k in range(1, top):
-                cnt, pos = read_gamma(words, pos)
-                cnt -= 1
-                if cnt > 0:
-                    L = ef_low(n, cnt)
-                    acc += deltas[k] * _ef_sum(words, pos, cnt, L, x)
-                    pos += ef_bits(n, cnt)
-            out[i] = acc
+            out[i] = _sparse_row_dot(words, pos + 1, n, deltas, x, offset, cols)
 
 
 @kernel(parallel=True)
@@ -406,6 +408,7 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
     B = X.shape[1]
     for c in prange(chunks.shape[0] - 1):
         s = np.empty(B, X.dtype)
+        cols = np.empty(n + 64, np.uint32)
         for i in range(chunks[c], chunks[c + 1]):
             o = out[i]
             pos = row_ptr[i] * 64
@@ -427,8 +430,8 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                 cnt, pos = read_gamma(words, pos)
                 cnt -= 1
                 if cnt > 0:
-                    L = ef_low(n, cnt)
-                    _ef_sum_rows(words, pos, cnt, L, X, s)
+                    _ef_decode(words, pos, cnt, ef_low(n, cnt), cols)
+                    gather_sum_rows(cols, X, 0, cnt, s)
                     d = deltas[k]
                     for b in range(B):
                         o[b] += d * s[b]
