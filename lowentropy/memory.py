@@ -206,11 +206,16 @@ def encoding_bytes(stats, format) -> int:
 
     cls = get_format(format) if isinstance(format, str) else format
     report = cls.storage_for(stats)
+    roles = {spec.name: spec.role for spec in cls._layout_of(cls._sizes_of(stats))}
     total = 0
     for name, bits in report.by_array.items():
+        itemsize = np.dtype(report.memory_dtypes[name]).itemsize
+        if roles.get(name) in ("code", "bits"):  # packed: whole words of the array's bits
+            total += -(-bits // (8 * itemsize)) * itemsize
+            continue
         width = report.bits_per_entry[name]
         length = bits // width if width else 0
-        total += length * np.dtype(report.memory_dtypes[name]).itemsize
-    if cls.name in ("cer", "cser"):
+        total += length * itemsize
+    if cls.name in ("cer", "cser", "efr"):  # one rank and one column per listed entry
         total += 8 * stats.N
     return int(total)

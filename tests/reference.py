@@ -10,10 +10,14 @@ against these functions compares two independent readings of the SPEC.
 - :func:`ref_dot`, :func:`tolerance` — SPEC §3.
 - :func:`ref_storage` — SPEC §4.
 - :func:`ref_op_counts` — SPEC §5 table.
+- :func:`ref_huffman_lengths`, :func:`ref_efr`, :func:`ref_efr_decode` — the EFR format
+  (SPEC §9, ``lowentropy/formats/efr.py``): bit strings built and parsed character by
+  character.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -22,6 +26,7 @@ __all__ = [
     "SPEC_ARRAYS", "VALUE_ARRAYS", "as_matrix", "canonical_dtype", "ref_omega_counts",
     "ref_entropy", "ref_stats", "ref_dense", "ref_csr", "ref_cer", "ref_cser", "ref_arrays",
     "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts",
+    "ref_huffman_lengths", "ref_efr", "ref_efr_decode",
 ]
 
 # SPEC §2: the arrays of every format, in the order ``arrays()`` returns them.
@@ -30,6 +35,7 @@ SPEC_ARRAYS: dict[str, tuple[str, ...]] = {
     "csr": ("values", "col_idx", "row_ptr"),
     "cer": ("omega", "col_idx", "omega_ptr", "row_ptr"),
     "cser": ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr"),
+    "efr": ("omega", "lengths", "bits", "row_ptr"),
 }
 
 # Arrays that hold matrix values (stored with ``value_bits``); the others are integers.
@@ -324,3 +330,162 @@ def ref_op_counts(fmt_name: str, st: dict, batch: int = 1) -> dict:
     else:
         raise KeyError(fmt_name)
     return {"adds": adds, "mults": mults, "reads": reads, "writes": m}
+
+
+# --- EFR (SPEC §9: the project's own format) ---------------------------------------------------
+
+def ref_huffman_lengths(counts, limit: int = 32) -> list[int]:
+    """Huffman code lengths with a heap: items ``(weight, order)``, leaves ordered by
+    ascending count (the last rank first), merged nodes after every leaf in creation
+    order. Longer than ``limit``: counts halved (at least 1) until it is not."""
+    counts = [int(c) for c in counts]
+    K = len(counts)
+    if K <= 1:
+        return [0] * K
+    shift = 0
+    while True:
+        weights = [max(c >> shift, 1) if shift else c for c in counts]
+        heap = [(weights[K - 1 - t], t) for t in range(K)]
+        heapq.heapify(heap)
+        parent: dict[int, int] = {}
+        order = K
+        while len(heap) > 1:
+            w1, a = heapq.heappop(heap)
+            w2, b = heapq.heappop(heap)
+            parent[a] = parent[b] = order
+            heapq.heappush(heap, (w1 + w2, order))
+            order += 1
+
+        def depth(v: int) -> int:
+            d = 0
+            while v in parent:
+                v = parent[v]
+                d += 1
+            return d
+
+        lengths = [depth(K - 1 - k) for k in range(K)]
+        if max(lengths) <= limit:
+            return lengths
+        shift += 1
+
+
+def _canonical_codes(lengths: list[int]) -> dict[int, str]:
+    """Rank → code word (most significant bit first), shorter codes first, ties by rank."""
+    codes, code, prev = {}, 0, 0
+    for k in sorted(range(len(lengths)), key=lambda k: (lengths[k], k)):
+        if lengths[k] == 0:
+            codes[k] = ""
+            continue
+        code <<= lengths[k] - prev
+        codes[k] = format(code, f"0{lengths[k]}b")
+        code += 1
+        prev = lengths[k]
+    return codes
+
+
+def _gamma(v: int) -> str:
+    """Elias gamma in stream order: z zeros, a one, then the z low bits of v, least
+    significant first."""
+    z = v.bit_length() - 1
+    return "0" * z + "1" + "".join(str((v >> b) & 1) for b in range(z))
+
+
+def _low_first(v: int, width: int) -> str:
+    return "".join(str((v >> b) & 1) for b in range(width))
+
+
+def _ef(cols: list[int], n: int) -> str:
+    c = len(cols)
+    L = (n // c).bit_length() - 1
+    low = "".join(_low_first(j & ((1 << L) - 1), L) for j in cols)
+    high = ["0"] * (c + ((n - 1) >> L))
+    for t, j in enumerate(cols):
+        high[(j >> L) + t] = "1"
+    return low + "".join(high)
+
+
+def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]:
+    """Every row's bits (before padding) in the cheaper of the two modes."""
+    codes = _canonical_codes(lengths)
+    rows = []
+    for row_ranks in _ranks(W, omega):
+        dense = "1" + "".join(codes[k] for k in row_ranks)
+        by_rank = _row_columns_by_rank(row_ranks)
+        top = max(by_rank, default=0)
+        sparse = "0" + _gamma(top + 1)
+        for k in range(1, top + 1):
+            cols = by_rank.get(k, [])
+            sparse += _gamma(len(cols) + 1) + (_ef(cols, W.shape[1]) if cols else "")
+        rows.append(dense if len(dense) < len(sparse) else sparse)
+    return rows
+
+
+def ref_efr(W) -> dict[str, np.ndarray]:
+    """EFR arrays: ``omega``, Huffman ``lengths``, the rows' bits padded to 64-bit words
+    (bit ``p`` of the stream is bit ``p % 64`` of word ``p // 64``), ``row_ptr`` in words."""
+    W = as_matrix(W)
+    omega, counts = ref_omega_counts(W)
+    lengths = ref_huffman_lengths(counts)
+    words: list[int] = []
+    row_ptr = [0]
+    for bits in _efr_rows(W, omega, lengths):
+        bits += "0" * (-len(bits) % 64)
+        for w in range(0, len(bits), 64):
+            words.append(int(bits[w:w + 64][::-1], 2))
+        row_ptr.append(len(words))
+    return {
+        "omega": omega.copy(),
+        "lengths": np.array(lengths, dtype=np.int64),
+        "bits": np.array(words, dtype=np.uint64),
+        "row_ptr": np.array(row_ptr, dtype=np.int64),
+    }
+
+
+def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
+    """The matrix back from EFR arrays, parsing each row's bits one character at a time."""
+    m, n = shape
+    omega = np.asarray(arrays["omega"])
+    lengths = [int(v) for v in arrays["lengths"]]
+    decode = {code: k for k, code in _canonical_codes(lengths).items()}
+    words = [int(w) for w in np.asarray(arrays["bits"], dtype=np.uint64)]
+    W = np.zeros((m, n), dtype=omega.dtype)
+    for i in range(m):
+        lo, hi = int(arrays["row_ptr"][i]), int(arrays["row_ptr"][i + 1])
+        bits = "".join(format(w, "064b")[::-1] for w in words[lo:hi])
+        pos = 1
+
+        def gamma() -> int:
+            nonlocal pos
+            z = 0
+            while bits[pos + z] == "0":
+                z += 1
+            v = 1 << z
+            for b in range(z):
+                v |= int(bits[pos + z + 1 + b]) << b
+            pos += 2 * z + 1
+            return v
+
+        if bits[0] == "1":
+            for j in range(n):
+                word = ""
+                while word not in decode:
+                    word += bits[pos]
+                    pos += 1
+                W[i, j] = omega[decode[word]]
+            continue
+        if n:
+            W[i, :] = omega[0]
+        for k in range(1, gamma()):
+            c = gamma() - 1
+            if not c:
+                continue
+            L = (n // c).bit_length() - 1
+            lows = [int(bits[pos + t * L:pos + (t + 1) * L][::-1] or "0", 2) for t in range(c)]
+            pos += c * L
+            t = 0
+            for b in range(c + ((n - 1) >> L)):
+                if bits[pos + b] == "1":
+                    W[i, ((b - t) << L) | lows[t]] = omega[k]
+                    t += 1
+            pos += c + ((n - 1) >> L)
+    return W
