@@ -127,6 +127,7 @@ def ref_stats(W) -> dict:
         "groups_cser": groups_cser,
         "G_cer": sum(groups_cer),
         "G_cser": sum(groups_cser),
+        "efr_rows": _efr_row_summary(W, omega, counts),
     }
 
 
@@ -289,6 +290,15 @@ def ref_storage(fmt_name: str, arrays: dict, shape, policy: str = "minimal",
     if fmt_name == "dense":
         return {"values": m * n * value_bits}
     length = {name: len(arrays[name]) for name in SPEC_ARRAYS[fmt_name]}
+    if fmt_name == "efr":  # SPEC §9: the bitstream counts 64 bits a word
+        words = length["bits"]
+        return {
+            "omega": length["omega"] * value_bits,
+            "lengths": length["lengths"] * index_width(
+                policy, max((int(v) for v in arrays["lengths"]), default=0)),
+            "bits": 64 * words,
+            "row_ptr": length["row_ptr"] * index_width(policy, words),
+        }
     if fmt_name == "csr":
         largest = {"col_idx": n - 1, "row_ptr": length["values"]}
     else:
@@ -327,9 +337,31 @@ def ref_op_counts(fmt_name: str, st: dict, batch: int = 1) -> dict:
                   "row_ptr": m + 1}
         reads = {name: counts[name] / B for name in SPEC_ARRAYS[fmt_name]}
         reads["x"] = N + (n if shifted else 0)
+    elif fmt_name == "efr":
+        adds, mults, reads = _efr_op_counts(st, B)
     else:
         raise KeyError(fmt_name)
     return {"adds": adds, "mults": mults, "reads": reads, "writes": m}
+
+
+def _efr_op_counts(st: dict, B: int):
+    """SPEC §9: a sparse row adds its entries and multiplies once per non-empty group; a
+    dense row multiplies and adds every element; ``bits`` is read once per decoded item."""
+    m, n = st["shape"]
+    rows = st["efr_rows"]
+    dense_elements = n * sum(1 for r in rows if r[0])
+    sparse = [r for r in rows if not r[0]]
+    entries = sum(r[1] for r in sparse)
+    groups = sum(r[2] for r in sparse)
+    nonempty = sum(r[3] for r in sparse)
+    shifted = st["K"] > 0 and st["omega0"] != 0
+    adds = entries + nonempty + dense_elements + ((n + len(sparse)) if shifted else 0)
+    mults = nonempty + dense_elements + (1 if shifted else 0)
+    reads = {"omega": (nonempty + dense_elements) / B, "lengths": 0 / B,
+             "bits": (entries + groups + len(sparse) + dense_elements) / B,
+             "row_ptr": (m + 1) / B,
+             "x": entries + dense_elements + (n if shifted else 0)}
+    return adds, mults, reads
 
 
 # --- EFR (SPEC §9: the project's own format) ---------------------------------------------------
@@ -355,18 +387,18 @@ def ref_huffman_lengths(counts, limit: int = 32) -> list[int]:
             parent[a] = parent[b] = order
             heapq.heappush(heap, (w1 + w2, order))
             order += 1
-
-        def depth(v: int) -> int:
-            d = 0
-            while v in parent:
-                v = parent[v]
-                d += 1
-            return d
-
-        lengths = [depth(K - 1 - k) for k in range(K)]
+        lengths = [_depth(parent, K - 1 - k) for k in range(K)]
         if max(lengths) <= limit:
             return lengths
         shift += 1
+
+
+def _depth(parent: dict[int, int], v: int) -> int:
+    d = 0
+    while v in parent:
+        v = parent[v]
+        d += 1
+    return d
 
 
 def _canonical_codes(lengths: list[int]) -> dict[int, str]:
@@ -420,6 +452,17 @@ def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]
     return rows
 
 
+def _efr_row_summary(W: np.ndarray, omega: np.ndarray, counts) -> list[tuple]:
+    """Per row: (dense, entries other than ω_0, largest rank, distinct ranks other than 0)."""
+    out = []
+    lengths = ref_huffman_lengths(counts)
+    for bits, row_ranks in zip(_efr_rows(W, omega, lengths), _ranks(W, omega), strict=True):
+        present = {k for k in row_ranks if k}
+        out.append((bits[0] == "1", sum(1 for k in row_ranks if k), max(present, default=0),
+                    len(present)))
+    return out
+
+
 def ref_efr(W) -> dict[str, np.ndarray]:
     """EFR arrays: ``omega``, Huffman ``lengths``, the rows' bits padded to 64-bit words
     (bit ``p`` of the stream is bit ``p % 64`` of word ``p // 64``), ``row_ptr`` in words."""
@@ -441,6 +484,16 @@ def ref_efr(W) -> dict[str, np.ndarray]:
     }
 
 
+def _read_gamma(bits: str, pos: int) -> tuple[int, int]:
+    z = 0
+    while bits[pos + z] == "0":
+        z += 1
+    v = 1 << z
+    for b in range(z):
+        v |= int(bits[pos + z + 1 + b]) << b
+    return v, pos + 2 * z + 1
+
+
 def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
     """The matrix back from EFR arrays, parsing each row's bits one character at a time."""
     m, n = shape
@@ -453,18 +506,6 @@ def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
         lo, hi = int(arrays["row_ptr"][i]), int(arrays["row_ptr"][i + 1])
         bits = "".join(format(w, "064b")[::-1] for w in words[lo:hi])
         pos = 1
-
-        def gamma() -> int:
-            nonlocal pos
-            z = 0
-            while bits[pos + z] == "0":
-                z += 1
-            v = 1 << z
-            for b in range(z):
-                v |= int(bits[pos + z + 1 + b]) << b
-            pos += 2 * z + 1
-            return v
-
         if bits[0] == "1":
             for j in range(n):
                 word = ""
@@ -475,8 +516,10 @@ def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
             continue
         if n:
             W[i, :] = omega[0]
-        for k in range(1, gamma()):
-            c = gamma() - 1
+        top, pos = _read_gamma(bits, pos)
+        for k in range(1, top):
+            c, pos = _read_gamma(bits, pos)
+            c -= 1
             if not c:
                 continue
             L = (n // c).bit_length() - 1
@@ -489,3 +532,6 @@ def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
                     t += 1
             pos += c + ((n - 1) >> L)
     return W
+
+
+_REF_ENCODERS["efr"] = ref_efr
