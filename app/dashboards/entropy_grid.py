@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import lowentropy as le
-from lowentropy._rowcodes import efr_sizes_from_hist
 from lowentropy.bench import time_formats
+from lowentropy.formats.efr import efr_sizes_from_hist
 from lowentropy.stats import entropy_of_counts
 from lowentropy.synthetic import synthetic_layer
 

@@ -89,6 +89,7 @@ from .._rowcodes import (
     decode_symbol,
     ef_bits,
     ef_low,
+    efr_sizes_from_hist,
     huffman_lengths,
     low_mask,
     peek,
@@ -104,7 +105,7 @@ from ._checks import check_pointer, check_values, check_vector
 from ._sums import gather_sum, gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
-__all__ = ["EFR"]
+__all__ = ["EFR", "EFRSizes", "efr_sizes_from_hist"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
