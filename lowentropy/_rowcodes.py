@@ -109,8 +109,11 @@ def gamma_bits(v):  # pragma: no cover - compiled
 
 @_inline
 def ef_low(n, c):  # pragma: no cover - compiled
-    """Low bits per column of an Elias–Fano list of ``1 <= c <= n`` columns below ``n``."""
-    return floor_log2(n // c)
+    """Low bits per column of an Elias–Fano list of ``1 <= c <= n`` columns below ``n``:
+    ``floor(log2(n // c))``, without a division (``n // c >= 2**d`` exactly when
+    ``c << d <= n``)."""
+    d = floor_log2(n) - floor_log2(c)
+    return d if (c << d) <= n else d - 1
 
 
 @_inline

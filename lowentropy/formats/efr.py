@@ -388,9 +388,10 @@ def _sparse_row_dot(words, pos, n, deltas, x, offset, cols):  # pragma: no cover
         cnt, pos = read_gamma(words, pos)
         cnt -= 1
         if cnt > 0:
-            _ef_decode(words, pos, cnt, ef_low(n, cnt), cols)
+            L = ef_low(n, cnt)
+            _ef_decode(words, pos, cnt, L, cols)
             acc += deltas[k] * gather_sum(cols, x, 0, cnt)
-            pos += ef_bits(n, cnt)
+            pos += cnt * (L + 1) + ((n - 1) >> L)
     return acc
 
 
@@ -442,12 +443,13 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                 cnt, pos = read_gamma(words, pos)
                 cnt -= 1
                 if cnt > 0:
-                    _ef_decode(words, pos, cnt, ef_low(n, cnt), cols)
+                    L = ef_low(n, cnt)
+                    _ef_decode(words, pos, cnt, L, cols)
                     gather_sum_rows(cols, X, 0, cnt, s)
                     d = deltas[k]
                     for b in range(B):
                         o[b] += d * s[b]
-                    pos += ef_bits(n, cnt)
+                    pos += cnt * (L + 1) + ((n - 1) >> L)
 
 
 _efr_matvec_serial = serial(_efr_matvec)
