@@ -47,7 +47,14 @@ reads 5.5 MB where CER reads 16 MB). Tried and slower: summing while decoding (o
 chain of float additions; 3.5 ns), decoding high and low parts in two passes (4.7 ns),
 fixed-width column gaps per group instead of Elias–Fano (2.4 ns, but 1.18× the floor:
 the widest gap sets the width). Dense rows decode one Huffman code per element through
-a 2**11-entry table.
+a 2**11-entry table, one dependent 64-bit read and table lookup after another (about 10
+cycles an element): on the unpruned layer EFR is several times slower than dense BLAS.
+
+Side by side (``benchmarks/efr.py``, 2 threads, on a machine shared with other jobs:
+dense BLAS took 103 ms on VGG-16 fc6 at batch 1 where 15.7 ms is its quiet time), EFR
+ran 0.96×, 2.3× and 2.4× as fast as dense on VGG-16 fc6 at batches 1, 8 and 64 (CER
+3.2×, 4.4×, 3.8× in the same run); from the CPU time per entry, a quiet machine gives
+about 2× at batch 1, short of SPEC §9's 5×: the decoding, not the memory, bounds it.
 
 Arrays
 ------
