@@ -15,7 +15,7 @@ True
 >>> f @ np.ones(3, np.float32)
 array([1., 0.], dtype=float32)
 >>> sorted(le.FORMATS)
-['cer', 'cser', 'csr', 'dense', 'huffman', 'palette']
+['cer', 'cser', 'csr', 'dense', 'efr', 'huffman', 'palette']
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from .formats import (
     CER,
     CSER,
     CSR,
+    EFR,
     FORMATS,
     POLICIES,
     Dense,
@@ -64,6 +65,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "Palette", "Huffman",
+    "EFR",
     "StorageReport", "OpCounts", "POLICIES", "Stats", "stats", "entropy",
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",

@@ -42,6 +42,7 @@ class CodeValues:
     per_row: np.ndarray
     max_rank: np.ndarray
     distinct: np.ndarray
+    rank_hist: np.ndarray | None = None  #: counts per (row, rank), when the table was used
 
     @property
     def N(self) -> int:
@@ -204,6 +205,7 @@ def code_values(q: Quantized) -> CodeValues:
         omega, counts, rank_of_code = _ranks(q.codebook, table.sum(axis=0))
         groups = _table_groups if par else _table_groups_serial
         groups(table, rank_of_code, omega.size, chunks, per_row, max_rank, distinct)
+        rank_hist = _rank_table(table, rank_of_code, omega.size)
     else:
         flat = codes.reshape(-1)
         nch = int(min(16, max(1, flat.size >> 17))) if par else 1
@@ -213,7 +215,21 @@ def code_values(q: Quantized) -> CodeValues:
         omega, counts, rank_of_code = _ranks(q.codebook, parts.sum(axis=0))
         groups = _code_groups if par else _code_groups_serial
         groups(codes, rank_of_code, omega.size, chunks, per_row, max_rank, distinct)
-    return CodeValues(omega, counts, rank_of_code, per_row, max_rank, distinct)
+        rank_hist = None
+    return CodeValues(omega, counts, rank_of_code, per_row, max_rank, distinct, rank_hist)
+
+
+def _rank_table(table: np.ndarray, rank_of_code: np.ndarray, n_ranks: int) -> np.ndarray:
+    """Counts per (row, rank) from counts per (row, code): codes of one value added up."""
+    used = np.flatnonzero(rank_of_code >= 0)
+    ranks = rank_of_code[used]
+    if np.unique(ranks).size == ranks.size:  # no two codes share a value: a permutation
+        out = np.zeros((table.shape[0], n_ranks), np.int64)
+        out[:, ranks] = table[:, used]
+        return out
+    out = np.zeros((n_ranks, table.shape[0]), np.int64)
+    np.add.at(out, ranks, table[:, used].T)
+    return np.ascontiguousarray(out.T)
 
 
 def code_row_entries(q: Quantized, values: CodeValues) -> RowEntries:

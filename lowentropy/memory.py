@@ -205,6 +205,6 @@ def encoding_bytes(stats, format) -> int:
 
     cls = get_format(format) if isinstance(format, str) else format
     total = cls.memory_bytes_for(stats)
-    if cls.name in ("cer", "cser"):
+    if cls.name in ("cer", "cser", "efr"):
         total += 8 * stats.N
     return int(total)

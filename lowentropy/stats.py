@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._codes import code_values
+from ._rowcodes import EFRSizes, efr_sizes, efr_sizes_from_hist
 from ._validate import as_weight_matrix
 from ._values import count_values, row_groups
 from .quantized import Quantized
@@ -54,6 +55,9 @@ class Stats:
     groups_cer, groups_cser : ndarray of int64
         Groups per row in CER (``r_i``, the largest rank of the row) and in CSER (distinct
         values other than ``ω_0`` in the row).
+    efr : EFRSizes or None
+        What EFR's storage depends on (its bitstream's words, rows per mode, …; see
+        :mod:`lowentropy._rowcodes`); None when the statistics were built without it.
     """
 
     shape: tuple[int, int]
@@ -65,6 +69,7 @@ class Stats:
     zeros: int
     groups_cer: np.ndarray
     groups_cser: np.ndarray
+    efr: EFRSizes | None = None
 
     @property
     def K(self) -> int:
@@ -134,16 +139,17 @@ def stats(W) -> Stats:
     W = as_weight_matrix(W)
     values = count_values(W)
     N, max_rank, distinct = row_groups(W, values)
-    return _make_stats(W.shape, W.dtype, values.omega, values.counts, N, max_rank, distinct)
+    return _make_stats(W.shape, W.dtype, values.omega, values.counts, N, max_rank, distinct,
+                       efr_sizes(W, values))
 
 
-def _make_stats(shape, dtype, omega, counts, N, max_rank, distinct) -> Stats:
+def _make_stats(shape, dtype, omega, counts, N, max_rank, distinct, efr) -> Stats:
     zero_rank = np.flatnonzero(omega == 0)
     zeros = int(counts[zero_rank[0]]) if zero_rank.size else 0
     return Stats(
         shape=shape, dtype=dtype, omega=omega, counts=counts,
         H=entropy_of_counts(counts), N=N, zeros=zeros,
-        groups_cer=max_rank, groups_cser=distinct,
+        groups_cer=max_rank, groups_cser=distinct, efr=efr,
     )
 
 
@@ -151,7 +157,10 @@ def _stats_of_codes(q: Quantized) -> Stats:
     if q.ndim != 2:
         raise ValueError(f"W must be a 2-D matrix; got a {q.ndim}-D array of shape {q.shape}")
     v = code_values(q)
-    return _make_stats(q.shape, q.dtype, v.omega, v.counts, v.N, v.max_rank, v.distinct)
+    if v.rank_hist is None:  # no table of counts per (row, rank): count the dense matrix
+        return stats(q.to_dense())
+    efr = efr_sizes_from_hist(v.rank_hist, v.counts, q.shape[1])
+    return _make_stats(q.shape, q.dtype, v.omega, v.counts, v.N, v.max_rank, v.distinct, efr)
 
 
 def entropy(W) -> float:

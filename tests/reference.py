@@ -12,10 +12,14 @@ against these functions compares two independent readings of the SPEC.
 - :func:`ref_dot`, :func:`tolerance` — SPEC §3.
 - :func:`ref_storage` — SPEC §4.
 - :func:`ref_op_counts` — SPEC §5 table.
+- :func:`ref_efr_huffman_lengths`, :func:`ref_efr`, :func:`ref_efr_decode` — the EFR format
+  (SPEC §9, ``lowentropy/formats/efr.py``): bit strings built and parsed character by
+  character.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -24,7 +28,8 @@ __all__ = [
     "SPEC_ARRAYS", "VALUE_ARRAYS", "as_matrix", "canonical_dtype", "ref_omega_counts",
     "ref_entropy", "ref_stats", "ref_dense", "ref_csr", "ref_cer", "ref_cser", "ref_arrays",
     "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts", "ref_palette",
-    "ref_huffman", "ref_code_width", "ref_huffman_lengths", "ref_optimal_cost",
+    "ref_huffman", "ref_code_width", "ref_huffman_lengths", "ref_optimal_cost", "ref_efr",
+    "ref_efr_decode", "ref_efr_huffman_lengths",
 ]
 
 # SPEC §2: the arrays of every format, in the order ``arrays()`` returns them.
@@ -35,6 +40,7 @@ SPEC_ARRAYS: dict[str, tuple[str, ...]] = {
     "cser": ("omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr"),
     "palette": ("omega", "codes"),
     "huffman": ("omega", "lengths", "bits", "row_ptr"),
+    "efr": ("omega", "lengths", "bits", "row_ptr"),
 }
 
 # Arrays that hold matrix values (stored with ``value_bits``); the others are integers.
@@ -126,6 +132,7 @@ def ref_stats(W) -> dict:
         "groups_cser": groups_cser,
         "G_cer": sum(groups_cer),
         "G_cser": sum(groups_cser),
+        "efr_rows": _efr_row_summary(W, omega, counts),
     }
 
 
@@ -410,6 +417,15 @@ def ref_storage(fmt_name: str, arrays: dict, shape, policy: str = "minimal",
         return {"omega": K * value_bits, "lengths": K * index_width(policy, longest),
                 "bits": total, "row_ptr": (m + 1) * index_width(policy, total)}
     length = {name: len(arrays[name]) for name in SPEC_ARRAYS[fmt_name]}
+    if fmt_name == "efr":  # SPEC §9: the bitstream counts 64 bits a word
+        words = length["bits"]
+        return {
+            "omega": length["omega"] * value_bits,
+            "lengths": length["lengths"] * index_width(
+                policy, max((int(v) for v in arrays["lengths"]), default=0)),
+            "bits": 64 * words,
+            "row_ptr": length["row_ptr"] * index_width(policy, words),
+        }
     if fmt_name == "csr":
         largest = {"col_idx": n - 1, "row_ptr": length["values"]}
     else:
@@ -454,6 +470,201 @@ def ref_op_counts(fmt_name: str, st: dict, batch: int = 1) -> dict:
                   "row_ptr": m + 1}
         reads = {name: counts[name] / B for name in SPEC_ARRAYS[fmt_name]}
         reads["x"] = m * n
+    elif fmt_name == "efr":
+        adds, mults, reads = _efr_op_counts(st, B)
     else:
         raise KeyError(fmt_name)
     return {"adds": adds, "mults": mults, "reads": reads, "writes": m}
+
+
+def _efr_op_counts(st: dict, B: int):
+    """SPEC §9: a sparse row adds its entries and multiplies once per non-empty group; a
+    dense row multiplies and adds every element; ``bits`` is read once per decoded item."""
+    m, n = st["shape"]
+    rows = st["efr_rows"]
+    dense_elements = n * sum(1 for r in rows if r[0])
+    sparse = [r for r in rows if not r[0]]
+    entries = sum(r[1] for r in sparse)
+    groups = sum(r[2] for r in sparse)
+    nonempty = sum(r[3] for r in sparse)
+    shifted = st["K"] > 0 and st["omega0"] != 0
+    adds = entries + nonempty + dense_elements + ((n + len(sparse)) if shifted else 0)
+    mults = nonempty + dense_elements + (1 if shifted else 0)
+    reads = {"omega": (nonempty + dense_elements) / B, "lengths": 0 / B,
+             "bits": (entries + groups + len(sparse) + dense_elements) / B,
+             "row_ptr": (m + 1) / B,
+             "x": entries + dense_elements + (n if shifted else 0)}
+    return adds, mults, reads
+
+
+# --- EFR (SPEC §9: the project's own format) ---------------------------------------------------
+
+def ref_efr_huffman_lengths(counts, limit: int = 32) -> list[int]:
+    """Huffman code lengths with a heap: items ``(weight, order)``, leaves ordered by
+    ascending count (the last rank first), merged nodes after every leaf in creation
+    order. Longer than ``limit``: counts halved (at least 1) until it is not."""
+    counts = [int(c) for c in counts]
+    K = len(counts)
+    if K <= 1:
+        return [0] * K
+    shift = 0
+    while True:
+        weights = [max(c >> shift, 1) if shift else c for c in counts]
+        heap = [(weights[K - 1 - t], t) for t in range(K)]
+        heapq.heapify(heap)
+        parent: dict[int, int] = {}
+        order = K
+        while len(heap) > 1:
+            w1, a = heapq.heappop(heap)
+            w2, b = heapq.heappop(heap)
+            parent[a] = parent[b] = order
+            heapq.heappush(heap, (w1 + w2, order))
+            order += 1
+        lengths = [_depth(parent, K - 1 - k) for k in range(K)]
+        if max(lengths) <= limit:
+            return lengths
+        shift += 1
+
+
+def _depth(parent: dict[int, int], v: int) -> int:
+    d = 0
+    while v in parent:
+        v = parent[v]
+        d += 1
+    return d
+
+
+def _canonical_codes(lengths: list[int]) -> dict[int, str]:
+    """Rank → code word (most significant bit first), shorter codes first, ties by rank."""
+    codes, code, prev = {}, 0, 0
+    for k in sorted(range(len(lengths)), key=lambda k: (lengths[k], k)):
+        if lengths[k] == 0:
+            codes[k] = ""
+            continue
+        code <<= lengths[k] - prev
+        codes[k] = format(code, f"0{lengths[k]}b")
+        code += 1
+        prev = lengths[k]
+    return codes
+
+
+def _gamma(v: int) -> str:
+    """Elias gamma in stream order: z zeros, a one, then the z low bits of v, least
+    significant first."""
+    z = v.bit_length() - 1
+    return "0" * z + "1" + "".join(str((v >> b) & 1) for b in range(z))
+
+
+def _low_first(v: int, width: int) -> str:
+    return "".join(str((v >> b) & 1) for b in range(width))
+
+
+def _ef(cols: list[int], n: int) -> str:
+    c = len(cols)
+    L = (n // c).bit_length() - 1
+    low = "".join(_low_first(j & ((1 << L) - 1), L) for j in cols)
+    high = ["0"] * (c + ((n - 1) >> L))
+    for t, j in enumerate(cols):
+        high[(j >> L) + t] = "1"
+    return low + "".join(high)
+
+
+def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]:
+    """Every row's bits (before padding) in the cheaper of the two modes."""
+    codes = _canonical_codes(lengths)
+    rows = []
+    for row_ranks in _ranks(W, omega):
+        dense = "1" + "".join(codes[k] for k in row_ranks)
+        by_rank = _row_columns_by_rank(row_ranks)
+        top = max(by_rank, default=0)
+        sparse = "0" + _gamma(top + 1)
+        for k in range(1, top + 1):
+            cols = by_rank.get(k, [])
+            sparse += _gamma(len(cols) + 1) + (_ef(cols, W.shape[1]) if cols else "")
+        rows.append(dense if len(dense) < len(sparse) else sparse)
+    return rows
+
+
+def _efr_row_summary(W: np.ndarray, omega: np.ndarray, counts) -> list[tuple]:
+    """Per row: (dense, entries other than ω_0, largest rank, distinct ranks other than 0)."""
+    out = []
+    lengths = ref_efr_huffman_lengths(counts)
+    for bits, row_ranks in zip(_efr_rows(W, omega, lengths), _ranks(W, omega), strict=True):
+        present = {k for k in row_ranks if k}
+        out.append((bits[0] == "1", sum(1 for k in row_ranks if k), max(present, default=0),
+                    len(present)))
+    return out
+
+
+def ref_efr(W) -> dict[str, np.ndarray]:
+    """EFR arrays: ``omega``, Huffman ``lengths``, the rows' bits padded to 64-bit words
+    (bit ``p`` of the stream is bit ``p % 64`` of word ``p // 64``), ``row_ptr`` in words."""
+    W = as_matrix(W)
+    omega, counts = ref_omega_counts(W)
+    lengths = ref_efr_huffman_lengths(counts)
+    words: list[int] = []
+    row_ptr = [0]
+    for bits in _efr_rows(W, omega, lengths):
+        bits += "0" * (-len(bits) % 64)
+        for w in range(0, len(bits), 64):
+            words.append(int(bits[w:w + 64][::-1], 2))
+        row_ptr.append(len(words))
+    return {
+        "omega": omega.copy(),
+        "lengths": np.array(lengths, dtype=np.int64),
+        "bits": np.array(words, dtype=np.uint64),
+        "row_ptr": np.array(row_ptr, dtype=np.int64),
+    }
+
+
+def _read_gamma(bits: str, pos: int) -> tuple[int, int]:
+    z = 0
+    while bits[pos + z] == "0":
+        z += 1
+    v = 1 << z
+    for b in range(z):
+        v |= int(bits[pos + z + 1 + b]) << b
+    return v, pos + 2 * z + 1
+
+
+def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
+    """The matrix back from EFR arrays, parsing each row's bits one character at a time."""
+    m, n = shape
+    omega = np.asarray(arrays["omega"])
+    lengths = [int(v) for v in arrays["lengths"]]
+    decode = {code: k for k, code in _canonical_codes(lengths).items()}
+    words = [int(w) for w in np.asarray(arrays["bits"], dtype=np.uint64)]
+    W = np.zeros((m, n), dtype=omega.dtype)
+    for i in range(m):
+        lo, hi = int(arrays["row_ptr"][i]), int(arrays["row_ptr"][i + 1])
+        bits = "".join(format(w, "064b")[::-1] for w in words[lo:hi])
+        pos = 1
+        if bits[0] == "1":
+            for j in range(n):
+                word = ""
+                while word not in decode:
+                    word += bits[pos]
+                    pos += 1
+                W[i, j] = omega[decode[word]]
+            continue
+        if n:
+            W[i, :] = omega[0]
+        top, pos = _read_gamma(bits, pos)
+        for k in range(1, top):
+            c, pos = _read_gamma(bits, pos)
+            c -= 1
+            if not c:
+                continue
+            L = (n // c).bit_length() - 1
+            lows = [int(bits[pos + t * L:pos + (t + 1) * L][::-1] or "0", 2) for t in range(c)]
+            pos += c * L
+            t = 0
+            for b in range(c + ((n - 1) >> L)):
+                if bits[pos + b] == "1":
+                    W[i, ((b - t) << L) | lows[t]] = omega[k]
+                    t += 1
+            pos += c + ((n - 1) >> L)
+    return W
+
+
+_REF_ENCODERS["efr"] = ref_efr

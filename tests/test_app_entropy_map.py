@@ -41,6 +41,7 @@ def assert_same_stats(a: le.Stats, b: le.Stats) -> None:
     assert (a.H, a.N, a.zeros, a.K) == (b.H, b.N, b.zeros, b.K)
     np.testing.assert_array_equal(a.groups_cer, b.groups_cer)
     np.testing.assert_array_equal(a.groups_cser, b.groups_cser)
+    assert a.efr == b.efr
 
 
 def cheapest(rows, metric: str) -> str:

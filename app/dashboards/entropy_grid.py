@@ -27,6 +27,7 @@ import numpy as np
 
 import lowentropy as le
 from lowentropy.bench import time_formats
+from lowentropy.formats.efr import efr_sizes_from_hist
 from lowentropy.stats import entropy_of_counts
 from lowentropy.synthetic import synthetic_layer
 
@@ -217,6 +218,7 @@ def _stats_of(shape: tuple[int, int], hist: np.ndarray, values: np.ndarray) -> l
         zeros=int(counts[zero[0]]) if zero.size else 0,
         groups_cer=np.where(present, ranks, 0).max(axis=1, initial=0).astype(np.int64),
         groups_cser=present.sum(axis=1).astype(np.int64),
+        efr=efr_sizes_from_hist(hist, counts, shape[1]),
     )
 
 

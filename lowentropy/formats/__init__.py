@@ -11,22 +11,24 @@ from .cer import CER
 from .cser import CSER
 from .csr import CSR
 from .dense import Dense
+from .efr import EFR
 from .huffman import Huffman
 from .palette import Palette
 
 __all__ = [
     "FORMATS", "get_format", "Format", "Dense", "CSR", "CER", "CSER", "Palette", "Huffman",
+    "EFR",
     "StorageReport", "OpCounts", "POLICIES",
 ]
 
 FORMATS: dict[str, type[Format]] = {
-    cls.name: cls for cls in (Dense, CSR, CER, CSER, Palette, Huffman)
+    cls.name: cls for cls in (Dense, CSR, CER, CSER, Palette, Huffman, EFR)
 }
 
 
 def get_format(name: str) -> type[Format]:
     """The format class registered under ``name`` (``"dense"``, ``"csr"``, ``"cer"``,
-    ``"cser"``, ``"palette"``, ``"huffman"``, ...: the keys of ``FORMATS``)."""
+    ``"cser"``, ``"palette"``, ``"huffman"``, ``"efr"``, ...: the keys of ``FORMATS``)."""
     try:
         return FORMATS[name]
     except KeyError:

@@ -1,0 +1,720 @@
+"""EFR, Entropy-Floor Rows: the project's own format near the entropy floor (SPEC §9).
+
+Design
+------
+Every row is coded on its own, in whichever of two modes takes fewer bits, and padded to
+whole 64-bit words (so rows are encoded and decoded in parallel without sharing a word):
+
+- **sparse** (mode bit 0): like CER, one group per rank ``1..r_i`` (``r_i`` the largest
+  rank of the row), each ``gamma(c + 1)`` (``c`` its number of columns) followed, when
+  ``c > 0``, by its columns as an Elias–Fano list: ``L = floor(log2(n // c))`` low bits
+  per column, then the high parts in unary (``c + ((n - 1) >> L)`` bits). A column costs
+  about ``2 + log2(n / c)`` bits instead of CER's 16 or 32, and the group's value stays
+  implicit, so the product is SPEC §3's: additions inside a group, one multiplication
+  per group. Decoding is branch-light: one ``tzcnt`` per column on the unary field and
+  one unaligned 64-bit read for its low bits.
+- **dense** (mode bit 1): one canonical Huffman code per element (rank 0 included), over
+  the counts of ``Ω`` in the whole matrix. Fixed-width codes cost ``ceil(log2 K)`` bits
+  per element, 1.45× the floor when ``H`` is well below ``log2 K``; Huffman costs less
+  than ``H + 1`` and, on quantized Gaussian or Laplace weights, within a few percent of
+  ``H``. Decoding reads 64 bits and looks the code up in a 2**11-entry table (longer
+  codes bit by bit).
+
+The row's cost in either mode follows from its counts per rank alone
+(:func:`lowentropy._rowcodes.row_costs`), so the statistics price EFR exactly
+(:func:`lowentropy.stats` records :class:`lowentropy._rowcodes.EFRSizes`).
+
+Measured (``benchmarks/efr.py``, synthetic float32 layers of ``benchmarks/run.py``,
+minimal policy, 32-bit values), bits ÷ entropy floor ``m·n·H + K·32``:
+
+=====================================  =====  ==========  =========  =====
+layer                                  CER    all sparse  all dense  EFR
+=====================================  =====  ==========  =========  =====
+VGG-16 fc6 4096×25088, 4 %, 32 values  1.79   1.08        3.05       1.08
+AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.10        1.79       1.10
+512×4608 unpruned, 16 levels           4.42   1.37        1.02       1.02
+=====================================  =====  ==========  =========  =====
+
+Neither mode alone is within 1.25× of the floor on all three; the per-row choice is, at a
+cost of one bit per row (and at most 63 bits of padding).
+
+Speed. A sparse row's columns are decoded group by group into a small buffer (the
+high parts word by word with ``tzcnt`` and clear-lowest-bit, the low parts from one
+64-bit read per ``64 // L`` columns), then summed with CER's 8-accumulator gather. Per
+stored entry that is about 3 ns of one core against CER's 0.65 ns (CPU time, serial,
+VGG-16 fc6 rows): the product is bound by decoding instructions, not by memory (EFR
+reads 5.5 MB where CER reads 16 MB). Tried and slower: summing while decoding (one
+chain of float additions; 3.5 ns), decoding high and low parts in two passes (4.7 ns),
+fixed-width column gaps per group instead of Elias–Fano (2.4 ns, but 1.18× the floor:
+the widest gap sets the width). Dense rows decode one Huffman code per element through
+a 2**11-entry table, one dependent 64-bit read and table lookup after another (about 10
+cycles an element): on the unpruned layer EFR is several times slower than dense BLAS.
+
+Side by side (``benchmarks/efr.py``, 2 threads, on a machine shared with other jobs:
+dense BLAS took 103 ms on VGG-16 fc6 at batch 1 where 15.7 ms is its quiet time), EFR
+ran 0.96×, 2.3× and 2.4× as fast as dense on VGG-16 fc6 at batches 1, 8 and 64 (CER
+3.2×, 4.4×, 3.8× in the same run); from the CPU time per entry, a quiet machine gives
+about 2× at batch 1, short of SPEC §9's 5×: the decoding, not the memory, bounds it.
+
+Arrays
+------
+omega : (K,) float32 or float64
+    ``Ω``, distinct values by decreasing count, ties by ascending value.
+lengths : (K,) uint8
+    Huffman code length of each rank (at most 32; ``[0]`` when ``K = 1``): the optimal
+    lengths of :func:`lowentropy._rowcodes.huffman_lengths` over the counts of ``Ω``.
+bits : (words,) uint64
+    The rows' codes; storage counts ``64·words`` bits (a stream of bits, SPEC §9).
+row_ptr : (m+1,) int64
+    Row ``i`` is ``bits[row_ptr[i]:row_ptr[i+1]]`` (at least one word).
+
+Examples
+--------
+>>> import numpy as np, lowentropy as le
+>>> f = le.EFR.from_dense(np.array([[0., 2., 0., 3.], [2., 0., 2., 0.]]))
+>>> [(name, a.tolist()) for name, a in f.arrays().items()][:2]
+[('omega', [0.0, 2.0, 3.0]), ('lengths', [1, 2, 2])]
+>>> f.arrays()["row_ptr"].tolist()
+[0, 1, 2]
+>>> f @ np.ones(4)
+array([5., 4.])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import int64, uint32, uint64
+
+from .._jit import kernel, prange, serial, use_threads
+from .._rowcodes import (
+    EFRSizes,
+    canonical_tables,
+    ctz,
+    decode_symbol,
+    ef_bits,
+    ef_low,
+    efr_sizes_from_hist,
+    huffman_lengths,
+    low_mask,
+    peek,
+    plan_rows,
+    put,
+    read_gamma,
+    row_costs,
+    write_gamma,
+)
+from .._values import count_values, row_entries
+from ..memory import check_memory
+from ._checks import check_pointer, check_values, check_vector
+from ._sums import gather_sum, gather_sum_rows, row_chunks
+from .base import ArraySpec, Format, Sizes
+
+__all__ = ["EFR", "EFRSizes", "efr_sizes_from_hist"]
+
+_inline = numba.njit(inline="always", nogil=True)
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+@kernel(parallel=True)
+def _efr_write(start, col, rank, n, lengths, codes, row_ptr, dense, chunks, words):
+    """Write every row (entries sorted by rank then column, as ``row_entries`` gives)."""
+    for c in prange(chunks.shape[0] - 1):
+        row = np.zeros(n, np.int64)
+        for i in range(chunks[c], chunks[c + 1]):
+            pos = row_ptr[i] * 64
+            a = start[i]
+            b = start[i + 1]
+            if dense[i]:
+                put(words, pos, 1, 1)
+                pos += 1
+                for p in range(a, b):
+                    row[col[p]] = rank[p]
+                for j in range(n):
+                    k = row[j]
+                    put(words, pos, codes[k], lengths[k])
+                    pos += lengths[k]
+                for p in range(a, b):
+                    row[col[p]] = 0
+                continue
+            top = rank[b - 1] if b > a else 0
+            pos = write_gamma(words, pos + 1, top + 1)
+            p = a
+            for k in range(1, top + 1):
+                q = p
+                while q < b and rank[q] == k:
+                    q += 1
+                cnt = q - p
+                pos = write_gamma(words, pos, cnt + 1)
+                if cnt > 0:
+                    L = ef_low(n, cnt)
+                    mask = (int64(1) << L) - 1
+                    high = pos + cnt * L
+                    for t in range(cnt):
+                        j = int64(col[p + t])
+                        put(words, pos + t * L, j & mask, L)
+                        put(words, high + (j >> L) + t, 1, 1)
+                    pos += ef_bits(n, cnt)
+                p = q
+
+
+_efr_write_serial = serial(_efr_write)
+
+
+# --- decoding with every bound checked (check() and to_dense) ----------------------------------
+
+#: Messages of the decoder's error codes.
+_ERRORS = {
+    1: "has no words (every row holds at least its mode bit)",
+    2: "runs past its words",
+    3: "holds a malformed count (gamma code)",
+    4: "names a rank out of range",
+    5: "holds more columns than the matrix has",
+    6: "holds an Elias–Fano field with a wrong number of ones",
+    7: "holds a column out of range or not ascending within its group",
+    8: "holds a column twice",
+    9: "ends with non-zero padding bits or unused words",
+    10: "is not EFR's encoding of its entries (the cheaper mode, groups up to the largest "
+        "rank, Huffman codes of the given lengths)",
+}
+
+
+@kernel()
+def _checked_gamma(words, pos, end):
+    """``(v, new pos)`` of a gamma code inside ``[pos, end)``, or ``(-1, pos)``."""
+    if pos >= end:
+        return -1, pos
+    w = peek(words, pos)
+    if w == 0:
+        return -1, pos
+    z = ctz(w)
+    if z > 31 or pos + 2 * z + 1 > end:
+        return -1, pos
+    return (int64(1) << z) | int64((w >> uint64(z + 1)) & low_mask(z)), pos + 2 * z + 1
+
+
+@kernel()
+def _checked_group(words, pos, end, n, cnt, k, i, seen, omega, out, write):
+    """Decode one Elias–Fano group; returns ``(error code, new pos)``."""
+    L = ef_low(n, cnt)
+    high = pos + cnt * L
+    stop = high + cnt + ((n - 1) >> L)
+    if stop > end:
+        return 2, pos
+    mask = low_mask(L)
+    t = 0
+    prev = -1
+    for b in range(high, stop):
+        if (words[b >> 6] >> uint64(b & 63)) & uint64(1):
+            if t >= cnt:
+                return 6, pos
+            j = ((b - high - t) << L) | int64(peek(words, pos + t * L) & mask)
+            if j >= n or j <= prev:
+                return 7, pos
+            if seen[j] == i + 1:
+                return 8, pos
+            seen[j] = i + 1
+            if write:
+                out[i, j] = omega[k]
+            prev = j
+            t += 1
+    if t != cnt:
+        return 6, pos
+    return 0, stop
+
+
+@kernel()
+def _checked_sparse(words, pos, end, n, K, i, hist, touched, seen, omega, out, write):
+    """Decode a sparse row; returns ``(error code, end of its codes, groups touched)``."""
+    v, pos = _checked_gamma(words, pos, end)
+    if v < 1:
+        return 3, pos, 0
+    top = v - 1
+    if top >= max(K, 1):
+        return 4, pos, 0
+    nt = 0
+    total = 0
+    for k in range(1, top + 1):
+        v, pos = _checked_gamma(words, pos, end)
+        if v < 1:
+            return 3, pos, nt
+        cnt = v - 1
+        if cnt > n - total:
+            return 5, pos, nt
+        if cnt > 0:
+            err, pos = _checked_group(words, pos, end, n, cnt, k, i, seen, omega, out, write)
+            if err:
+                return err, pos, nt
+            hist[k] = cnt
+            touched[nt] = k
+            nt += 1
+            total += cnt
+    return 0, pos, nt
+
+
+@kernel()
+def _checked_dense(words, pos, end, n, i, tables, hist, touched, omega, out, write):
+    """Decode a dense row; returns ``(error code, end of its codes, ranks touched)``."""
+    lut, lut_bits, first, count, index, ranks, max_length = tables
+    nt = 0
+    for j in range(n):
+        if pos >= end:
+            return 2, pos, nt
+        k, length = decode_symbol(words, pos, lut, lut_bits, first, count, index, ranks,
+                                  max_length)
+        if k < 0:
+            return 4, pos, nt
+        pos += length
+        if k > 0:
+            if hist[k] == 0:
+                touched[nt] = k
+                nt += 1
+            hist[k] += 1
+        if write:
+            out[i, j] = omega[k]
+    if pos > end:
+        return 2, pos, nt
+    return 0, pos, nt
+
+
+@kernel()
+def _padding_ok(words, pos, end):
+    """The bits from ``pos`` to the end of the row's last word are zero, and no whole
+    word follows the row's codes."""
+    if end - pos >= 64:
+        return False
+    if pos & 63 and (words[pos >> 6] >> uint64(pos & 63)) != 0:
+        return False
+    return True
+
+
+@kernel(parallel=True)
+def _efr_decode(words, row_ptr, n, lengths, tables, omega, chunks, out, write, errors,
+                counts, info):
+    """Decode every row, checking every bound; ``errors[i]`` gets the first error of row
+    ``i`` (0 when valid), ``counts[c]`` the counts per rank of run ``c``'s rows, ``info[i]``
+    row ``i``'s entries other than ``ω_0``, largest rank and distinct ranks."""
+    K = lengths.shape[0]
+    for c in prange(chunks.shape[0] - 1):
+        hist = np.zeros(max(K, 1), np.int64)
+        touched = np.empty(max(K, 1), np.int64)
+        seen = np.zeros(n, np.int64)
+        for i in range(chunks[c], chunks[c + 1]):
+            base = row_ptr[i] * 64
+            end = row_ptr[i + 1] * 64
+            if end == base:
+                errors[i] = 1
+                continue
+            is_dense = (words[row_ptr[i]] & uint64(1)) == 1
+            if write and not is_dense and K:
+                for j in range(n):
+                    out[i, j] = omega[0]
+            if is_dense:
+                err, pos, nt = _checked_dense(words, base + 1, end, n, i, tables, hist,
+                                              touched, omega, out, write)
+            else:
+                err, pos, nt = _checked_sparse(words, base + 1, end, n, K, i, hist, touched,
+                                               seen, omega, out, write)
+            if err == 0 and not _padding_ok(words, pos, end):
+                err = 9
+            if err == 0:
+                d, s, entries, top = row_costs(hist, touched, nt, n, lengths)
+                if (d < s) != is_dense or (d if is_dense else s) != pos - base:
+                    err = 10
+                info[i, 0] = entries
+                info[i, 1] = top
+                info[i, 2] = nt
+            errors[i] = err
+            for q in range(nt):
+                counts[c, touched[q]] += hist[touched[q]]
+                hist[touched[q]] = 0
+
+
+# --- products ---------------------------------------------------------------------------------
+
+@_inline
+def _upeek(words, p, last):  # pragma: no cover - compiled
+    """:func:`peek` with unsigned positions (no wrap-around test on the indices)."""
+    w = p >> uint64(6)
+    s = p & uint64(63)
+    return (words[w] >> s) | ((words[min(w + uint64(1), last)] << uint64(1)) << (uint64(63) - s))
+
+
+@_inline
+def _ef_decode(words, pos, cnt, L, cols):  # pragma: no cover - compiled
+    """``cols[:cnt]`` = the Elias–Fano list of ``cnt`` columns at ``pos``.
+
+    The unary high parts are walked word by word (``tzcnt``, clear lowest bit); the low
+    parts come from one 64-bit read per ``64 // L`` columns. Positions are unsigned so that
+    no index is tested for wrap-around. Decoding first and summing after (with the
+    8-accumulator loop of CER) measured 10 % faster than summing while decoding.
+    """
+    last = uint64(words.shape[0] - 1)
+    uL = uint64(L)
+    mask = low_mask(L)
+    per = uint64(64 // L) if L > 0 else uint64(64)
+    low = uint64(pos)
+    high = low + uint64(cnt) * uL
+    wi = high >> uint64(6)
+    w = words[wi] >> (high & uint64(63))
+    base = uint64(0)
+    t = uint64(0)
+    ucnt = uint64(cnt)
+    lb = _upeek(words, low, last)
+    left = per
+    while True:
+        while w != uint64(0):
+            b = uint64(ctz(w))
+            w &= w - uint64(1)
+            if left == uint64(0):
+                low += per * uL
+                lb = _upeek(words, low, last)
+                left = per
+            cols[t] = uint32((((base + b) - t) << uL) | (lb & mask))
+            lb >>= uL
+            left -= uint64(1)
+            t += uint64(1)
+        if t >= ucnt:
+            break
+        wi += uint64(1)
+        w = words[wi]
+        base = wi * uint64(64) - high
+
+
+@kernel()
+def _sparse_row_dot(words, pos, n, deltas, x, offset, cols):  # pragma: no cover - compiled
+    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` of the sparse row whose codes start
+    at ``pos`` (after the mode bit). A function of its own: compiled apart from the
+    dense rows' decoder, its loop keeps its variables in registers."""
+    acc = offset
+    top, pos = read_gamma(words, pos)
+    for k in range(1, top):
+        cnt, pos = read_gamma(words, pos)
+        cnt -= 1
+        if cnt > 0:
+            L = ef_low(n, cnt)
+            _ef_decode(words, pos, cnt, L, cols)
+            acc += deltas[k] * gather_sum(cols, x, 0, cnt)
+            pos += cnt * (L + 1) + ((n - 1) >> L)
+    return acc
+
+
+@kernel(parallel=True)
+def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out):
+    lut, lut_bits, first, count, index, ranks, max_length = tables
+    for c in prange(chunks.shape[0] - 1):
+        cols = np.empty(n + 64, np.uint32)
+        for i in range(chunks[c], chunks[c + 1]):
+            pos = row_ptr[i] * 64
+            if words[row_ptr[i]] & uint64(1):
+                acc = x.dtype.type(0)
+                pos += 1
+                for j in range(n):
+                    k, length = decode_symbol(words, pos, lut, lut_bits, first, count, index,
+                                              ranks, max_length)
+                    acc += vals[k] * x[j]
+                    pos += length
+                out[i] = acc
+                continue
+            out[i] = _sparse_row_dot(words, pos + 1, n, deltas, x, offset, cols)
+
+
+@kernel(parallel=True)
+def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out):
+    lut, lut_bits, first, count, index, ranks, max_length = tables
+    B = X.shape[1]
+    for c in prange(chunks.shape[0] - 1):
+        s = np.empty(B, X.dtype)
+        cols = np.empty(n + 64, np.uint32)
+        for i in range(chunks[c], chunks[c + 1]):
+            o = out[i]
+            pos = row_ptr[i] * 64
+            if words[row_ptr[i]] & uint64(1):
+                pos += 1
+                for j in range(n):
+                    k, length = decode_symbol(words, pos, lut, lut_bits, first, count, index,
+                                              ranks, max_length)
+                    v = vals[k]
+                    xr = X[j]
+                    for b in range(B):
+                        o[b] += v * xr[b]
+                    pos += length
+                continue
+            for b in range(B):
+                o[b] = offset[b]
+            top, pos = read_gamma(words, pos + 1)
+            for k in range(1, top):
+                cnt, pos = read_gamma(words, pos)
+                cnt -= 1
+                if cnt > 0:
+                    L = ef_low(n, cnt)
+                    _ef_decode(words, pos, cnt, L, cols)
+                    gather_sum_rows(cols, X, 0, cnt, s)
+                    d = deltas[k]
+                    for b in range(B):
+                        o[b] += d * s[b]
+                    pos += cnt * (L + 1) + ((n - 1) >> L)
+
+
+_efr_matvec_serial = serial(_efr_matvec)
+_efr_matmat_serial = serial(_efr_matmat)
+_efr_decode_serial = serial(_efr_decode)
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sizes(Sizes):
+    efr: EFRSizes = EFRSizes()
+
+
+class EFR(Format):
+    __doc__ = __doc__
+
+    name = "efr"
+    array_names = ("omega", "lengths", "bits", "row_ptr")
+
+    # --- conversion -----------------------------------------------------------------------
+    @classmethod
+    def _encode(cls, W: np.ndarray) -> EFR:
+        m, n = W.shape
+        values = count_values(W)
+        plan = plan_rows(W, values)
+        lengths = huffman_lengths(values.counts)
+        tables = canonical_tables(lengths)
+        row_ptr = np.zeros(m + 1, np.int64)
+        np.cumsum(plan.words, out=row_ptr[1:])
+        check_memory(8 * int(row_ptr[-1]), f"the EFR bitstream of a {m}×{n} matrix")
+        entries = row_entries(W, values)
+        words = np.zeros(int(row_ptr[-1]), np.uint64)
+        if W.size:
+            parallel, chunks = _chunks(row_ptr, n)
+            (_efr_write if parallel else _efr_write_serial)(
+                entries.start, entries.col, entries.rank, n, lengths, tables.codes, row_ptr,
+                plan.dense, chunks, words)
+        else:  # no columns: every row is a lone dense mode bit
+            words[row_ptr[:-1]] = 1
+        f = cls._trusted(W.shape, W.dtype, omega=values.omega, lengths=lengths.astype(np.uint8),
+                         bits=words, row_ptr=row_ptr)
+        f._efr_sizes = plan.sizes(lengths)
+        return f
+
+    def to_dense(self) -> np.ndarray:
+        self._check_dense_memory()
+        m, n = self.shape
+        out = np.empty((m, n), self.dtype)
+        if m and n:
+            errors, _, _ = self._decode(out, True)
+            if errors.any():  # pragma: no cover - the arrays were checked
+                raise ValueError("EFR bitstream does not decode")
+        return out
+
+    # --- arrays and invariants -------------------------------------------------------------
+    def _memory_dtype(self, name: str, arr: np.ndarray) -> np.dtype:
+        if name == "bits":
+            return np.dtype(np.uint64)
+        if name == "lengths":
+            return np.dtype(np.uint8)
+        return super()._memory_dtype(name, arr)
+
+    @classmethod
+    def _memory_dtype_of(cls, spec: ArraySpec, sizes: Sizes) -> np.dtype:
+        if spec.name == "bits":
+            return np.dtype(np.uint64)
+        if spec.name == "lengths":
+            return np.dtype(np.uint8)
+        return super()._memory_dtype_of(spec, sizes)
+
+    @property
+    def _words(self) -> np.ndarray:
+        bits = self._arrays["bits"]
+        if bits.dtype != np.uint64:  # a user's int64 words, before the copy to uint64
+            bits = np.ascontiguousarray(bits).view(np.uint64)
+        return bits
+
+    @property
+    def _tables(self):
+        cached = self.__dict__.get("_tables_cache")
+        if cached is None:
+            t = canonical_tables(self._arrays["lengths"].astype(np.int64))
+            cached = (t.lut, t.lut_bits, t.first, t.count, t.index, t.ranks, t.max_length)
+            self._tables_cache = cached
+        return cached
+
+    def _decode(self, out: np.ndarray, write: bool):
+        """Decode (into ``out`` when ``write``) and check every row: per-row error codes,
+        the counts of every rank (rank 0 excepted) and the per-row information of
+        ``_efr_decode``."""
+        m, n = self.shape
+        a = self._arrays
+        row_ptr = a["row_ptr"].astype(np.int64)
+        lengths = a["lengths"].astype(np.int64)
+        parallel, chunks = _chunks(row_ptr, n)
+        errors = np.zeros(m, np.int64)
+        counts = np.zeros((chunks.size - 1, max(lengths.size, 1)), np.int64)
+        info = np.zeros((m, 3), np.int64)
+        (_efr_decode if parallel else _efr_decode_serial)(
+            self._words, row_ptr, n, lengths, self._tables, a["omega"], chunks, out, write,
+            errors, counts, info)
+        return errors, counts.sum(axis=0)[:lengths.size], info
+
+    def _check_arrays(self) -> None:
+        m, n = self.shape
+        a = self._arrays
+        omega, lengths, bits, row_ptr = a["omega"], a["lengths"], a["bits"], a["row_ptr"]
+        check_values("omega", omega, None, self.dtype)
+        K = omega.size
+        if (m * n == 0) != (K == 0):
+            raise ValueError(
+                f"omega must be empty exactly when the matrix is (K = {K}, shape {m}x{n})")
+        if np.unique(omega).size != K:
+            raise ValueError("omega must hold distinct values")
+        check_vector("lengths", lengths, K, "iu")
+        check_vector("bits", bits, None, "iu")
+        if bits.dtype.itemsize != 8:
+            raise ValueError(f"bits must hold 64-bit words (uint64), got {bits.dtype}")
+        check_pointer("row_ptr", row_ptr, m + 1, bits.size)
+        _check_code_lengths(lengths.astype(np.int64))
+        errors, counts, info = self._decode(np.empty((1, 1), self.dtype), False)
+        if errors.any():
+            row = int(np.argmax(errors != 0))
+            raise ValueError(f"EFR row {row} {_ERRORS[int(errors[row])]}")
+        if K:
+            counts[0] = m * n - counts[1:].sum()
+            self._check_counts(omega, counts, lengths)
+        dense = _dense_rows(self._words, row_ptr)
+        sparse = ~dense
+        self._efr_sizes = EFRSizes(
+            words=int(bits.size), dense_rows=int(dense.sum()),
+            sparse_entries=int(info[sparse, 0].sum()), sparse_groups=int(info[sparse, 1].sum()),
+            sparse_nonempty=int(info[sparse, 2].sum()),
+            max_length=int(lengths.max()) if K else 0)
+
+    @staticmethod
+    def _check_counts(omega, counts, lengths) -> None:
+        if (counts < 1).any():
+            k = int(np.argmax(counts < 1))
+            raise ValueError(f"omega[{k}] = {omega[k]} occurs nowhere in the matrix")
+        if (np.lexsort((omega, -counts)) != np.arange(omega.size)).any():
+            raise ValueError("omega must be ordered by decreasing count, ties by ascending "
+                             f"value (counts {counts[:8].tolist()}...)")
+        expected = huffman_lengths(counts)
+        if not np.array_equal(expected, lengths.astype(np.int64)):
+            raise ValueError(f"lengths must be the Huffman code lengths of omega's counts "
+                             f"{expected[:8].tolist()}..., got {lengths[:8].tolist()}...")
+
+    # --- products --------------------------------------------------------------------------
+    def _row_work(self) -> np.ndarray:
+        row_ptr = self._arrays["row_ptr"]
+        return 16 * row_ptr + np.arange(row_ptr.size)
+
+    def _deltas_offset(self, x: np.ndarray):
+        omega = self._arrays["omega"]
+        dtype = x.dtype
+        vals = omega.astype(dtype)
+        deltas = (omega.astype(np.float64) - float(omega[0])).astype(dtype)
+        if omega[0] == 0:
+            offset = np.zeros(x.shape[1:], dtype)
+        else:
+            offset = (omega[0].astype(dtype) * x.sum(axis=0, dtype=dtype)).astype(dtype)
+        return deltas, vals, offset
+
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
+        deltas, vals, offset = self._deltas_offset(x)
+        parallel, chunks = self._plan(1)
+        run = _efr_matvec if parallel else _efr_matvec_serial
+        run(self._arrays["bits"], self._arrays["row_ptr"], self.shape[1], deltas, vals,
+            self._tables, x, offset[()], chunks, out)
+
+    def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
+        deltas, vals, offset = self._deltas_offset(X)
+        parallel, chunks = self._plan(X.shape[1])
+        run = _efr_matmat if parallel else _efr_matmat_serial
+        run(self._arrays["bits"], self._arrays["row_ptr"], self.shape[1], deltas, vals,
+            self._tables, X, offset, chunks, out)
+
+    # --- accounting ------------------------------------------------------------------------
+    def _sizes(self) -> Sizes:
+        efr = self.__dict__.get("_efr_sizes")
+        if efr is None:
+            self._check_arrays()  # records the sizes
+            efr = self._efr_sizes
+        omega = self._arrays["omega"]
+        return _Sizes(self.shape, self.dtype, K=int(omega.size),
+                      omega0_nonzero=bool(omega.size and omega[0] != 0), efr=efr)
+
+    @classmethod
+    def _sizes_of(cls, stats) -> Sizes:
+        efr = getattr(stats, "efr", None)
+        if efr is None:
+            raise ValueError("these statistics carry no EFR sizes; compute them with "
+                             "lowentropy.stats(W)")
+        return _Sizes(stats.shape, stats.dtype, K=stats.K, N=stats.N,
+                      omega0_nonzero=bool(stats.K and stats.omega[0] != 0), efr=efr)
+
+    @classmethod
+    def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
+        m = sizes.shape[0]
+        efr = sizes.efr
+        return [
+            ArraySpec("omega", sizes.K, "value"),
+            ArraySpec("lengths", sizes.K, "index", efr.max_length),
+            ArraySpec("bits", 64 * efr.words, "bits"),
+            ArraySpec("row_ptr", m + 1, "index", efr.words),
+        ]
+
+    @classmethod
+    def _op_table_of(cls, sizes: Sizes):
+        """Per vector: a sparse row adds its entries and one product per non-empty group
+        (SPEC §3); a dense row multiplies and adds every element. ``bits`` is read once per
+        decoded item (a column, a group's count, an element of a dense row)."""
+        m, n = sizes.shape
+        e = sizes.efr
+        shifted = sizes.omega0_nonzero
+        sparse_rows = m - e.dense_rows
+        dense_elements = e.dense_rows * n
+        adds = e.sparse_entries + e.sparse_nonempty + dense_elements
+        mults = e.sparse_nonempty + dense_elements
+        if shifted:
+            adds += n + sparse_rows
+            mults += 1
+        reads = {
+            "omega": e.sparse_nonempty + dense_elements,
+            "lengths": 0,
+            "bits": e.sparse_entries + e.sparse_groups + sparse_rows + dense_elements,
+            "row_ptr": m + 1,
+        }
+        x_reads = e.sparse_entries + dense_elements + (n if shifted else 0)
+        return adds, mults, reads, x_reads
+
+
+def _chunks(row_ptr: np.ndarray, n: int) -> tuple[bool, np.ndarray]:
+    """Runs of rows of about equal size for the encoder and the decoder."""
+    work = 16 * row_ptr.astype(np.int64) + np.arange(row_ptr.size)
+    parallel = use_threads(int(work[-1]) + n)
+    return parallel, row_chunks(work, numba.get_num_threads() if parallel else 1)
+
+
+def _dense_rows(words: np.ndarray, row_ptr: np.ndarray) -> np.ndarray:
+    """The mode bit of every row (rows hold at least one word)."""
+    starts = row_ptr[:-1].astype(np.int64)
+    return (words[starts] & np.uint64(1)).astype(bool) if starts.size else np.zeros(0, bool)
+
+
+def _check_code_lengths(lengths: np.ndarray) -> None:
+    """A complete prefix code of at most 32 bits (or ``[0]`` for one value)."""
+    K = lengths.size
+    if K == 1:
+        if lengths[0] != 0:
+            raise ValueError(f"lengths must be [0] for a single value, got {lengths.tolist()}")
+        return
+    if not K:
+        return
+    if lengths.min() < 1 or lengths.max() > 32:
+        raise ValueError("lengths must lie in [1, 32] (a Huffman code of K >= 2 values)")
+    per_length = np.bincount(lengths, minlength=33)
+    if sum(int(c) << (32 - ell) for ell, c in enumerate(per_length)) != 1 << 32:
+        raise ValueError("lengths must describe a complete prefix code (Kraft sum 1)")

@@ -1,0 +1,336 @@
+"""EFR, the project's own format near the entropy floor (SPEC §9).
+
+The contract suite (``test_contract.py``) covers EFR through the registry; here: the
+arrays against the naive encoder of ``reference.py``, the storage that equals the bits
+of the arrays and stays within 1.25× the entropy floor, the accounting from statistics,
+``check()`` on malformed arrays, and save/load.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference import ref_efr, ref_efr_decode, ref_efr_huffman_lengths, tolerance
+from strategies import low_entropy_matrices
+
+import lowentropy as le
+from lowentropy._rowcodes import huffman_lengths
+from lowentropy.formats.base import code_bits
+from lowentropy.io import load, save
+from lowentropy.synthetic import synthetic_layer
+
+EXAMPLE = np.array([
+    [0, 3, 0, 2, 4, 0, 0, 2, 3, 4, 0, 4],
+    [4, 4, 0, 0, 0, 4, 0, 0, 4, 4, 0, 4],
+    [4, 0, 3, 4, 0, 0, 0, 4, 0, 0, 4, 4],
+    [0, 0, 0, 4, 4, 4, 0, 3, 4, 4, 0, 0],
+], float)
+
+#: The three kinds of layer of SPEC §9 at test sizes: (shape, share kept, levels).
+KINDS = {
+    "vgg16_fc6_like": ((64, 6272), 0.04, 32),
+    "alexnet_fc6_like": ((128, 2304), 0.09, 32),
+    "conv_unpruned": ((64, 512), 1.0, 16),
+}
+
+
+def _arrays_equal(f, expected: dict) -> None:
+    got = f.arrays()
+    assert list(got) == list(expected)
+    for name in expected:
+        assert np.array_equal(got[name], expected[name]), name
+
+
+def _bits_of_arrays(f, value_bits: int = 32) -> dict[str, int]:
+    """What each array holds: words of the bitstream, minimal-width integers, values."""
+    a = f.arrays()
+    lengths, row_ptr = a["lengths"], a["row_ptr"]
+    width = {8: 8, 16: 16, 32: 32, 64: 64}
+
+    def minimal(v: int) -> int:
+        return next(w for w in width if v < 1 << w)
+
+    return {
+        "omega": a["omega"].size * value_bits,
+        "lengths": lengths.size * minimal(int(lengths.max()) if lengths.size else 0),
+        "bits": a["bits"].size * 64,
+        "row_ptr": row_ptr.size * minimal(int(row_ptr[-1])),
+    }
+
+
+# --- the worked example and the reference encoder --------------------------------------------
+
+@pytest.mark.nojit
+def test_worked_example():
+    f = le.EFR.from_dense(EXAMPLE)
+    a = f.arrays()
+    assert a["omega"].tolist() == [0.0, 4.0, 3.0, 2.0]
+    assert a["lengths"].tolist() == [1, 2, 3, 3]  # counts 23, 19, 4, 2
+    assert a["row_ptr"].tolist() == [0, 1, 2, 3, 4]  # every row fits one word
+    _arrays_equal(f, ref_efr(EXAMPLE))
+    # row 1 (4 4 0 0 0 4 0 0 4 4 0 4) is dense: mode bit 1, then the canonical codes
+    # 0 -> "0", 4 -> "10" (3 -> "110", 2 -> "111"), then zero padding
+    row1 = format(int(a["bits"][1]), "064b")[::-1]
+    assert row1 == "1" + "10 10 0 0 0 10 0 0 10 10 0 10".replace(" ", "") + "0" * 45
+    # row 0 too: 24 bits dense against 44 sparse (mode bit, gamma(4) = "00100", then per
+    # rank c = 3, 2, 2: gamma(c + 1) and an Elias-Fano list of 11, 8, 8 bits)
+    assert (a["bits"] & np.uint64(1)).tolist() == [1, 1, 1, 1]
+    row0 = format(int(a["bits"][0]), "064b")[::-1]
+    assert row0[:24] == "1" + "0 110 0 111 10 0 0 111 110 10 0 10".replace(" ", "")
+    assert np.array_equal(ref_efr_decode(a, EXAMPLE.shape), EXAMPLE)
+    x = np.arange(12.0)
+    assert np.array_equal(f @ x, EXAMPLE @ x)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("kind", ["example_padding", "all_dense", "all_sparse", "K1"])
+def test_reference_encoder_small(kind):
+    W = {
+        "example_padding": np.vstack([EXAMPLE[:1], [[3, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 2]],
+                                      EXAMPLE[2:]]),
+        "all_dense": synthetic_layer((5, 40), keep=1.0, levels=8, seed=3).astype(float),
+        "all_sparse": synthetic_layer((4, 300), keep=0.03, levels=6, seed=2).astype(float),
+        "K1": np.full((3, 4), -0.5),
+    }[kind]
+    f = le.EFR.from_dense(W)
+    _arrays_equal(f, ref_efr(W))
+    assert np.array_equal(ref_efr_decode(f.arrays(), W.shape), W)
+    assert np.array_equal(f.to_dense(), W)
+
+
+@settings(max_examples=30, deadline=None)
+@given(W=low_entropy_matrices(max_rows=8, max_cols=70))
+def test_arrays_match_reference(W):
+    f = le.EFR.from_dense(W)
+    _arrays_equal(f, ref_efr(W))
+    assert np.array_equal(f.to_dense(), W)
+    assert np.array_equal(ref_efr_decode(f.arrays(), W.shape), f.to_dense())
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(1, 10**6), min_size=0, max_size=40))
+def test_huffman_lengths_match_heap_reference(counts):
+    counts = sorted(counts, reverse=True)
+    lengths = huffman_lengths(np.array(counts, np.int64))
+    assert lengths.tolist() == ref_efr_huffman_lengths(counts)
+    if len(counts) > 1:  # optimal: no prefix code is cheaper (Kraft sum exactly 1)
+        assert sum(2.0 ** -v for v in lengths) == 1.0
+
+
+def test_huffman_lengths_capped_at_32_bits():
+    fib = [1, 1]
+    while len(fib) < 40:
+        fib.append(fib[-1] + fib[-2])
+    counts = np.array(sorted(fib, reverse=True), np.int64)
+    lengths = huffman_lengths(counts)
+    assert lengths.max() == 32
+    assert sum(2.0 ** -int(v) for v in lengths) == 1.0
+    assert lengths.tolist() == ref_efr_huffman_lengths(counts.tolist())
+
+
+# --- storage: what the arrays hold, near the floor, priced from statistics --------------------
+
+@settings(max_examples=40, deadline=None)
+@given(W=low_entropy_matrices())
+def test_storage_is_the_bits_of_the_arrays_and_statistics_price_it(W):
+    f = le.EFR.from_dense(W)
+    report = f.storage()
+    assert report.by_array == _bits_of_arrays(f)
+    s = le.stats(W)
+    for policy in le.POLICIES:
+        for value_bits in (16, 32):
+            assert le.EFR.storage_for(s, policy, value_bits) == f.storage(policy, value_bits)
+            assert le.EFR.op_counts_for(s, 4, policy, value_bits) == f.op_counts(
+                4, policy, value_bits)
+    g = le.EFR(f.shape, f.dtype, **f.arrays())  # sizes recomputed from checked arrays
+    assert g.storage() == report
+    assert g.op_counts() == f.op_counts()
+
+
+@settings(max_examples=6, deadline=None)
+@given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(0, 2**16))
+def test_within_a_quarter_of_the_entropy_floor(kind, seed):
+    shape, keep, levels = KINDS[kind]
+    W = synthetic_layer(shape, keep=keep, levels=levels, seed=seed)
+    s = le.stats(W)
+    bits = le.EFR.storage_for(s).total_bits
+    assert bits <= 1.25 * s.entropy_floor_bits(32)
+    assert bits < le.CER.storage_for(s).total_bits
+    f = le.EFR.from_dense(W)
+    assert f.storage().total_bits == bits
+    assert np.array_equal(f.to_dense(), W)
+    x = np.random.default_rng(seed).standard_normal(W.shape[1]).astype(np.float32)
+    assert np.all(np.abs(f @ x - W.astype(np.float64) @ x) <= tolerance(W, x))
+
+
+@pytest.mark.nojit
+def test_packed_roles():
+    assert [code_bits("minimal", v) for v in (0, 1, 2, 3, 4, 15, 16, 255, 256, 70000)] == [
+        1, 1, 2, 2, 4, 4, 8, 8, 16, 32]
+    assert code_bits("ideal", 5) == 3 and code_bits("fixed32", 1) == 32
+    f = le.EFR.from_dense(EXAMPLE)
+    for policy in le.POLICIES:
+        r = f.storage(policy)
+        assert r.bits_per_entry["bits"] == 1
+        assert r.by_array["bits"] == 64 * f.arrays()["bits"].size
+        assert r.memory_dtypes["bits"] == "uint64"
+
+
+def test_memory_estimate_counts_words():
+    W = synthetic_layer((64, 512), keep=0.1, levels=8)
+    s = le.stats(W)
+    f = le.EFR.from_dense(W)
+    estimate = le.memory.encoding_bytes(s, "efr")
+    assert estimate >= f.nbytes
+    assert estimate <= f.nbytes + 8 * s.N
+
+
+def test_statistics_from_counts_per_row():
+    """``efr_sizes_from_hist``: the same sizes from an m × K table of counts per row."""
+    from lowentropy._rowcodes import efr_sizes_from_hist
+
+    W = synthetic_layer((40, 700), keep=0.2, levels=8, seed=5)
+    s = le.stats(W)
+    rank = {float(v): k for k, v in enumerate(s.omega)}
+    hist = np.zeros((W.shape[0], s.K), np.int64)
+    for i, row in enumerate(W.tolist()):
+        for v in row:
+            hist[i, rank[v + 0.0]] += 1
+    assert efr_sizes_from_hist(hist, s.counts, W.shape[1]) == s.efr
+
+
+# --- check(): no malformed array reaches a kernel -------------------------------------------------
+
+def _valid():
+    W = np.zeros((5, 300))
+    W[0, [3, 40, 41, 299]] = [1.5, -2.0, 1.5, 1.5]
+    W[2] = np.resize([0.0, 1.5, -2.0, 0.0, 0.25], 300)  # a dense row
+    W[3, 7] = 0.25
+    f = le.EFR.from_dense(W)
+    assert (f.arrays()["bits"][f.arrays()["row_ptr"][:-1]] & 1).tolist() == [0, 0, 1, 0, 0]
+    return W, {k: v.copy() for k, v in f.arrays().items()}
+
+
+def _flip(arrays, word, bit):
+    a = {k: v.copy() for k, v in arrays.items()}
+    a["bits"][word] ^= np.uint64(1) << np.uint64(bit)
+    return a
+
+
+def test_check_accepts_valid_arrays():
+    W, arrays = _valid()
+    g = le.EFR(W.shape, W.dtype, **arrays)
+    assert np.array_equal(g.to_dense(), W)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda a: {**a, "row_ptr": np.r_[a["row_ptr"][:2], a["row_ptr"][1], a["row_ptr"][3:]]},
+     "row 1 has no words|non-decreasing"),
+    (lambda a: {**a, "row_ptr": a["row_ptr"][:-1]}, "row_ptr must have length"),
+    (lambda a: {**a, "bits": a["bits"][:-1]}, r"row_ptr\[-1\] must be"),
+    (lambda a: {**a, "bits": a["bits"].astype(np.uint32)}, "64-bit words"),
+    (lambda a: {**a, "bits": np.r_[a["bits"], np.uint64(0)],
+                "row_ptr": np.r_[a["row_ptr"][:-1], a["row_ptr"][-1] + 1]},
+     "padding bits or unused words"),
+    (lambda a: {**a, "lengths": np.r_[a["lengths"][:-1], 40]}, r"lengths must lie in \[1, 32\]"),
+    (lambda a: {**a, "lengths": a["lengths"] + 1}, "Kraft"),
+    (lambda a: {**a, "lengths": a["lengths"][:-1]}, "lengths must have length"),
+    (lambda a: {**a, "omega": np.r_[a["omega"][:-1], a["omega"][0]]}, "distinct"),
+    (lambda a: {**a, "omega": np.r_[a["omega"][:-1], np.nan]}, "NaN or infinite"),
+])
+def test_check_rejects_malformed_arrays(mutate, match):
+    W, arrays = _valid()
+    with pytest.raises(ValueError, match=match):
+        le.EFR(W.shape, W.dtype, **mutate(arrays))
+
+
+def test_check_rejects_values_out_of_order():
+    """Swapping two values of equal count breaks the tie rule (ascending value)."""
+    W = np.array([[0.0, 1.0, 0.0, 2.0], [0.0, 2.0, 0.0, 1.0]])
+    a = {k: v.copy() for k, v in le.EFR.from_dense(W).arrays().items()}
+    assert a["omega"].tolist() == [0.0, 1.0, 2.0]
+    a["omega"] = a["omega"][[0, 2, 1]]
+    with pytest.raises(ValueError, match="ties by ascending value"):
+        le.EFR(W.shape, W.dtype, **a)
+
+
+def test_every_single_bit_flip_is_rejected_or_canonical():
+    """Each row is the one canonical encoding of its entries: a flipped bit is either
+    rejected or yields the encoding of another matrix (a moved column, another value),
+    whose arrays then re-encode identically."""
+    W, arrays = _valid()
+    accepted = 0
+    for word in range(arrays["bits"].size):
+        for bit in range(64):
+            bad = _flip(arrays, word, bit)
+            try:
+                g = le.EFR(W.shape, W.dtype, **bad)
+            except ValueError as exc:
+                assert str(exc).startswith(("EFR row", "omega", "lengths")), exc
+                continue
+            accepted += 1
+            again = le.EFR.from_dense(g.to_dense())
+            assert np.array_equal(again.arrays()["bits"], bad["bits"])
+    assert 0 < accepted < 64 * arrays["bits"].size / 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_check_never_crashes_on_random_words(data):
+    W, arrays = _valid()
+    words = data.draw(st.lists(st.integers(0, 2**64 - 1), min_size=arrays["bits"].size,
+                               max_size=arrays["bits"].size))
+    bad = {**arrays, "bits": np.array(words, np.uint64)}
+    try:
+        g = le.EFR(W.shape, W.dtype, **bad)
+    except ValueError:
+        return
+    g.to_dense()
+
+
+def test_check_rejects_a_non_canonical_mode():
+    """The same entries coded in the dearer mode are refused (storage would be wrong)."""
+    W = np.zeros((1, 64))
+    W[0, 5] = 2.0  # sparse is far cheaper than 64 Huffman codes
+    f = le.EFR.from_dense(np.vstack([W, np.resize([0.0, 2.0], (1, 64))]))
+    a = {k: v.copy() for k, v in f.arrays().items()}
+    # row 0 re-coded dense: mode bit, then "1" for ω_0 = ... lengths are [1, 1]
+    codes = {0: "0", 1: "1"} if a["omega"][0] == 0 else {0: "1", 1: "0"}
+    bits = "1" + "".join(codes[int(v != 0)] for v in W[0])
+    a["bits"] = np.r_[np.uint64(int(bits[:64][::-1], 2)), np.uint64(int(bits[64:][::-1], 2)),
+                      a["bits"][1:]]
+    a["row_ptr"] = a["row_ptr"] + np.array([0, 1, 1])
+    with pytest.raises(ValueError, match="row 0 is not EFR's encoding"):
+        le.EFR((2, 64), np.float64, **a)
+
+
+# --- save and load -----------------------------------------------------------------------------
+
+def test_save_load_round_trip_and_corruption(tmp_path):
+    W = synthetic_layer((30, 400), keep=0.1, levels=8)
+    f = le.EFR.from_dense(W)
+    path = tmp_path / "w.npz"
+    save(path, f)
+    g = load(path)
+    assert isinstance(g, le.EFR)
+    assert np.array_equal(g.to_dense(), W)
+    for name, arr in f.arrays().items():
+        assert np.array_equal(g.arrays()[name], arr)
+        assert g.arrays()[name].dtype == arr.dtype
+
+
+def test_load_refuses_a_corrupted_bitstream(tmp_path):
+    from test_io_store import _read_members, _write_members
+
+    W = synthetic_layer((30, 400), keep=0.1, levels=8)
+    path = tmp_path / "w.npz"
+    save(path, le.EFR.from_dense(W))
+    meta, arrays = _read_members(path)
+    bits = arrays["bits"].copy()
+    bits[3] ^= np.uint64(0xF0F0)
+    arrays["bits"] = bits
+    _write_members(path, meta, arrays)
+    with pytest.raises(ValueError, match="w.npz: the stored efr arrays are invalid"):
+        load(path)
