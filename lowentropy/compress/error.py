@@ -48,58 +48,45 @@ BLOCK = 1024
 def lane_sums(a, b, n):  # pragma: no cover - compiled
     """``(Σ d², Σ a², max |d|)`` for ``d = a - b`` over the first ``n`` entries, in float64.
 
-    Eight interleaved partial sums (entry ``i`` goes to lane ``i % 8``, the lanes are
-    added pairwise at the end): independent chains the compiler turns into vector
-    instructions, where one running sum waits for every addition. The order is fixed, so
-    the result does not depend on the machine.
+    Four interleaved partial sums (entry ``i`` goes to lane ``i % 4``, the entries after
+    the last multiple of 4 to lane 0; the lanes are added pairwise at the end):
+    independent chains the compiler turns into vector instructions, where one running
+    sum waits for every addition (four lanes measured 2.7 times faster than eight, whose
+    24 accumulators no longer fit the registers). The order is fixed, so the result does
+    not depend on the machine.
     """
-    e0 = e1 = e2 = e3 = e4 = e5 = e6 = e7 = 0.0
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0
-    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0
-    n8 = n - n % 8
-    for i in range(0, n8, 8):
-        x0, x1, x2, x3 = np.float64(a[i]), np.float64(a[i + 1]), np.float64(a[i + 2]), \
-            np.float64(a[i + 3])
-        x4, x5, x6, x7 = np.float64(a[i + 4]), np.float64(a[i + 5]), np.float64(a[i + 6]), \
-            np.float64(a[i + 7])
-        d0, d1, d2, d3 = x0 - np.float64(b[i]), x1 - np.float64(b[i + 1]), \
-            x2 - np.float64(b[i + 2]), x3 - np.float64(b[i + 3])
-        d4, d5, d6, d7 = x4 - np.float64(b[i + 4]), x5 - np.float64(b[i + 5]), \
-            x6 - np.float64(b[i + 6]), x7 - np.float64(b[i + 7])
+    e0 = e1 = e2 = e3 = 0.0
+    r0 = r1 = r2 = r3 = 0.0
+    p0 = p1 = p2 = p3 = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        x0 = np.float64(a[i])
+        x1 = np.float64(a[i + 1])
+        x2 = np.float64(a[i + 2])
+        x3 = np.float64(a[i + 3])
+        d0 = x0 - np.float64(b[i])
+        d1 = x1 - np.float64(b[i + 1])
+        d2 = x2 - np.float64(b[i + 2])
+        d3 = x3 - np.float64(b[i + 3])
         e0 += d0 * d0
         e1 += d1 * d1
         e2 += d2 * d2
         e3 += d3 * d3
-        e4 += d4 * d4
-        e5 += d5 * d5
-        e6 += d6 * d6
-        e7 += d7 * d7
         r0 += x0 * x0
         r1 += x1 * x1
         r2 += x2 * x2
         r3 += x3 * x3
-        r4 += x4 * x4
-        r5 += x5 * x5
-        r6 += x6 * x6
-        r7 += x7 * x7
         p0 = max(p0, abs(d0))
         p1 = max(p1, abs(d1))
         p2 = max(p2, abs(d2))
         p3 = max(p3, abs(d3))
-        p4 = max(p4, abs(d4))
-        p5 = max(p5, abs(d5))
-        p6 = max(p6, abs(d6))
-        p7 = max(p7, abs(d7))
-    for i in range(n8, n):
+    for i in range(n4, n):
         x = np.float64(a[i])
         d = x - np.float64(b[i])
         e0 += d * d
         r0 += x * x
         p0 = max(p0, abs(d))
-    err2 = ((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7))
-    ref2 = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    peak = max(max(max(p0, p1), max(p2, p3)), max(max(p4, p5), max(p6, p7)))
-    return err2, ref2, peak
+    return (e0 + e1) + (e2 + e3), (r0 + r1) + (r2 + r3), max(max(p0, p1), max(p2, p3))
 
 
 @kernel(parallel=True)

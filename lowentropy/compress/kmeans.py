@@ -230,7 +230,8 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
             codebook, nch, codes, sums):  # pragma: no cover - compiled
     """``codes[i]`` = code of the centroid nearest to ``w[i]``; zero and pruned entries
     (as in :func:`_nonzero_range`) take ``zero_code``. Per chunk, the error sums against
-    ``w``, block by block as :func:`lowentropy.compress.error._error_sums` does.
+    ``w``, block by block (four lanes each) as :func:`lowentropy.compress.error._error_sums`
+    does.
 
     Each block is first filled with ``zero_code`` while its kept positions are listed
     (no branch), then the kept entries are assigned: ``lut`` maps the top bits of the

@@ -60,7 +60,7 @@ def _uniform_codes(w, bits, mask, t, cut, step, levels, nch, codes,
     """Codes of the uniform quantizer with the pruning rule ``(t, cut)`` (entries of key
     below ``t``, or ``t`` at a position up to ``cut``, count as 0: below ``t + 1`` up to
     ``cut``, below ``t`` after it); per chunk the error sums against ``w``, block by
-    block as :func:`.error._error_sums` does."""
+    block (four lanes each) as :func:`.error._error_sums` does."""
     n = w.size
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
