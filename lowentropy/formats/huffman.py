@@ -7,8 +7,15 @@ the bit where each row starts, so rows decode independently (in parallel).
 
 Decoding is table driven: the next ``LOOKUP_BITS`` bits index a table of (rank, length);
 longer codes (rare by construction) fall back to the canonical first-code comparison,
-one length at a time. A vector product decodes and multiplies as it goes; a batch
-decodes a block of rows into values and multiplies it with BLAS.
+one length at a time, in a function of its own. A vector product decodes and multiplies
+as it goes; a batch decodes a block of rows into values and multiplies it with BLAS.
+
+What bounds the vector product: one row's decoding is a chain of dependent steps (load the
+word holding bit ``p``, shift, look the code word up, ``p += length``), about 17-19 cycles
+per element measured on one row at a time. The kernel decodes four rows side by side, four
+independent chains: about 5.7 cycles per element on one core (16-level layer, AMD EPYC).
+Calling the long-code path through an inlined helper returning a tuple cost 80-100
+cycles per element (numba did not keep the fast path tight): it stays out of line.
 """
 
 from __future__ import annotations
@@ -523,6 +530,10 @@ class Huffman(Format):
         return Sizes(stats.shape, stats.dtype, K=stats.K,
                      extra={"bits": int(stats.counts @ lengths) if lengths.size else 0,
                             "max_length": int(lengths.max()) if lengths.size else 0})
+
+    @classmethod
+    def _scratch_bytes_of(cls, stats) -> int:
+        return 4 * stats.size  # the rank of every element (uint32) while encoding
 
     @classmethod
     def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:

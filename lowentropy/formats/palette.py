@@ -27,6 +27,7 @@ from numba import uint64
 
 from .._jit import kernel, prange, serial
 from .._values import count_values
+from ..memory import check_memory
 from ._checks import check_values, check_vector
 from ._packed import check_omega_counts, decoded_blocks, element_ranks
 from .base import ArraySpec, Format, Sizes, code_bits
@@ -199,9 +200,10 @@ class Palette(Format):
     def _encode(cls, W: np.ndarray) -> Palette:
         m, n = W.shape
         values = count_values(W)
-        ranks = element_ranks(W, values)
         b = code_bits("minimal", values.K - 1)
         wpr = words_per_row(n, b)
+        check_memory(4 * m * n + 4 * m * wpr, f"the palette codes of a {m}×{n} matrix")
+        ranks = element_ranks(W, values)
         codes = np.empty(m * wpr, np.uint32)
         _pack(ranks, m, n, b, wpr, codes)
         return cls._trusted(W.shape, W.dtype, omega=values.omega, codes=codes)
@@ -304,6 +306,10 @@ class Palette(Format):
     @classmethod
     def _sizes_of(cls, stats) -> Sizes:
         return Sizes(stats.shape, stats.dtype, K=stats.K)
+
+    @classmethod
+    def _scratch_bytes_of(cls, stats) -> int:
+        return 4 * stats.size  # the rank of every element (uint32) while encoding
 
     @classmethod
     def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
