@@ -242,22 +242,32 @@ def _row_bits(ranks, m, n, lengths, out):
 @kernel(parallel=True)
 def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, count, offset,
                  by_code, max_length, r0, r1, out):
-    """``out[i - r0, j] = table[rank(i, j)]`` for rows ``r0 <= i < r1`` (valid streams)."""
+    """``out[i - r0, j] = table[rank(i, j)]`` for rows ``r0 <= i < r1`` (valid streams);
+    two rows side by side (two independent decoding chains)."""
     last = uint64(words.shape[0] - 1)
     shift = uint64(32 - lookup)
-    for i in prange(r0, r1):
-        o = out[i - r0]
-        p = uint64(row_ptr[i])
+    for g in prange((r1 - r0 + 1) // 2):
+        i = r0 + 2 * g
+        second = i + 1 < r1
+        o0 = out[i - r0]
+        o1 = out[i + 1 - r0 if second else i - r0]
+        p0 = uint64(row_ptr[i])
+        p1 = uint64(row_ptr[i + 1 if second else i])
         for j in range(n):
-            window = _peek(words, last, p)
-            e = window >> shift
-            k = lut_rank[e]
-            length = lut_length[e]
-            if length == 0:
-                k, length = _long_symbol(window, lookup, first, count, offset, by_code,
-                                         max_length)
-            o[j] = table[k]
-            p += uint64(length)
+            w0 = _peek(words, last, p0)
+            w1 = _peek(words, last, p1)
+            k0 = lut_rank[w0 >> shift]
+            k1 = lut_rank[w1 >> shift]
+            l0 = lut_length[w0 >> shift]
+            l1 = lut_length[w1 >> shift]
+            if l0 == 0:
+                k0, l0 = _long_symbol(w0, lookup, first, count, offset, by_code, max_length)
+            if l1 == 0:
+                k1, l1 = _long_symbol(w1, lookup, first, count, offset, by_code, max_length)
+            o0[j] = table[k0]
+            o1[j] = table[k1]
+            p0 += uint64(l0)
+            p1 += uint64(l1)
 
 
 @kernel(parallel=True)
