@@ -34,6 +34,7 @@ __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTE
 ARRAY_COLORS = {
     "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
     "omega_idx": "#f0e442", "omega_ptr": "#009e73",
+    "codes": "#0072b2", "lengths": "#e69f00", "bits": "#000000",
 }
 
 #: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
