@@ -2,7 +2,8 @@
 """Project tasks. Standard library only; needs Python >= 3.11 with venv and pip.
 
     python3 tasks.py app  [ARGS...]     set up .venv with .[app]; serve the dashboards with voila
-    python3 tasks.py test [-- ARGS...]  set up .venv with .[app,test]; ruff, pytest, no-JIT pass
+    python3 tasks.py test [-- ARGS...]  set up .venv with .[app,test] and torch's CPU build;
+                                        ruff, pytest, no-JIT pass
     python3 tasks.py bench [ARGS...]    set up .venv with .[test]; run benchmarks/run.py
 
 Works from any current directory. The virtual environment lives in <repo>/.venv; an
@@ -25,6 +26,10 @@ VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 PYPROJECT = ROOT / "pyproject.toml"
 
+
+#: The PyTorch build the test command installs (its CPU build: the PyTorch loader's tests
+#: need it; pip's configured sources provide it, as in CI).
+TORCH_REQUIREMENT = "torch==2.13.0"
 
 APP_DIR = ROOT / "app"
 MAIN_DASHBOARD = "layer_explorer.ipynb"
@@ -97,6 +102,18 @@ def ensure_venv(extra: str) -> Path:
     return VENV_PYTHON
 
 
+def ensure_torch(python: Path) -> None:
+    """`pip install TORCH_REQUIREMENT` into .venv once (a stamp file remembers it)."""
+    name = TORCH_REQUIREMENT.replace("==", "-").replace("/", "_")
+    stamp = VENV / f".lowentropy-{name}"
+    if stamp.exists():
+        print(f"[.venv already has {TORCH_REQUIREMENT}; skipping pip install]")
+        return
+    header(f"installing {TORCH_REQUIREMENT} (CPU build) into {VENV}")
+    run([python, "-m", "pip", "install", "--disable-pip-version-check", TORCH_REQUIREMENT])
+    stamp.touch()
+
+
 def forwarded(args: Sequence[str]) -> list[str]:
     """Arguments to pass on; a leading `--` separator is dropped."""
     args = list(args)
@@ -118,6 +135,7 @@ def cmd_app(args: Sequence[str]) -> int:
 
 def cmd_test(args: Sequence[str]) -> int:
     python = ensure_venv("app,test")
+    ensure_torch(python)
     steps: list[tuple[str, list[str], dict[str, str] | None]] = [
         ("ruff check", [str(python), "-m", "ruff", "check", "."], None),
         ("pytest", [str(python), "-m", "pytest", *forwarded(args)], None),

@@ -26,42 +26,49 @@ bandwidth ÷ measured time).
 ``--quick`` divides the rows by 4 and shortens the timing (under a minute). Results are
 printed and written to ``OUT/results.json`` and ``OUT/results.md``.
 
-Thread pools that spin: after a call, OpenBLAS's threads spin for about 2**28 cycles and
-numba's OpenMP threads (libgomp) for 300000 rounds before they sleep. Interleaved on a
-machine with few cores, the spinning pool takes the cores the next candidate needs: here
-numba kernels ran up to 8x and numpy's product up to 1.7x slower than alone. This script
-sets ``OPENBLAS_THREAD_TIMEOUT=18`` (about 0.1 ms) and ``GOMP_SPINCOUNT=10000`` before
-numpy and numba load, unless they are already set; with them every candidate ran as fast
-interleaved as alone. Export other values to compare (``OPENBLAS_THREAD_TIMEOUT=28
-GOMP_SPINCOUNT=300000`` are the libraries' defaults). The values are recorded with the
-machine.
+Peers: numpy dense, ``scipy.sparse.csr_array`` (1 thread) and, when torch is installed,
+torch's CSR product (``torch.sparse_csr_tensor``, MKL, torch's threads). For CER and CSER
+the run prints the lead of the best of them over the best CSR peer, core-cycles per stored
+entry (median time x threads x nominal clock / N) and, at batch 1, the share of the read
+bandwidth computed over the format's ``storage("minimal")`` bytes.
+
+Mixed process (``vgg16_fc6`` at batch 1, when torch is installed; ``benchmarks/mixed.py``):
+separate subprocesses
+with no torch ("clean"), with ``import lowentropy`` before numpy and torch ("first") and
+after them ("last"), torch and numpy BLAS work between products; run interleaved
+``--mixed-repeats`` times, medians of the runs. ``--no-mixed`` skips it.
+
+Thread pools: ``import lowentropy`` comes first here, so its defaults
+(``lowentropy.threads``) reach numpy's OpenBLAS, torch's and numba's OpenMP. Export other
+values to compare (``OPENBLAS_THREAD_TIMEOUT=28 GOMP_SPINCOUNT=300000`` are the libraries'
+defaults); they are recorded with the machine.
 """
 
 from __future__ import annotations
 
+# lowentropy first: its thread-pool defaults must be set before numpy and torch load.
+import lowentropy as le  # isort: skip
+
+import argparse
+import json
+import math
 import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
-# Before numpy loads OpenBLAS and numba loads libgomp (see the module docstring).
-SPIN_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "18", "GOMP_SPINCOUNT": "10000"}
-for _key, _value in SPIN_SETTINGS.items():
-    os.environ.setdefault(_key, _value)
+import numpy as np
+import scipy.sparse
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import scipy.sparse  # noqa: E402
-
-import lowentropy as le  # noqa: E402
-from lowentropy.bench import SCIPY, BenchResult, read_bandwidth, time_formats  # noqa: E402
-from lowentropy.synthetic import synthetic_layer  # noqa: E402
+from lowentropy.bench import SCIPY, BenchResult, read_bandwidth, time_formats
+from lowentropy.synthetic import synthetic_layer
+from lowentropy.threads import ENV_DEFAULTS
 
 HERE = Path(__file__).resolve().parent
 RTOL = 1e-3
@@ -123,6 +130,25 @@ def blas_info() -> str:
     return f"{text} ({threads or 'default'} threads)"
 
 
+def torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return f"{torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def nominal_hz() -> float:
+    """The CPU's clock from /proc/cpuinfo (``cpu MHz``), for cycles per entry; NaN if unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1]) * 1e6
+    except (OSError, ValueError):
+        pass
+    return math.nan
+
+
 def machine_info() -> dict[str, object]:
     import numba
 
@@ -141,7 +167,9 @@ def machine_info() -> dict[str, object]:
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": layer,
         "blas": blas_info(),
-        "spin_settings": {k: os.environ.get(k) for k in SPIN_SETTINGS},
+        "spin_settings": {k: os.environ.get(k) for k in ENV_DEFAULTS},
+        "thread_strategy": le.thread_info()["strategy"],
+        "torch": torch_version(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -154,9 +182,52 @@ def machine_line(m: dict[str, object]) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); numba "
         f"{m['numba']} {m['numba_threads']} threads ({m['numba_threading_layer']}); "
-        f"numpy {m['numpy']} with {m['blas']}; scipy {m['scipy']}; Python {m['python']}; "
+        f"numpy {m['numpy']} with {m['blas']}; scipy {m['scipy']}; torch {m['torch']}; "
+        f"Python {m['python']}; thread strategy {m['thread_strategy']}; "
         + " ".join(f"{k}={v}" for k, v in m["spin_settings"].items())
     )
+
+
+# --- torch's CSR product, a peer -----------------------------------------------------------
+
+TORCH = "torch_csr"
+
+
+class TorchCSR:
+    """``W`` as a ``torch.sparse_csr_tensor`` (int32 indices); ``@`` takes and returns numpy
+    arrays (shared memory, no copies), computed by torch (MKL) on torch's threads."""
+
+    def __init__(self, W: np.ndarray) -> None:
+        import torch
+
+        c = scipy.sparse.csr_array(W)
+        self.shape, self.dtype = W.shape, W.dtype
+        self.data = c.data
+        self.indices = c.indices.astype(np.int32)
+        self.indptr = c.indptr.astype(np.int32)
+        with warnings.catch_warnings():  # sparse CSR support is flagged beta
+            warnings.simplefilter("ignore")
+            self._t = torch.sparse_csr_tensor(
+                torch.from_numpy(self.indptr), torch.from_numpy(self.indices),
+                torch.from_numpy(self.data), size=W.shape)
+        self._torch = torch
+
+    def __matmul__(self, X: np.ndarray) -> np.ndarray:
+        x = self._torch.from_numpy(np.ascontiguousarray(X))
+        if x.ndim == 1:
+            return self._torch.mv(self._t, x).numpy()
+        return (self._t @ x).numpy()
+
+
+def peers(W: np.ndarray) -> dict[str, object]:
+    """scipy's CSR and, when torch is installed, torch's."""
+    out: dict[str, object] = {SCIPY: scipy.sparse.csr_array(W)}
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return out
+    out[TORCH] = TorchCSR(W)
+    return out
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -270,6 +341,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds of timed calls per case and batch (default 2, quick 0.5)")
     parser.add_argument("--sizes", action="store_true",
                         help="only the size table (bits / entropy floor), no timing")
+    parser.add_argument("--mixed-repeats", type=int, default=3,
+                        help="runs of each import order in the mixed process (0: skip it)")
+    parser.add_argument("--mixed-rounds", type=int, default=30,
+                        help="interleaved rounds inside one mixed-process run")
+    parser.add_argument("--no-mixed", dest="mixed_repeats", action="store_const", const=0,
+                        help="skip the mixed process")
     parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.cases = _names(args.cases)
@@ -310,6 +387,167 @@ def sizes_only(args: argparse.Namespace) -> dict[str, object]:
     return {"sizes": rows}
 
 
+OURS = ("cer", "cser")
+
+
+def summary(entry: dict[str, object], result: BenchResult, encoded: dict[str, object],
+            bandwidth: float, hz: float, threads: int) -> dict[str, object]:
+    """Lead of the best of CER/CSER over the best CSR peer, cycles per entry and the share of
+    the read bandwidth over ``storage("minimal")`` bytes."""
+    ours = min(OURS, key=result.median)
+    peer_names = [p for p in (SCIPY, TORCH) if p in result.timings]
+    peer = min(peer_names, key=result.median)
+    out: dict[str, object] = {
+        "best_ours": ours, "best_peer": peer,
+        "lead_over_best_peer": result.median(peer) / result.median(ours),
+        "lead_over": {p: result.median(p) / result.median(ours) for p in peer_names},
+        "vs_dense": result.median("dense") / result.median(ours),
+    }
+    for name in OURS:
+        t = result.median(name)
+        minimal = encoded[name].storage("minimal").total_bytes
+        out[f"{name}_cycles_per_entry"] = t * threads * hz / max(int(entry["N"]), 1)
+        out[f"{name}_minimal_bytes"] = minimal
+        out[f"{name}_bandwidth_share"] = minimal / bandwidth / t
+    return out
+
+
+def summary_line(entry: dict[str, object]) -> str:
+    s = entry["summary"]
+    leads = ", ".join(f"{s['best_ours']} vs {p} x{v:.2f}" for p, v in s["lead_over"].items())
+    return (f"{entry['case']} batch {entry['batch']}: {leads}; vs dense x{s['vs_dense']:.2f}; "
+            f"lead over the best peer x{s['lead_over_best_peer']:.2f}; core-cycles/entry "
+            f"cer {s['cer_cycles_per_entry']:.2f} cser {s['cser_cycles_per_entry']:.2f}; "
+            f"share of read bandwidth over storage('minimal') cer "
+            f"{s['cer_bandwidth_share']:.0%} cser {s['cser_bandwidth_share']:.0%}")
+
+
+def save_arrays(path: Path, encoded: dict[str, object], shape: tuple[int, int]) -> None:
+    arrays = {"shape": np.array(shape)}
+    for name in OURS:
+        arrays.update({f"{name}/{k}": v for k, v in encoded[name].arrays().items()})
+    np.savez(path, **arrays)
+
+
+def run_cases(args: argparse.Namespace, mixed_dir: Path | None):
+    """Time every case and batch; returns entries, results, the encodings of CER/CSER and
+    each case's statistics."""
+    entries: list[dict[str, object]] = []
+    results: list[BenchResult] = []
+    minimal: list[dict[str, object]] = []
+    stats_by_case: dict[str, le.Stats] = {}
+    for case_name in args.cases:
+        case = CASES[case_name]
+        shape = case_shape(case, args.quick, args.scale)
+        t0 = time.perf_counter()
+        W = synthetic_layer(shape, keep=case.keep, levels=case.levels, seed=0)
+        s = le.stats(W)
+        stats_by_case[case_name] = s
+        encoded = {name: cls.from_dense(W) for name, cls in le.FORMATS.items()}
+        encoded.update(peers(W))
+        if mixed_dir is not None and case_name == MIXED_CASE:
+            save_arrays(mixed_dir / "arrays.npz", encoded, shape)
+        print(f"{case_name} {shape[0]}x{shape[1]}: made and encoded in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        for batch in args.batches:
+            t0 = time.perf_counter()
+            # time_formats checks every product against numpy's W @ X first (AssertionError)
+            result = time_formats(W, encoded, batch, budget=args.budget, rtol=RTOL)
+            print(f"  batch {batch}: {result.rounds} rounds in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+            results.append(result)
+            minimal.append({name: encoded[name] for name in OURS})
+            entries.append({
+                "case": case_name, "about": case.about, "shape": list(shape),
+                "dtype": str(W.dtype), "keep": case.keep, "levels": case.levels,
+                "K": int(s.K), "H": float(s.H), "p0": float(s.p0), "N": int(s.N),
+                "sparsity": float(s.sparsity), "batch": batch, "rounds": result.rounds,
+            })
+        del W, encoded
+    return entries, results, minimal, stats_by_case
+
+
+# --- the mixed process ------------------------------------------------------------------------
+
+MIXED_CASE = "vgg16_fc6"
+MIXED_ORDERS = ("clean", "first", "last")
+TORCH_RUNS = ("torch_with_defaults", "torch_without")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the defaults lowentropy set here, and with this
+    lowentropy importable: a child starts as the user's process would."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in le.thread_info()["set_by_lowentropy"]}
+    root = str(Path(le.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _child(order: str, arrays: Path, rounds: int, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(HERE / "mixed.py"), order, str(arrays), "--rounds", str(rounds),
+         "--batches", "1"],
+        capture_output=True, text=True, env=env, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"mixed.py {order} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _medians(runs: list[dict]) -> dict[str, float]:
+    return {k: statistics.median(r["median_ms"][k] for r in runs) for k in runs[0]["median_ms"]}
+
+
+def run_mixed(arrays: Path, repeats: int, rounds: int) -> dict[str, object]:
+    """Every import order ``repeats`` times, interleaved with torch alone with and without
+    the defaults exported; medians over the runs."""
+    runs: dict[str, list[dict]] = {order: [] for order in (*MIXED_ORDERS, *TORCH_RUNS)}
+    env = child_environment()
+    for r in range(repeats):
+        for order in MIXED_ORDERS:
+            runs[order].append(_child(order, arrays, rounds, env))
+        runs["torch_with_defaults"].append(_child("torch", arrays, rounds, {**env, **ENV_DEFAULTS}))
+        runs["torch_without"].append(_child("torch", arrays, rounds, env))
+        print(f"  mixed process: run {r + 1}/{repeats} done", flush=True)
+    out: dict[str, object] = {"repeats": repeats, "rounds": rounds, "orders": {}}
+    for order in MIXED_ORDERS:
+        first = runs[order][0]
+        out["orders"][order] = {
+            "median_ms": _medians(runs[order]), "strategy": first["strategy"],
+            "set_by_lowentropy": first["set_by_lowentropy"],
+            "foreign_spinning": first["foreign_spinning"],
+        }
+    clean = out["orders"]["clean"]["median_ms"]
+    for order in ("first", "last"):
+        o = out["orders"][order]
+        o["ratio_to_clean"] = {k: o["median_ms"][k] / clean[k] for k in clean}
+    out["torch_alone"] = {name: _medians(runs[name]) for name in TORCH_RUNS}
+    return out
+
+
+def mixed_lines(mixed: dict[str, object]) -> list[str]:
+    orders = mixed["orders"]
+    lines = [f"Mixed process ({MIXED_CASE}, batch 1; torch.mm and a numpy BLAS product between "
+             f"products; medians of {mixed['repeats']} runs of each order, interleaved):"]
+    for order in MIXED_ORDERS:
+        o = orders[order]
+        ms = o["median_ms"]
+        text = ", ".join(f"{k.split('/')[0]} {v:.3f} ms" for k, v in ms.items()
+                         if k.endswith("/auto"))
+        if order != "clean":
+            text += "; vs clean " + ", ".join(f"{k.split('/')[0]} x{v:.2f}"
+                                              for k, v in o["ratio_to_clean"].items())
+            text += (f"; torch.mm {ms['torch_mm']:.3f} ms, torch MLP batch 1 "
+                     f"{ms['torch_mlp_b1']:.3f} ms")
+        lines.append(f"  {order:5} (strategy {o['strategy']}): {text}")
+    alone = mixed["torch_alone"]
+    with_, without = alone["torch_with_defaults"], alone["torch_without"]
+    lines.append("  torch alone, with / without the defaults exported: " + ", ".join(
+        f"{k} {with_[k]:.3f} / {without[k]:.3f} ms (x{without[k] / with_[k]:.2f})"
+        for k in with_))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     if args.sizes:
@@ -322,38 +560,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print(f"machine: {machine_line(machine)}", flush=True)
     print(f"read bandwidth (before): {bw_before / 1e9:.1f} GB/s", flush=True)
 
-    entries: list[dict[str, object]] = []
-    results: list[BenchResult] = []
-    stats_by_case: dict[str, le.Stats] = {}
-    for case_name in args.cases:
-        case = CASES[case_name]
-        shape = case_shape(case, args.quick, args.scale)
-        t0 = time.perf_counter()
-        W = synthetic_layer(shape, keep=case.keep, levels=case.levels, seed=0)
-        s = le.stats(W)
-        stats_by_case[case_name] = s
-        encoded = {name: cls.from_dense(W) for name, cls in le.FORMATS.items()}
-        encoded[SCIPY] = scipy.sparse.csr_array(W)
-        print(f"{case_name} {shape[0]}x{shape[1]}: made and encoded in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
-        for batch in args.batches:
-            t0 = time.perf_counter()
-            # time_formats checks every product against numpy's W @ X first (AssertionError)
-            result = time_formats(W, encoded, batch, budget=args.budget, rtol=RTOL)
-            print(f"  batch {batch}: {result.rounds} rounds in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
-            results.append(result)
-            entries.append({
-                "case": case_name, "about": case.about, "shape": list(shape),
-                "dtype": str(W.dtype), "keep": case.keep, "levels": case.levels,
-                "K": int(s.K), "H": float(s.H), "p0": float(s.p0), "N": int(s.N),
-                "sparsity": float(s.sparsity), "batch": batch, "rounds": result.rounds,
-            })
-        del W, encoded
+    with tempfile.TemporaryDirectory() as tmp:
+        do_mixed = (args.mixed_repeats > 0 and MIXED_CASE in args.cases
+                    and machine["torch"] is not None)
+        entries, results, encoded, stats_by_case = run_cases(args, Path(tmp) if do_mixed else None)
+        mixed = None
+        if do_mixed:
+            print("mixed process ...", flush=True)
+            mixed = run_mixed(Path(tmp) / "arrays.npz", args.mixed_repeats, args.mixed_rounds)
 
     print("measuring read bandwidth ...", flush=True)
     bw_after = read_bandwidth(bw_bytes)
     bandwidth = statistics.median([bw_before, bw_after])
+    hz = nominal_hz()
+    threads = int(machine["numba_threads"]) if machine["thread_strategy"] == "parallel" else 1
 
     print()
     print(f"machine: {machine_line(machine)}")
@@ -363,28 +583,37 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
           f"Read bandwidth {bandwidth / 1e9:.1f} GB/s (median of before {bw_before / 1e9:.1f} "
           f"and after {bw_after / 1e9:.1f}). Medians of interleaved rounds; ratios above 1 "
           f"are faster; 'of limit' = bytes read / bandwidth / median time. Synthetic layers."]
-    for entry, result in zip(entries, results, strict=True):
+    for entry, result, enc in zip(entries, results, encoded, strict=True):
         rows = table_rows(result, bandwidth)
         entry["rows"] = rows
+        entry["summary"] = summary(entry, result, enc, bandwidth, hz, threads)
         print()
         print(case_title(entry))
         print(text_table(rows))
-        md += ["", f"### {case_title(entry)}", "", markdown_table(rows)]
+        print(summary_line(entry))
+        md += ["", f"### {case_title(entry)}", "", markdown_table(rows), "",
+               summary_line(entry)]
     sizes = size_rows(stats_by_case)
     print("\nbits / entropy floor (minimal policy, 32-bit values):")
     print(size_table(sizes))
     md += ["", "### Bits / entropy floor (minimal policy, 32-bit values)", "",
            size_table(sizes, markdown=True)]
+    if mixed is not None:
+        print()
+        print("\n".join(mixed_lines(mixed)))
+        md += ["", *mixed_lines(mixed)]
     elapsed = time.perf_counter() - started
     print(f"\ntotal {elapsed:.1f} s")
 
     data = {
         "machine": machine,
         "bandwidth": {"before": bw_before, "after": bw_after, "median": bandwidth},
+        "nominal_hz": hz,
         "settings": {"quick": args.quick, "budget_s": args.budget, "scale": args.scale,
                      "rtol": RTOL, "argv": sys.argv[1:] if argv is None else list(argv)},
         "cases": entries,
         "sizes": sizes,
+        "mixed": mixed,
         "elapsed_s": elapsed,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,10 @@ array([1., 0.], dtype=float32)
 
 from __future__ import annotations
 
+# First, before anything imports numpy: the thread-pool defaults (see lowentropy.threads).
+from .threads import set_thread_policy, thread_info, thread_policy
+
+# isort: split
 from .compress import QuantizationError, prune, prune_global, quantization_error, quantize
 from .cost import (
     DEFAULT_TABLE,
@@ -49,6 +53,10 @@ from .formats import (
 from .io import load, load_network, save
 from .memory import MemoryBudgetError, memory_budget, set_memory_budget
 from .networks import Layer, Network, accuracy, catalogue_specs, list_networks
+from .networks.training import Cancelled
+from .quantized import Quantized
+from .recipe import Recipe
+from .sensitivity import SensitivityTable, choose_rates, sensitivity
 from .stats import Stats, entropy, stats
 from .sweep import SweepTable, sweep
 
@@ -60,6 +68,8 @@ __all__ = [
     "EnergyTable", "PRESETS", "DEFAULT_TABLE", "get_table", "EnergyReport", "energy",
     "CostRow", "compare", "table_text", "Layer", "Network", "load_network", "save", "load",
     "list_networks", "catalogue_specs", "accuracy", "prune", "prune_global", "quantize",
-    "quantization_error", "QuantizationError", "MemoryBudgetError", "memory_budget",
-    "set_memory_budget", "sweep", "SweepTable",
+    "quantization_error", "QuantizationError", "Quantized", "MemoryBudgetError",
+    "memory_budget", "set_memory_budget", "sweep", "SweepTable", "set_thread_policy",
+    "thread_policy", "thread_info", "Recipe", "Cancelled",
+    "sensitivity", "SensitivityTable", "choose_rates",
 ]

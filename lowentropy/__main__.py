@@ -6,11 +6,19 @@ checkpoint (its folder or ``*.safetensors.index.json``) or a name from
 ``lowentropy.list_networks()``. Examples::
 
     lowentropy report lenet-300-100 --prune 0.9 --bits 5
+    lowentropy report lenet-300-100 --prune fc1=0.9,fc2=0.9,fc3=0.8 --clusters 32 --retrain
     lowentropy report vgg16 --prune 0.96 --bits 5 --method kmeans --format csv > vgg16.csv
     lowentropy report model.safetensors --prune 0.8 --format json
     lowentropy sweep path/to/checkpoint --prune 0.5,0.9 --bits 4,8 --out sweep.csv
+    lowentropy sweep lenet-5 --prune "0.9;conv1=0.5,fc1=0.95" --clusters 32 --out s.csv
     lowentropy sweep vgg16 --prune 0.9 --clusters 16,32 --scheduler tcp://host:8786 \
         --out vgg16.json
+
+``--prune`` takes a fraction of every layer (``0.9``) or fractions of named layers
+(``fc1=0.8,fc2=0.9``; layers left out are not pruned). A sweep takes several, separated
+by commas (fractions) or semicolons (``"0.5,0.9;fc1=0.8,fc2=0.9"``). ``--retrain``
+retrains the network as Deep Compression does (the embedded digits networks, which carry
+their training data); ``--seed`` makes it another, equally reproducible run.
 
 A sweep logs every finished task next to its output (``FILE.log.jsonl``): after Ctrl-C,
 the same command resumes where it stopped.
@@ -26,7 +34,8 @@ import sys
 
 from . import PRESETS, list_networks, load_network
 from .io.sharded import release_pages
-from .report import Compression, network_report
+from .recipe import Recipe, parse_prune
+from .report import network_report
 from .sweep.progress import ProgressBar as _Progress
 
 DEFAULT_MODEL = "lenet-300-100"
@@ -40,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                      help=f"model file or embedded name (default {DEFAULT_MODEL}; "
                      f"names: {', '.join(list_networks())})")
-    rep.add_argument("--prune", type=float, default=0.0, help="fraction pruned per layer")
+    rep.add_argument("--prune", default="0", help="fraction pruned per layer (0.9), or per "
+                     "named layer (fc1=0.8,fc2=0.9; others not pruned)")
     rep.add_argument("--global-prune", action="store_true",
                      help="one magnitude threshold over the whole network")
     rep.add_argument("--bits", type=int, help="quantize: uniform levels (or 2**bits k-means "
@@ -48,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--clusters", type=int, help="k-means shared values (implies kmeans)")
     rep.add_argument("--method", choices=["uniform", "kmeans"], help="quantizer "
                      "(default uniform with --bits, kmeans with --clusters)")
+    _recipe_options(rep)
     rep.add_argument("--policy", default="minimal", choices=["minimal", "fixed32", "ideal"])
     rep.add_argument("--value-bits", type=int, default=32)
     rep.add_argument("--table", default="horowitz45nm", choices=sorted(PRESETS))
@@ -64,11 +75,15 @@ def _sweep_parser(sub) -> None:
     sw = sub.add_parser("sweep", help="every layer at every pruning x quantization setting "
                         "in every format, locally or on a Dask cluster")
     sw.add_argument("model", help="model file, checkpoint folder or index, or embedded name")
-    sw.add_argument("--prune", default="0", help="comma-separated fractions, e.g. 0.5,0.9")
+    sw.add_argument("--prune", default="0", help="comma-separated fractions, e.g. 0.5,0.9; "
+                    "per named layer fc1=0.8,fc2=0.9; several groups separated by ';'")
+    sw.add_argument("--global-prune", action="store_true",
+                    help="one magnitude threshold over the whole network per fraction")
     sw.add_argument("--bits", help="comma-separated uniform bits (or 2**bits k-means clusters "
                     "with --method kmeans); 'none' adds the unquantized setting")
     sw.add_argument("--clusters", help="comma-separated k-means shared values")
     sw.add_argument("--method", choices=["uniform", "kmeans"])
+    _recipe_options(sw)
     sw.add_argument("--formats", help="comma-separated format names (default: every "
                     "registered format, lowentropy.FORMATS)")
     sw.add_argument("--policy", default="minimal", choices=["minimal", "fixed32", "ideal"])
@@ -81,6 +96,25 @@ def _sweep_parser(sub) -> None:
     sw.add_argument("--out", required=True, help="result file, .csv or .json")
     sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def _recipe_options(parser) -> None:
+    parser.add_argument("--retrain", action="store_true", help="retrain as Deep Compression "
+                        "does: gradual pruning, fine-tuning, shared-value fine-tuning "
+                        "(networks with training data: the embedded digits networks)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the retraining")
+
+
+def _sweep_prune(text: str) -> list:
+    """``--prune`` of a sweep: groups separated by ';', each comma-separated fractions
+    or one per-layer mapping."""
+    out: list = []
+    for group in text.split(";"):
+        if "=" in group:
+            out.append(dict(parse_prune(group)))
+        else:
+            out += [parse_prune(part) for part in group.split(",")]
+    return out
 
 
 def _numbers(text: str | None, name: str, kind: type) -> list | None:
@@ -100,6 +134,19 @@ def _numbers(text: str | None, name: str, kind: type) -> list | None:
     return values
 
 
+def sweep_recipe_options(args) -> dict:
+    """The options of :func:`lowentropy.sweep` that make its recipes, from
+    ``lowentropy sweep``'s arguments."""
+    bits, clusters = _numbers(args.bits, "bits", int), _numbers(args.clusters, "clusters", int)
+    method = args.method
+    if method == "kmeans" and bits is not None:
+        if clusters is not None:
+            raise ValueError("give --bits or --clusters, not both")
+        clusters, bits = [None if b is None else 2 ** b for b in bits], None
+    return dict(prune=_sweep_prune(args.prune), bits=bits, clusters=clusters, method=method,
+                global_prune=args.global_prune, retrain=args.retrain, seed=args.seed)
+
+
 def _sweep(args) -> int:
     from .sweep import sweep
 
@@ -108,16 +155,9 @@ def _sweep(args) -> int:
         raise ValueError(f"--out must end in .csv or .json, got {args.out!r}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    bits, clusters = _numbers(args.bits, "bits", int), _numbers(args.clusters, "clusters", int)
-    method = args.method
-    if method == "kmeans" and bits is not None:
-        if clusters is not None:
-            raise ValueError("give --bits or --clusters, not both")
-        clusters, bits = [None if b is None else 2 ** b for b in bits], None
     formats = None if args.formats is None else [f.strip() for f in args.formats.split(",")]
-    kwargs = dict(prune=_numbers(args.prune, "prune", float), bits=bits, clusters=clusters,
-                  method=method, formats=formats,
-                  policy=args.policy, value_bits=args.value_bits, table=args.table,
+    kwargs = dict(**sweep_recipe_options(args), formats=formats, policy=args.policy,
+                  value_bits=args.value_bits, table=args.table,
                   measure=args.measure, workers=args.workers, out=args.out + ".log.jsonl",
                   progress=sys.stderr.isatty() if args.progress is None else args.progress)
     if args.scheduler:
@@ -133,19 +173,21 @@ def _sweep(args) -> int:
     return 0
 
 
-def _compression(args) -> Compression:
+def recipe_from_args(args) -> Recipe:
+    """The :class:`Recipe` of ``lowentropy report``'s options."""
     method = args.method
     if method is None:
         method = "kmeans" if args.clusters else ("uniform" if args.bits else None)
-    clusters = args.clusters
+    clusters, bits = args.clusters, args.bits
     if method == "kmeans" and clusters is None:
-        if args.bits is None:
+        if bits is None:
             raise ValueError("--method kmeans needs --clusters or --bits")
-        clusters = 2 ** args.bits
-    if method == "uniform" and args.bits is None:
+        clusters, bits = 2 ** bits, None
+    if method == "uniform" and bits is None:
         raise ValueError("--method uniform needs --bits")
-    return Compression(prune=args.prune, method=method, bits=args.bits, clusters=clusters,
-                       global_prune=args.global_prune)
+    return Recipe(prune=parse_prune(args.prune), method=method, bits=bits,
+                  clusters=clusters, global_prune=args.global_prune, retrain=args.retrain,
+                  seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sweep":
             return _sweep(args)
-        compression = _compression(args)
+        recipe = recipe_from_args(args)
         network = load_network(args.model)
         bar = _Progress(sys.stderr.isatty() if args.progress is None else args.progress)
 
@@ -161,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             release_pages(network[name])  # a mapped layer's pages leave memory once used
             bar(done, total, name)
 
-        report = network_report(network, compression, policy=args.policy,
+        report = network_report(network, recipe, policy=args.policy,
                                 value_bits=args.value_bits, table=args.table,
                                 measure=args.measure, progress=progress)
     except (ValueError, TypeError, KeyError, OSError, ImportError, MemoryError) as exc:

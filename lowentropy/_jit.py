@@ -4,7 +4,8 @@ Every kernel of the project is compiled through :func:`kernel`, so the options a
 same everywhere: ``nogil`` always (dashboards run kernels in background threads), the
 on-disk cache on unless ``LOWENTROPY_NUMBA_CACHE=0`` (every voila page is a new kernel
 process; the cache turns a ~0.4 s compile into a ~0.1 s load), ``fastmath`` off unless
-a benchmark shows a kernel gains from it.
+a benchmark shows a kernel gains from it. When kernels run on threads is decided in
+:mod:`lowentropy.threads`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import os
 
 from numba import njit, prange
 
-__all__ = ["kernel", "serial", "use_threads", "prange", "CACHE", "PARALLEL_MIN_WORK"]
+from .threads import use_threads  # the thread policy's rule, for the encoders that import it here
+
+__all__ = ["kernel", "serial", "use_threads", "prange", "CACHE"]
 
 CACHE = os.environ.get("LOWENTROPY_NUMBA_CACHE", "1") != "0"
-
-#: Below this much work (about one unit per matrix entry touched) a kernel runs on one
-#: thread: waking the thread pool costs tens of microseconds, more on a busy machine.
-PARALLEL_MIN_WORK = 1 << 16
 
 
 def kernel(*, parallel: bool = False, fastmath: bool = False):
@@ -44,9 +43,3 @@ def serial(fn):
     twin.__doc__ = fn.__doc__
     return njit(nogil=True, cache=CACHE)(twin)
 
-
-def use_threads(work: int) -> bool:
-    """Whether a kernel with this much work should run on the thread pool."""
-    import numba
-
-    return work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1

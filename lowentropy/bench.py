@@ -452,9 +452,9 @@ def time_formats(
     cores: OpenBLAS's threads (behind ``dense``) spin about 2**28 cycles after each call,
     numba's OpenMP threads 300000 rounds, and the spinning pool takes the cores the next
     candidate needs (measured on 2 cores: numba kernels up to 8x, numpy's product up to
-    1.7x slower than alone). Set ``OPENBLAS_THREAD_TIMEOUT=18`` and
-    ``GOMP_SPINCOUNT=10000`` in the environment before numpy and numba are imported (as
-    ``benchmarks/run.py`` does) to time every candidate as it runs alone.
+    1.7x slower than alone). ``import lowentropy`` before numpy sets defaults that let them
+    sleep soon (:mod:`lowentropy.threads`), so that every candidate is timed as it runs
+    alone.
 
     Examples
     --------

@@ -21,62 +21,10 @@ import numpy as np
 from .cost import DEFAULT_TABLE, compare
 from .formats import FORMATS, get_format
 from .networks import Network
+from .recipe import Recipe
 from .stats import stats
 
-__all__ = ["Compression", "LayerRow", "NetworkReport", "network_report", "compress_layer"]
-
-
-@dataclass(frozen=True)
-class Compression:
-    """How to compress every layer: prune a fraction by magnitude (per layer, or with one
-    threshold over the whole network), then quantize (``"uniform"`` with ``bits``,
-    ``"kmeans"`` with ``clusters``, or ``None``; ``bits`` or ``clusters`` alone imply
-    the method)."""
-
-    prune: float = 0.0
-    method: str | None = None
-    bits: int | None = None
-    clusters: int | None = None
-    global_prune: bool = False
-
-    def __post_init__(self) -> None:
-        if self.method is None and (self.bits is not None or self.clusters is not None):
-            if self.bits is not None and self.clusters is not None:
-                raise ValueError("give bits (uniform) or clusters (k-means), not both")
-            object.__setattr__(self, "method", "uniform" if self.bits is not None else "kmeans")
-        if not 0 <= self.prune <= 1:
-            raise ValueError(f"prune must be a fraction in [0, 1], got {self.prune}")
-        if self.method not in (None, "uniform", "kmeans"):
-            raise ValueError(f"method must be 'uniform', 'kmeans' or None, got {self.method!r}")
-        if self.method == "uniform" and self.bits is None:
-            raise ValueError("uniform quantization needs bits")
-        if self.method == "kmeans" and self.clusters is None:
-            raise ValueError("k-means weight sharing needs clusters")
-
-    def describe(self) -> str:
-        parts = [f"{self.prune:.0%} pruned" + (" (one global threshold)"
-                                                if self.global_prune else "")]
-        if self.method == "uniform":
-            parts.append(f"uniform {self.bits}-bit")
-        elif self.method == "kmeans":
-            parts.append(f"k-means {self.clusters} values")
-        else:
-            parts.append("not quantized")
-        return ", ".join(parts)
-
-
-def compress_layer(W: np.ndarray, c: Compression, pruned: bool = False) -> np.ndarray:
-    """Apply a :class:`Compression` to one tensor (``pruned``: already pruned)."""
-    from .compress import prune, quantize
-
-    out = W
-    if c.prune > 0 and not pruned:
-        out = prune(out, c.prune)
-    if c.method == "uniform":
-        out = quantize(out, method="uniform", bits=c.bits)
-    elif c.method == "kmeans":
-        out = quantize(out, method="kmeans", clusters=c.clusters)
-    return out
+__all__ = ["LayerRow", "NetworkReport", "network_report"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +70,7 @@ class NetworkReport:
     """Rows per layer and format, and the network totals per format."""
 
     network: str
-    compression: Compression
+    recipe: Recipe
     options: dict
     rows: list[LayerRow] = field(default_factory=list)
 
@@ -157,7 +105,7 @@ class NetworkReport:
         return buf.getvalue()
 
     def to_json(self) -> str:
-        return json.dumps({"network": self.network, "compression": asdict(self.compression),
+        return json.dumps({"network": self.network, "compression": self.recipe.as_dict(),
                            "options": self.options, "rows": self.table()}, indent=1)
 
     def to_markdown(self) -> str:
@@ -166,7 +114,7 @@ class NetworkReport:
                 "| adds | mults | energy µJ |" + (" time ms |" if self._timed else ""))
         sep = "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + (
             "---:|" if self._timed else "")
-        lines = [f"**{self.network}** — {self.compression.describe()}; "
+        lines = [f"**{self.network}** — {self.recipe.describe()}; "
                  + ", ".join(f"{k} {v}" for k, v in self.options.items()), "", head, sep]
         for r in [*self.rows, *self.totals()]:
             name = f"**{r.layer}**" if r.layer == "total" else r.layer
@@ -198,16 +146,19 @@ class NetworkReport:
         return any(r.time_s is not None for r in self.rows)
 
     def text(self) -> str:
-        """A fixed-width table for a terminal: the totals, then every layer."""
-        w = (12, 7, 11, 9, 11, 11, 12)
+        """A fixed-width table for a terminal: the totals, then every layer (whole names:
+        the layer column is as wide as the longest)."""
+        rows = [*self.totals(), *self.rows]
+        w = (max(len("layer"), *(len(r.layer) for r in rows)), 7, 11, 9, 11, 11, 12)
+
         def line(cells):
             return "  ".join(str(c).rjust(n) if i else str(c).ljust(n)
                              for i, (c, n) in enumerate(zip(cells, w, strict=True)))
-        out = [f"{self.network}: {self.compression.describe()}; "
+        out = [f"{self.network}: {self.recipe.describe()}; "
                + ", ".join(f"{k} {v}" for k, v in self.options.items()),
                line(["layer", "format", "storage", "vs dense", "adds", "mults", "energy µJ"])]
-        for r in [*self.totals(), *self.rows]:
-            out.append(line([r.layer[:12], r.format, _mb(r.storage_bits),
+        for r in rows:
+            out.append(line([r.layer, r.format, _mb(r.storage_bits),
                              f"{r.storage_ratio:.3f}", f"{r.adds:.3g}", f"{r.mults:.3g}",
                              f"{r.energy_pj / 1e6:.4g}"]))
         out += [f"note: {note}" for note in self.notes()]
@@ -220,7 +171,7 @@ def _mb(bits: float) -> str:
 
 def network_report(
     network: Network,
-    compression: Compression | None = None,
+    recipe: Recipe | None = None,
     *,
     formats: Sequence[str] | None = None,
     policy: str = "minimal",
@@ -234,8 +185,9 @@ def network_report(
     Parameters
     ----------
     network : Network
-    compression : Compression, optional
-        Default: nothing changed (the weights as they are).
+    recipe : Recipe, optional
+        How to compress (:meth:`Recipe.compressed_layers`: layer by layer, unless the
+        recipe needs the whole network). Default: nothing changed.
     formats : sequence of str, optional
         Format names (every registered format by default).
     policy, value_bits, table
@@ -249,25 +201,21 @@ def network_report(
     --------
     >>> import numpy as np, lowentropy as le
     >>> net = le.Network("tiny", [le.Layer("fc", np.eye(4, dtype=np.float32))])
-    >>> rep = network_report(net, Compression(prune=0.5), formats=["dense", "cser"])
+    >>> rep = network_report(net, le.Recipe(prune=0.5), formats=["dense", "cser"])
     >>> [(r.layer, r.format, r.storage_bits) for r in rep.totals()]
     [('total', 'dense', 512), ('total', 'cser', 208)]
     """
-    c = compression or Compression()
+    recipe = Recipe() if recipe is None else recipe
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a lowentropy.Recipe, got {type(recipe).__name__}")
     names = list(FORMATS) if formats is None else list(formats)
     for name in names:
         get_format(name)
-    layers = list(network.layers)
-    pruned = None
-    if c.global_prune and c.prune > 0:
-        from .compress import prune_global
-
-        pruned = prune_global([layer.weight for layer in layers], c.prune)
-    report = NetworkReport(network.name, c, {"policy": policy, "value_bits": value_bits,
-                                            "energy table": table})
-    for i, layer in enumerate(layers):
-        source = layer.weight if pruned is None else pruned[i]
-        Wc = compress_layer(np.asarray(source), c, pruned=pruned is not None)
+    report = NetworkReport(network.name, recipe, {"policy": policy, "value_bits": value_bits,
+                                                  "energy table": table})
+    n_layers = len(network.layers)
+    for i, (layer, compressed) in enumerate(recipe.compressed_layers(network)):
+        Wc = np.asarray(compressed.weight)
         M = Wc.reshape(Wc.shape[0], -1)
         s = stats(M)
         rows = compare(s, names, policy=policy, value_bits=value_bits, table=table)
@@ -282,7 +230,7 @@ def network_report(
                 mults=r.mults * uses, energy_pj=r.energy_pj * uses, time_s=times.get(r.format),
             ))
         if progress is not None:
-            progress(i + 1, len(layers), layer.name)
+            progress(i + 1, n_layers, layer.name)
     return report
 
 

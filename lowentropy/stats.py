@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._codes import code_values
 from ._validate import as_weight_matrix
 from ._values import count_values, row_groups
+from .quantized import Quantized
 
 __all__ = ["Stats", "stats", "entropy", "entropy_of_counts"]
 
@@ -113,8 +115,10 @@ def stats(W) -> Stats:
 
     Parameters
     ----------
-    W : array_like, 2-D
-        Real and finite; ``-0.0`` counts as ``+0.0``.
+    W : array_like or Quantized, 2-D
+        Real and finite; ``-0.0`` counts as ``+0.0``. A :class:`~lowentropy.Quantized`
+        matrix is counted from its codes (a ``bincount``, no hashing of floats), with the
+        same result as for its dense matrix.
 
     Examples
     --------
@@ -125,16 +129,29 @@ def stats(W) -> Stats:
     >>> s.groups_cer.tolist(), s.groups_cser.tolist()
     ([1, 2], [1, 1])
     """
+    if isinstance(W, Quantized):
+        return _stats_of_codes(W)
     W = as_weight_matrix(W)
     values = count_values(W)
     N, max_rank, distinct = row_groups(W, values)
-    zero_rank = np.flatnonzero(values.omega == 0)
-    zeros = int(values.counts[zero_rank[0]]) if zero_rank.size else 0
+    return _make_stats(W.shape, W.dtype, values.omega, values.counts, N, max_rank, distinct)
+
+
+def _make_stats(shape, dtype, omega, counts, N, max_rank, distinct) -> Stats:
+    zero_rank = np.flatnonzero(omega == 0)
+    zeros = int(counts[zero_rank[0]]) if zero_rank.size else 0
     return Stats(
-        shape=W.shape, dtype=W.dtype, omega=values.omega, counts=values.counts,
-        H=entropy_of_counts(values.counts), N=N, zeros=zeros,
+        shape=shape, dtype=dtype, omega=omega, counts=counts,
+        H=entropy_of_counts(counts), N=N, zeros=zeros,
         groups_cer=max_rank, groups_cser=distinct,
     )
+
+
+def _stats_of_codes(q: Quantized) -> Stats:
+    if q.ndim != 2:
+        raise ValueError(f"W must be a 2-D matrix; got a {q.ndim}-D array of shape {q.shape}")
+    v = code_values(q)
+    return _make_stats(q.shape, q.dtype, v.omega, v.counts, v.N, v.max_rank, v.distinct)
 
 
 def entropy(W) -> float:
@@ -146,4 +163,6 @@ def entropy(W) -> float:
     >>> le.entropy(np.array([[0.0, 1.0], [0.0, 1.0]]))
     1.0
     """
+    if isinstance(W, Quantized):
+        return _stats_of_codes(W).H
     return entropy_of_counts(count_values(as_weight_matrix(W)).counts)

@@ -100,7 +100,8 @@ def block_outside_requests(page, base_url: str) -> None:
 def open_dashboard(page, server: VoilaServer, notebook: str, timeout_ms: int = 120_000):
     """Open a dashboard and wait until its plotly figure is drawn."""
     block_outside_requests(page, server.url)
-    page.goto(f"{server.url}/voila/render/{notebook}", wait_until="domcontentloaded")
+    page.goto(f"{server.url}/voila/render/{notebook}", wait_until="domcontentloaded",
+              timeout=timeout_ms)
     page.wait_for_selector(".js-plotly-plot", timeout=timeout_ms)
     return page
 

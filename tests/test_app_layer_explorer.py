@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dashboards.compression import Setting, analyse, compress
+from dashboards.compression import Accounting, analyse, compress
 from dashboards.layer_explorer import ARRAY_COLORS, LayerExplorer
 
 import lowentropy as le
@@ -120,11 +120,12 @@ def test_nan_weights_are_refused_with_a_message():
 
 def test_analyse_equals_compress_then_library():
     W = synthetic_layer((64, 128), keep=1.0, levels=200, seed=3)
-    setting = Setting(prune=0.5, quantizer="uniform", bits=4)
-    a = analyse(W, setting)
-    Wc = compress(W, setting)
+    recipe = le.Recipe(prune=0.5, method="uniform", bits=4)
+    a = analyse(W, recipe, Accounting(policy="fixed32"))
+    Wc = compress(W, recipe)
     assert np.array_equal(a.matrix, Wc)
-    assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in le.compare(Wc)]
+    expected = le.compare(Wc, policy="fixed32")
+    assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in expected]
 
 
 # --- numerical edge cases --------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_every_view_renders_on_unusual_layers(case):
         for prune in (0.0, 0.5):
             ex.prune_slider.value = prune
             assert ex.messages.widget.value == "", (case, quantizer, prune)
-            Wc = compress(W.astype(np.float32) if W.dtype == np.float16 else W, ex.setting)
+            Wc = compress(W.astype(np.float32) if W.dtype == np.float16 else W, ex.recipe)
             s = le.stats(Wc)
             assert ex.analysis.stats.K == s.K and ex.analysis.stats.N == s.N
             drawn = storage_bytes(ex)
@@ -194,19 +195,6 @@ def test_unquantized_weights_explain_why_cer_and_cser_do_not_help():
     assert ex.notes.value == ""  # shared values again: no note
 
 
-def test_formats_too_big_to_time_are_left_out_with_a_reason():
-    from dashboards.layer_explorer import MAX_TIMING_BYTES, time_within_limits
-
-    W = np.random.default_rng(2).standard_normal((300, 2000)).astype(np.float32)
-    s = le.stats(W)
-    need = le.CER.storage_for(s).by_array["omega_ptr"] // 8
-    assert need > 0
-    result, notes = time_within_limits(W, s, batch=1, budget=0.02, limit=need)
-    assert "cer" in notes and "not timed" in notes["cer"] and "cer" not in result.timings
-    assert {"dense", "csr"} <= set(result.timings)
-    assert MAX_TIMING_BYTES >= 2**20
-
-
 def test_the_library_memory_budget_message_reaches_the_page():
     memory = pytest.importorskip("lowentropy.memory")
     W = np.random.default_rng(3).standard_normal((400, 1000)).astype(np.float32)
@@ -218,7 +206,7 @@ def test_the_library_memory_budget_message_reaches_the_page():
     finally:
         memory.set_memory_budget(previous)
     assert "CER not timed" in shown and "over the memory budget of 4.0 MB" in shown
-    assert ex.analysis.setting.quantizer == "none"  # the views show the setting
+    assert ex.analysis.recipe.quantizer == "none"  # the views show the setting
     ex.quantizer.value = "kmeans"  # shared values again: everything is timed
     assert ex.messages.widget.value == "" and "not timed" not in ex.notes.value
 
@@ -232,3 +220,50 @@ def test_a_memory_error_while_timing_leaves_the_other_formats_timed(monkeypatch)
     bars = next(t for t in ex.fig.data if t.name == "measured")
     assert "cer" not in bars.x and {"dense", "csr", "cser"} <= set(bars.x)
     assert "over the memory budget" in ex.notes.value and ex.messages.widget.value == ""
+
+
+def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch):
+    import dashboards.layer_explorer as mod
+
+    calls = []
+    real = mod.time_within_limits
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["batch"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "time_within_limits", counted)
+    ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    ex.timer.wait(60)
+    calls.clear()
+    started = ex.timer.counts["started"]
+    for value in (0.5, 0.6, 0.7):  # three moves in quick succession
+        ex.prune_slider.value = value
+    ex.timer.wait(60)
+    assert len(calls) == 1  # only after the last move
+    assert ex.timer.counts["started"] - started == 3 and ex.timer.counts["cancelled"] >= 2
+    bars = next(t for t in ex.fig.data if t.name == "measured")
+    assert set(bars.x) >= set(le.FORMATS)
+    assert "70% pruned" in ex.describe()
+
+
+def test_a_file_the_page_refused_to_send_gets_a_message(explorer):
+    ex = explorer
+    ex.upload.receive({"name": "huge.safetensors", "size": 10**9, "type": "",
+                       "refused": True}, [])
+    assert "huge.safetensors is 1 GB; the upload limit" in ex.messages.widget.value
+    assert ex.network.name == "demo"
+    assert ex.upload.max_bytes == ex_module().MAX_UPLOAD_BYTES
+
+
+def ex_module():
+    import dashboards.layer_explorer as mod
+
+    return mod
+
+
+def test_every_array_of_every_format_has_a_colour_in_the_storage_panel():
+    W = le.Recipe(prune=0.5, clusters=8).apply(small_network()["fc1"].matrix)
+    s = le.stats(W)
+    for name in le.FORMATS:
+        assert set(le.get_format(name).storage_for(s).by_array) <= set(ARRAY_COLORS), name

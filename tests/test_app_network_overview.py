@@ -7,7 +7,7 @@ import pytest
 from dashboards.network_overview import NetworkOverview
 
 import lowentropy as le
-from lowentropy.report import Compression, network_report
+from lowentropy.report import network_report
 
 
 def demo() -> le.Network:
@@ -27,7 +27,7 @@ def bars(view, name, panel):
 
 def test_storage_bars_are_the_report_numbers():
     view = NetworkOverview(demo(), synchronous=True)
-    expected = network_report(demo(), Compression(prune=0.9, method="kmeans", clusters=32))
+    expected = network_report(demo(), le.Recipe(prune=0.9, method="kmeans", clusters=32))
     for row in expected.rows:
         trace = bars(view, row.format, 0)
         assert trace.y[list(trace.x).index(row.layer)] == row.storage_bits / 8

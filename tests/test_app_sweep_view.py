@@ -63,8 +63,8 @@ def test_whole_network_sums_the_layers_and_plots_accuracy(table, files):
             return sum(r["storage_bits"] for r in table.where(prune=prune, levels=levels,
                                                               format=fmt).rows)
         assert trace(view, "cser").y[i] == pytest.approx(total("dense") / total("cser"))
-        best = max(total("dense") / total(f) for f in ("dense", "csr", "cer", "cser"))
-        tradeoff = view.fig.data[-1]
+        best = max(total("dense") / total(f) for f in {r["format"] for r in table.rows})
+        tradeoff = trace(view, "best format")
         assert tradeoff.x[i] == pytest.approx(best)
         accuracy = table.where(prune=prune, levels=levels).rows[0]["accuracy"]
         assert tradeoff.y[i] == pytest.approx(accuracy) and 0 < accuracy <= 1
@@ -100,3 +100,70 @@ def test_upload_and_the_overview_hosts_the_view(files):
     overview.sweep.upload.value = ({"name": "s.txt", "type": "", "size": 3, "last_modified": NOW,
                                      "content": memoryview(b"abc")},)
     assert ".csv or .json" in overview.messages.widget.value
+
+
+def test_before_any_sweep_the_view_shows_a_hint_not_empty_axes():
+    view = SweepView()
+    hint = [a for a in view.fig.layout.annotations if a.name == "hint"]
+    assert hint and hint[0].visible is not False and "sweep this network" in hint[0].text
+    assert view.fig.layout.xaxis.visible is False and view.fig.layout.yaxis2.visible is False
+    assert all(a.visible is False for a in view.fig.layout.annotations if a.name != "hint")
+
+
+def test_the_overview_sweeps_its_own_network_with_le_sweep(table):
+    overview = NetworkOverview("lenet-300-100", synchronous=True)
+    view = overview.sweep
+    view.run_prune.value = "0.5, 0.9"
+    view.run_method.value = "kmeans"
+    view.run_levels.value = "4 32"
+    view.run_button.click()
+    assert view.messages.widget.value == "" and view.source == "lenet-300-100 (swept here)"
+    assert view.runner.counts["done"] == 1 and view.runner.bar.max == 3 * 2 * 2
+    key = ("layer", "prune", "quantizer", "levels", "format", "storage_bits")
+    assert sorted(tuple(r[k] for k in key) for r in view.rows) == sorted(
+        tuple(r[k] for k in key) for r in table.rows)
+    assert view.fig.layout.xaxis.visible is True
+    assert not next(a for a in view.fig.layout.annotations if a.name == "hint").visible
+    assert len(trace(view, "cser").x) == 4  # 2 prunings × 2 levels
+
+
+def test_a_running_sweep_stops_at_the_next_layer(monkeypatch):
+    import threading
+
+    import dashboards.sweep_view as mod
+
+    overview = NetworkOverview("lenet-300-100", synchronous=True)
+    view = overview.sweep
+    view.runner.synchronous = False
+    release, calls = threading.Event(), []
+    real = mod.le.sweep
+
+    def slow_sweep(*args, progress, **kwargs):
+        def step(done, total, layer):
+            calls.append(done)
+            release.wait(10)
+            progress(done, total, layer)
+
+        return real(*args, progress=step, **kwargs)
+
+    monkeypatch.setattr(mod.le, "sweep", slow_sweep)
+    view.run_button.click()
+    while not calls:
+        threading.Event().wait(0.01)
+    view.stop_button.click()
+    release.set()
+    view.runner.wait(30)
+    assert len(calls) == 1 and view.rows == [] and view.runner.counts["cancelled"] == 1
+    assert "sweep stopped" in view.messages.widget.value
+
+
+@pytest.mark.parametrize(("field", "text", "message"), [
+    ("run_prune", "", "pruning fractions: type at least one number"),
+    ("run_levels", "8, many", "many&#x27; is not a whole number"),
+    ("run_prune", "1.5", "fraction in [0, 1], got 1.5"),
+])
+def test_bad_sweep_settings_become_messages(field, text, message):
+    overview = NetworkOverview("lenet-300-100", synchronous=True)
+    getattr(overview.sweep, field).value = text
+    overview.sweep.run_button.click()
+    assert message in overview.messages.widget.value and overview.sweep.rows == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -184,7 +186,8 @@ def test_run_script_quick_smoke(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--cases", "conv",
          "--batches", "1,2", "--scale", "0.05", "--budget", "0.05", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "machine:" in proc.stdout and "of limit" in proc.stdout
@@ -192,15 +195,55 @@ def test_run_script_quick_smoke(tmp_path):
     assert [c["case"] for c in data["cases"]] == ["conv", "conv"]
     assert [c["batch"] for c in data["cases"]] == [1, 2]
     names = {row["name"] for row in data["cases"][0]["rows"]}
-    assert names == set(le.FORMATS) | {SCIPY}
+    torch_installed = importlib.util.find_spec("torch") is not None
+    assert names == set(le.FORMATS) | {SCIPY} | ({"torch_csr"} if torch_installed else set())
     assert data["bandwidth"]["median"] > 0
     assert (out / "results.md").read_text().startswith("Machine: ")
+    summary = data["cases"][0]["summary"]
+    assert summary["best_ours"] in ("cer", "cser") and summary["lead_over_best_peer"] > 0
+    assert 0 < summary["cser_bandwidth_share"] and summary["cer_minimal_bytes"] > 0
+    assert "lead over the best peer" in proc.stdout
+    assert data["mixed"] is None  # only with the vgg16_fc6 case
+
+
+def test_mixed_process_script_reports_medians(tmp_path):
+    W = synthetic_layer((64, 300), keep=0.1, levels=8)
+    arrays = {"shape": np.array(W.shape)}
+    for name in ("cer", "cser"):
+        f = le.get_format(name).from_dense(W)
+        arrays.update({f"{name}/{k}": v for k, v in f.arrays().items()})
+    path = tmp_path / "arrays.npz"
+    np.savez(path, **arrays)
+    orders = ["clean"] + (["first", "last"] if importlib.util.find_spec("torch") else [])
+    for order in orders:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "mixed.py"), order, str(path),
+             "--rounds", "2", "--batches", "1,3", "--policies", "auto,serial"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert result["order"] == order
+        keys = {f"{f}/B{b}/{p}" for f in ("cer", "cser") for b in (1, 3)
+                for p in ("auto", "serial")}
+        assert keys <= set(result["median_ms"])
+        assert all(v > 0 for v in result["median_ms"].values())
+        assert ("torch_mm" in result["median_ms"]) is (order != "clean")
+    if importlib.util.find_spec("torch"):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "mixed.py"), "torch", str(path),
+             "--rounds", "2"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert set(result["median_ms"]) == {"torch_mm", "torch_mlp_b1"}
 
 
 def test_run_script_rejects_unknown_case(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--cases", "nope",
          "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 2 and "unknown case" in proc.stderr

@@ -128,3 +128,30 @@ def test_the_overview_opens_a_sweep_file(page, voila_server, tmp_path):
     assert "6 settings" in page.locator(".lowentropy-sweep-summary").inner_text()
     page.locator("text=Sweep: every setting at once").scroll_into_view_if_needed()
     screenshot(page, "network_overview_sweep")
+
+
+def test_uploads_over_the_limit_get_a_message_and_smaller_ones_load(page, voila_server,
+                                                                     tmp_path):
+    """The upload button checks the size in the page: a file over the server's websocket
+    limit (72 MiB) would otherwise close the connection without a word."""
+    import numpy as np
+
+    big = tmp_path / "big.npz"
+    with open(big, "wb") as f:
+        f.truncate(80 * 2**20)  # over the upload limit (8 MiB here) and the websocket's
+    small = tmp_path / "small.npz"
+    np.savez(small, fc9=np.arange(15, dtype=np.float32).reshape(3, 5))
+    open_dashboard(page, voila_server, "layer_explorer.ipynb")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="upload model").click()
+    chooser.value.set_files(str(big))
+    message = page.locator(".lowentropy-error")
+    message.wait_for(timeout=30_000)
+    assert "big.npz" in message.inner_text() and "upload limit" in message.inner_text()
+    screenshot(page, "layer_explorer_upload_refused")
+    with page.expect_file_chooser() as chooser:  # the kernel is still connected
+        page.get_by_role("button", name="upload model").click()
+    chooser.value.set_files(str(small))
+    page.wait_for_function("""() => [...document.querySelectorAll('select option')].some(
+        o => o.textContent.includes('fc9'))""", timeout=30_000)
+    assert page.locator(".lowentropy-error").count() == 0

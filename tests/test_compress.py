@@ -463,15 +463,12 @@ def test_kmeans_table_boundaries(dtype):
 
 
 def _assign_with(W: np.ndarray, u: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Run the final assignment of k-means with given centroids."""
+    """Run the final assignment of k-means with given centroids (their values in the
+    dtype are ``values``)."""
     scale = max(float(np.abs(W).max()), float(np.abs(u).max()))
-    lut = km._lookup_table(u, values, W.dtype, scale)
-    width = W.dtype.itemsize * 8
-    out = np.empty_like(W)
-    top = width - km._LUT_BITS[W.dtype.itemsize]
-    km._assign(W, W.view(f"i{W.dtype.itemsize}"), -(1 << (width - 1)), top, lut, u, values, 1,
-               out)
-    return out
+    codes, codebook, _ = km.assign_codes(W, u, km.NO_PRUNING, scale)
+    assert np.array_equal(codebook, np.unique(np.append(values, 0)))
+    return codebook[codes]
 
 
 def test_kmeans_examples_and_edge_cases():
@@ -608,9 +605,11 @@ def test_error_is_frozen_and_checks_input():
 def test_small_inputs_run_on_one_thread_and_restore_the_setting():
     import numba
 
-    from lowentropy.compress._common import PARALLEL_MIN, threads_for
+    from lowentropy.threads import PARALLEL_MIN_ELEMENTS as PARALLEL_MIN
+    from lowentropy.threads import set_thread_policy, threads_for
 
     before = numba.get_num_threads()
+    previous = set_thread_policy("parallel")
     with threads_for(PARALLEL_MIN - 1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
@@ -618,4 +617,9 @@ def test_small_inputs_run_on_one_thread_and_restore_the_setting():
         assert numba.get_num_threads() == before
     with pytest.raises(ValueError), threads_for(10):
         quantize(np.array([np.nan]), bits=3)
+    assert numba.get_num_threads() == before
+    set_thread_policy("serial")
+    with threads_for(PARALLEL_MIN):
+        assert numba.get_num_threads() == 1
+    set_thread_policy(previous)
     assert numba.get_num_threads() == before

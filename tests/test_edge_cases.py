@@ -107,13 +107,13 @@ def test_k_in_the_millions_every_format_exact():
     # without shared values the paper's formats cost more than CSR, and a report says why
     sizes = {r.format: r.storage_bits for r in le.compare(st)}
     assert sizes["cer"] > sizes["csr"] and sizes["cser"] > sizes["csr"]
-    from lowentropy.report import Compression, network_report
+    from lowentropy.report import network_report
 
-    report = network_report(le.Network("u", [le.Layer("fc", W)]), Compression())
+    report = network_report(le.Network("u", [le.Layer("fc", W)]), le.Recipe())
     assert report.notes() and "not quantized" in report.notes()[0]
     assert re.search(r"note: fc: 1,\d{3},\d{3} distinct values", report.text())
     quantized = network_report(le.Network("q", [le.Layer("fc", W)]),
-                               Compression(bits=4))
+                               le.Recipe(bits=4))
     assert quantized.notes() == []
 
 

@@ -14,13 +14,13 @@ import contextlib
 import numba
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import tolerance
 
 import lowentropy as le
-from lowentropy import _jit
+from lowentropy import threads as thread_policy
 from lowentropy.formats._sums import row_chunks
 
 KERNEL_FORMATS = ["csr", "cer", "cser"]
@@ -39,8 +39,12 @@ def threads(count: int):
 
 @pytest.fixture(autouse=True)
 def parallel_even_when_small(monkeypatch):
-    """Small products normally run on one thread; here every thread count is used."""
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 0)
+    """Small products normally run on one thread; here every thread count is used (and
+    the policy is "parallel" whatever pools the test process loaded first)."""
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
+    previous = le.set_thread_policy("parallel")
+    yield
+    le.set_thread_policy(previous)
 
 
 def products(f, x) -> dict[int, np.ndarray]:
@@ -155,8 +159,42 @@ def test_small_products_run_serially_and_agree(monkeypatch):
     W = np.zeros((6, 9))
     W[::2, ::3] = 2.0
     f = le.CSR.from_dense(W)
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 1 << 16)
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 1 << 16)
     assert f._plan(1)[0] is False
-    monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
     if MAX_THREADS > 1:
         assert f._plan(1)[0] is True
+
+
+# --- the thread strategies (lowentropy.threads) ------------------------------------------------
+
+STRATEGY_BATCHES = [1, 2, 3, 7, 8, 9, 16, 63, 64, 65]
+
+
+@pytest.mark.parametrize("batch", STRATEGY_BATCHES)
+@pytest.mark.parametrize("n", [300, 70_001], ids=["uint16-columns", "uint32-columns"])
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]))
+def test_serial_and_parallel_strategies_match_the_reference(batch, n, seed, dtype):
+    """Both strategies of the thread policy, on 1 and on every thread, give the same bits,
+    within the SPEC §3 tolerance of the float64 reference."""
+    rng = np.random.default_rng(seed)
+    m = 7
+    W = np.zeros((m, n), dtype)
+    for i in range(m):
+        cols = rng.choice(n, size=int(rng.integers(0, 120)), replace=False)
+        W[i, cols] = rng.choice(np.array([0.5, -1.25, 3.0, 7.5], dtype), size=cols.size)
+    x = rng.standard_normal(n if batch == 1 else (n, batch)).astype(dtype)
+    reference = W.astype(np.float64) @ x.astype(np.float64)
+    for name in KERNEL_FORMATS:
+        f = le.FORMATS[name].from_dense(W)
+        assert f.arrays()["col_idx"].dtype == (np.uint16 if n <= 65_536 else np.uint32)
+        results = []
+        for policy in ("serial", "parallel"):
+            le.set_thread_policy(policy)
+            results += products(f, x).values()
+        le.set_thread_policy("parallel")
+        err = np.abs(results[0].astype(np.float64) - reference)
+        assert np.all(err <= tolerance(W, x)), (name, err.max())
+        for y in results[1:]:
+            assert np.array_equal(y, results[0]), name

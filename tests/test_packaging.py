@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -149,3 +150,28 @@ def test_ci_script_runs_the_tests():
 
 def test_ci_script_is_executable():
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_the_test_command_installs_torch_as_ci_did(monkeypatch, tmp_path):
+    """`python3 tasks.py test` installs the pinned CPU build of torch (once), so that a fresh
+    clone runs the PyTorch loader's tests; CI relies on it instead of installing torch."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import tasks
+    finally:
+        sys.path.pop(0)
+    commands = []
+    monkeypatch.setattr(tasks, "VENV", tmp_path)
+    monkeypatch.setattr(tasks, "ensure_venv", lambda extra: tmp_path / "python")
+    monkeypatch.setattr(tasks, "run", lambda cmd, env=None, cwd=None: commands.append(
+        [str(c) for c in cmd]))
+    assert tasks.cmd_test([]) == 0
+    assert tasks.cmd_test([]) == 0  # the second time the stamp skips the install
+    installs = [c for c in commands if "install" in c]
+    assert installs == [[str(tmp_path / "python"), "-m", "pip", "install",
+                         "--disable-pip-version-check", tasks.TORCH_REQUIREMENT]]
+    assert commands.index(installs[0]) < next(
+        i for i, c in enumerate(commands) if c[-2:] == ["-m", "pytest"])
+    assert tasks.TORCH_REQUIREMENT.startswith("torch==")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install" not in ci and "torch==" not in ci

@@ -11,7 +11,7 @@ import pytest
 
 import lowentropy as le
 from lowentropy.__main__ import main
-from lowentropy.report import Compression, compress_layer, network_report
+from lowentropy.report import network_report
 
 
 def tiny_network() -> le.Network:
@@ -25,11 +25,11 @@ def tiny_network() -> le.Network:
 
 def test_rows_are_the_formats_of_each_compressed_layer():
     net = tiny_network()
-    c = Compression(prune=0.7, method="uniform", bits=4)
+    c = le.Recipe(prune=0.7, method="uniform", bits=4)
     rep = network_report(net, c)
     assert len(rep.rows) == len(net) * len(le.FORMATS)
     for layer in net:
-        M = compress_layer(layer.weight, c).reshape(layer.weight.shape[0], -1)
+        M = c.apply(layer.weight).reshape(layer.weight.shape[0], -1)
         for row in (r for r in rep.rows if r.layer == layer.name):
             f = le.get_format(row.format).from_dense(M)
             assert row.storage_bits == f.storage().total_bits
@@ -40,7 +40,7 @@ def test_rows_are_the_formats_of_each_compressed_layer():
 
 
 def test_totals_sum_the_layers():
-    rep = network_report(tiny_network(), Compression(prune=0.5, method="kmeans", clusters=8))
+    rep = network_report(tiny_network(), le.Recipe(prune=0.5, method="kmeans", clusters=8))
     for total in rep.totals():
         rows = [r for r in rep.rows if r.format == total.format]
         assert total.storage_bits == sum(r.storage_bits for r in rows)
@@ -50,13 +50,13 @@ def test_totals_sum_the_layers():
 
 def test_global_pruning_uses_one_threshold():
     net = tiny_network()
-    rep = network_report(net, Compression(prune=0.6, global_prune=True), formats=["dense"])
+    rep = network_report(net, le.Recipe(prune=0.6, global_prune=True), formats=["dense"])
     zeros = sum(r.p0 * r.weights for r in rep.rows)
     assert zeros == pytest.approx(0.6 * net.size, abs=1)
 
 
 def test_exports_parse_back():
-    rep = network_report(tiny_network(), Compression(prune=0.5, method="uniform", bits=3),
+    rep = network_report(tiny_network(), le.Recipe(prune=0.5, method="uniform", bits=3),
                          measure=True)
     rows = list(csv.DictReader(io.StringIO(rep.to_csv())))
     assert len(rows) == len(rep.rows) + len(le.FORMATS)
@@ -98,3 +98,19 @@ def test_cli_bad_input_exits_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("lowentropy: error: ") and err.count("\n") == 1
+
+
+def test_the_text_table_prints_whole_layer_names():
+    rng = np.random.default_rng(4)
+    names = ["classifier.1.weight", "classifier.4.weight", "fc"]
+    net = le.Network("long names", [le.Layer(n, rng.standard_normal((6, 8)).astype(
+        np.float32)) for n in names])
+    text = network_report(net, le.Recipe(prune=0.5, clusters=4)).text()
+    lines = text.splitlines()
+    for name in names:
+        rows = [line for line in lines if line.split()[0] == name]
+        assert len(rows) == len(le.FORMATS)
+    header = lines[1]
+    width = header.index("format") + len("format")
+    assert all(len(line) == len(header) for line in lines[1:] if not line.startswith("note"))
+    assert width > len("classifier.1.weight")

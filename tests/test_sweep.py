@@ -155,7 +155,7 @@ def test_accuracy_for_the_digits_networks():
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(bits=[4], clusters=[8]), ValueError, "not both"),
     (dict(bits=[1]), ValueError, "bits must be in"),
-    (dict(bits=[2.5]), TypeError, "integers"),
+    (dict(bits=[2.5]), TypeError, "integer"),
     (dict(prune=[1.5]), ValueError, "fraction"),
     (dict(bits=[]), ValueError, "bits is empty"),
     (dict(method="kmeans", bits=[4]), ValueError, "takes clusters"),

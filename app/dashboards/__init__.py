@@ -5,10 +5,6 @@ the logic lives here, is importable without a browser, and talks to the library 
 through its public API (``import lowentropy as le``).
 """
 
-import os
-
-# Thread pools that keep spinning after a call take the cores the next computation needs
-# (2-core machines: measured timings off by up to 80x); set before numpy and numba load.
-# See benchmarks/run.py for the measurements.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+# lowentropy before numpy: at import it sets the defaults that keep thread pools from
+# spinning after each call (see lowentropy.threads).
+import lowentropy  # noqa: F401

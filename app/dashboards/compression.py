@@ -1,11 +1,13 @@
 """What the layer explorer computes for one setting, without widgets.
 
-``Setting`` is what the controls say (pruning, quantizer, accounting options);
-``analyse(W, setting)`` prunes and quantizes the matrix and returns everything the views
-show: statistics, storage per format and per array, operations, energy, the entropy
-floor, the value histogram and a crop of the matrix. It never encodes the matrix: the
-costs come from the statistics (``Format.storage_for`` / ``le.compare(stats)``), which is
-what keeps a slider on a layer of tens of millions of weights well under a second.
+A dashboard holds a (:class:`lowentropy.Recipe`, :class:`Accounting`) pair: the recipe
+says how to compress (pruning, quantizer), the accounting how to price the result (index
+policy, value bits, energy table). ``analyse(W, recipe, accounting)`` compresses the
+matrix and returns everything the views show: statistics, storage per format and per
+array, operations, energy, the entropy floor and the quantization error. It never encodes
+the matrix: the costs come from the statistics (``Format.storage_for`` /
+``le.compare(stats)``), which is what keeps a slider on a layer of tens of millions of
+weights well under a second.
 """
 
 from __future__ import annotations
@@ -17,24 +19,18 @@ import numpy as np
 
 import lowentropy as le
 
-__all__ = ["Setting", "Analysis", "QUANTIZERS", "compress", "analyse", "value_histogram", "crop"]
+__all__ = ["Accounting", "Analysis", "QUANTIZERS", "recipe_of", "compress", "analyse",
+           "value_histogram", "crop"]
 
 QUANTIZERS = ("none", "uniform", "kmeans")
 
 
 @dataclass(frozen=True)
-class Setting:
-    """The controls of the explorer.
+class Accounting:
+    """How the views price a compressed matrix.
 
     Attributes
     ----------
-    prune : float
-        Fraction of weights set to zero by magnitude, in ``[0, 1)``.
-    quantizer : {"none", "uniform", "kmeans"}
-    bits : int
-        Bits of the uniform quantizer (``2^bits - 1`` levels, 0 one of them).
-    clusters : int
-        Shared values of k-means weight sharing (plus 0 when pruned).
     policy : str
         Index width policy of the storage accounting (``le.POLICIES``).
     value_bits : int
@@ -43,25 +39,34 @@ class Setting:
         Energy table preset (``le.PRESETS``).
     """
 
-    prune: float = 0.0
-    quantizer: str = "kmeans"
-    bits: int = 5
-    clusters: int = 32
     policy: str = "minimal"
     value_bits: int = 32
     table: str = "horowitz45nm"
 
-    def describe(self) -> str:
-        q = {"none": "not quantized", "uniform": f"uniform {self.bits} bits",
-             "kmeans": f"k-means {self.clusters} values"}[self.quantizer]
-        return f"{self.prune:.0%} pruned, {q}"
+    def __post_init__(self) -> None:
+        if self.policy not in le.POLICIES:
+            raise ValueError(f"policy must be one of {le.POLICIES}, got {self.policy!r}")
+        if isinstance(self.value_bits, bool) or not isinstance(self.value_bits, int) \
+                or self.value_bits < 1:
+            raise ValueError(f"value_bits must be a positive int, got {self.value_bits!r}")
+        le.get_table(self.table)
+
+
+def recipe_of(prune: float, quantizer: str, bits: int, clusters: int, **options) -> le.Recipe:
+    """The recipe the controls say: the quantizer's own parameter only (``bits`` for
+    ``"uniform"``, ``clusters`` for ``"kmeans"``); ``options`` go to the recipe."""
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {quantizer!r}")
+    return le.Recipe(prune=prune, bits=bits if quantizer == "uniform" else None,
+                     clusters=clusters if quantizer == "kmeans" else None, **options)
 
 
 @dataclass
 class Analysis:
-    """Everything the views show for one matrix and setting."""
+    """Everything the views show for one matrix, recipe and accounting."""
 
-    setting: Setting
+    recipe: le.Recipe
+    accounting: Accounting
     matrix: np.ndarray  # the compressed matrix
     stats: le.Stats
     rows: list  # le.CostRow per format
@@ -71,38 +76,44 @@ class Analysis:
     seconds: dict = field(default_factory=dict)  # step -> seconds
 
 
-def compress(W: np.ndarray, setting: Setting) -> np.ndarray:
-    """Prune, then quantize, as the setting says (``W`` itself when neither applies)."""
-    if setting.quantizer not in QUANTIZERS:
-        raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {setting.quantizer!r}")
-    out = W
-    if setting.prune > 0:
-        out = le.prune(out, setting.prune)
-    if setting.quantizer == "uniform":
-        out = le.quantize(out, method="uniform", bits=setting.bits)
-    elif setting.quantizer == "kmeans":
-        out = le.quantize(out, method="kmeans", clusters=setting.clusters)
-    return out
+def compress(W: np.ndarray, recipe: le.Recipe) -> np.ndarray:
+    """Prune, then quantize, as the recipe says (``W`` itself when neither applies)."""
+    return recipe.apply(W)
 
 
-def analyse(W: np.ndarray, setting: Setting, formats=None) -> Analysis:
-    """Compress ``W`` (2-D) and account for every format (``le.FORMATS`` by default)."""
+def analyse(W: np.ndarray, recipe: le.Recipe, accounting: Accounting | None = None,
+            formats=None, compressed: np.ndarray | None = None) -> Analysis:
+    """Compress ``W`` (2-D) and account for every format (``le.FORMATS`` by default);
+    ``compressed``: ``W`` already compressed by the recipe (e.g. by retraining the whole
+    network), used as it is."""
+    accounting = Accounting() if accounting is None else accounting
     names = list(le.FORMATS) if formats is None else list(formats)
     t0 = time.perf_counter()
-    Wc = compress(W, setting)
+    q = None
+    if compressed is not None:
+        Wc = compressed
+    elif recipe.method is not None:
+        # one pass prunes, quantizes to codes and measures the error; statistics count codes
+        q = recipe.apply(W, return_codes=True)
+    else:
+        Wc = recipe.apply(W)
     t1 = time.perf_counter()
-    s = le.stats(Wc)
+    s = le.stats(Wc if q is None else q)
     t2 = time.perf_counter()
-    kw = dict(policy=setting.policy, value_bits=setting.value_bits)
-    rows = le.compare(s, names, batch=1, table=setting.table, **kw)
+    kw = dict(policy=accounting.policy, value_bits=accounting.value_bits)
+    rows = le.compare(s, names, batch=1, table=accounting.table, **kw)
     storage = {name: le.get_format(name).storage_for(s, **kw) for name in names}
     t3 = time.perf_counter()
-    e = le.quantization_error(W, Wc)
+    if q is None:
+        e = le.quantization_error(W, Wc)
+    else:
+        e = q.error
+        Wc = q.to_dense()  # the matrix the views crop, time and evaluate
     error = {"rmse": e.rmse, "relative": e.relative}
     clock = {"compress": t1 - t0, "stats": t2 - t1, "accounting": t3 - t2,
-             "error": time.perf_counter() - t3}
-    return Analysis(setting, Wc, s, rows, storage, s.entropy_floor_bits(setting.value_bits),
-                    error, clock)
+             "error" if q is None else "dense": time.perf_counter() - t3}
+    return Analysis(recipe, accounting, Wc, s, rows, storage,
+                    s.entropy_floor_bits(accounting.value_bits), error, clock)
 
 
 def value_histogram(W: np.ndarray, bins: int = 120, sample: int = 2_000_000,

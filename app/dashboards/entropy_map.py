@@ -35,7 +35,16 @@ from .entropy_grid import (
     time_cells,
     winners,
 )
-from .ui import Background, Messages, card, fmt_bytes, format_color
+from .ui import (
+    Messages,
+    Runner,
+    card,
+    dashboard_page,
+    figure_widget,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
 
 __all__ = ["EntropyMap", "SHAPES"]
 
@@ -101,10 +110,6 @@ def _gain(reference: float, value: float) -> float:
     return reference / value if value else math.inf
 
 
-class _Stopped(Exception):
-    """A measurement no longer wanted."""
-
-
 @dataclass
 class _View:
     """What panels 1 and 2 show: display coordinates, the grid cell (row, column) behind
@@ -150,9 +155,9 @@ class EntropyMap:
         self.time_budget = float(time_budget)
         self.time_cells = int(time_cells)
         self.messages = Messages()
-        self.grid_job = Background(self.messages, "computing", synchronous=synchronous)
-        self.timer = Background(self.messages, "timing", synchronous=synchronous)
-        self.network_job = Background(self.messages, "layers", synchronous=synchronous)
+        self.grid_job = Runner(self.messages, "computing", synchronous=synchronous)
+        self.timer = Runner(self.messages, "timing", synchronous=synchronous)
+        self.network_job = Runner(self.messages, "layers", synchronous=synchronous)
         self._lock = threading.RLock()
         self._grids: dict[tuple, np.ndarray] = {}
         self._time_cache: dict = {}
@@ -162,7 +167,6 @@ class EntropyMap:
         self.last_cost_s = 0.0
         self._quiet = False
         self._slice_sparsity = 0.9
-        self._timing_token = 0
 
         style = {"description_width": "96px"}
         wide = w.Layout(width="310px")
@@ -177,7 +181,7 @@ class EntropyMap:
         self.y_toggle = w.ToggleButtons(options=[("shared values K", "K"),
                                                  ("entropy H", "H")], value="K",
                                         description="y axis", style=style)
-        self.y_toggle.style.button_width = "104px"
+        self.y_toggle.style.button_width = "auto"
         self.metric_picker = w.Dropdown(
             options=[(label, key) for key, (label, _) in METRICS.items()], value="storage",
             description="metric", style=style, layout=wide)
@@ -206,7 +210,7 @@ class EntropyMap:
         self.costs = self._costs()
         fig = self._build_figure()
         self._draw(fig)
-        self.fig = go.FigureWidget(fig)
+        self.fig = figure_widget(fig)
 
         controls = w.VBox([
             w.HTML("<b>Grid of synthetic matrices</b>"), self.shape_picker,
@@ -226,9 +230,8 @@ class EntropyMap:
             "uniform grid with 0 a level, which rounds small weights to 0: hover a cell for "
             "its real sparsity, K and entropy; click it to move the slice below.</div>")
         main = w.VBox([self.cards, self.messages.widget, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="640px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-entropy-map")
+                      layout=main_layout())
+        self.widget = dashboard_page("entropy-map", title, controls, main)
 
         g = self.messages.guard
         for control in (self.shape_picker, self.resolution_slider, self.y_toggle):
@@ -321,14 +324,14 @@ class EntropyMap:
     # --- callbacks -----------------------------------------------------------------------
     def _on_grid(self, change=None) -> None:
         key = self._grid_key()
-        if key in self._grids:  # through the job queue all the same: drops a running job
+        if key in self._grids:  # through the runner all the same: cancels a running job
             grid = self._grids[key]
-            self.grid_job.start(lambda progress: (key, grid, 0.0), self._grid_done)
+            self.grid_job.start(lambda task: (key, grid, 0.0), self._grid_done)
             return
 
-        def job(progress):
+        def job(task):
             start = time.perf_counter()
-            grid = stats_grid(key[0], key[2], key[3], key[1], progress=progress)
+            grid = stats_grid(key[0], key[2], key[3], key[1], progress=task.progress)
             return key, grid, time.perf_counter() - start
 
         self.grid_job.start(job, self._grid_done)
@@ -388,28 +391,17 @@ class EntropyMap:
 
     def _start_timing(self) -> None:
         """Measure the cells the time view needs (in the background); leaving the time
-        view stops a running measurement after its current cell (measured cells stay
+        view cancels a running measurement after its current cell (measured cells stay
         cached)."""
-        self._timing_token += 1
-        token = self._timing_token
         if self.metric_picker.value != "time":
-            if self.timer.busy:
-                self.timer.start(lambda progress: None, lambda result: None)
+            self.timer.cancel()
             return
         shape, batch, cells = self.shape, int(self.batch_picker.value), self.time_cells_wanted()
         budget, cache, seed = self.time_budget, self._time_cache, self.seed
 
-        def job(progress):
-            def step(done, total):
-                if token != self._timing_token:
-                    raise _Stopped
-                progress(done, total)
-
-            try:
-                return time_cells(shape, cells, seed=seed, batch=batch, budget=budget,
-                                  cache=cache, progress=step)
-            except _Stopped:
-                return None
+        def job(task):
+            return time_cells(shape, cells, seed=seed, batch=batch, budget=budget,
+                              cache=cache, progress=task.progress)
 
         self.timer.start(job, self._timing_done)
 
@@ -425,13 +417,13 @@ class EntropyMap:
     # --- network overlay -----------------------------------------------------------------
     def _on_network(self, change=None) -> None:
         name = self.network_picker.value
-        if not name:  # through the job queue: drops a network still loading
-            self.network_job.start(lambda progress: (None, []), self._network_done)
+        if not name:  # through the runner: cancels a network still loading
+            self.network_job.start(lambda task: (None, []), self._network_done)
             return
 
-        def job(progress):
-            progress(0, 1)
-            return self._layer_stats(le.load_network(name), progress)
+        def job(task):
+            task.progress(0, 1)
+            return self._layer_stats(le.load_network(name), task.progress)
 
         self.messages.info(f"loading {name} and the statistics of its layers …")
         self.network_job.start(job, self._network_done)
@@ -443,7 +435,7 @@ class EntropyMap:
                             f"{type(network).__name__}")
         if not len(network):
             raise ValueError(f"network {network.name!r} has no layers")
-        self.network_job.start(lambda progress: self._layer_stats(network, progress),
+        self.network_job.start(lambda task: self._layer_stats(network, task.progress),
                                self._network_done)
 
     @staticmethod

@@ -34,7 +34,7 @@ from .anatomy_walk import (
     progress,
     random_matrix,
 )
-from .ui import Messages, card, format_color
+from .ui import Messages, add_trace, card, dashboard_page, figure_widget, format_color, main_layout
 
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
            "storage_html", "describe_step", "matrix_text"]
@@ -485,7 +485,7 @@ class FormatAnatomy:
             self.source.value = "typed"  # fires _on_source: parses the text
             if not self.formats:  # it did not parse: start from the worked example
                 g(self.set_matrix)(SPEC_EXAMPLE)
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
 
         controls = w.VBox([
             w.HTML("<b>The matrix W</b>"), self.source, self.random_box, self.typed_box,
@@ -503,7 +503,7 @@ class FormatAnatomy:
                    "arrays (f.arrays()), side by side</div>"),
             w.HBox([self.cer_html, self.cser_html], layout=w.Layout(flex_flow="row wrap")),
             w.HTML(_LEGEND), self.storage,
-        ], layout=w.Layout(flex="1 1 auto", min_width="640px"))
+        ], layout=main_layout())
         title = w.HTML(
             "<h2 style='margin:4px 0'>lowentropy · format anatomy</h2>"
             "<div style='color:#555;font-size:14px'>How CER and CSER (Wiedemann et al., arXiv "
@@ -511,8 +511,7 @@ class FormatAnatomy:
             "count; the most frequent, ω<sub>0</sub>, is left implicit; every row keeps, per "
             "shared value, the group of columns holding it. A product W x then adds the "
             "x<sub>j</sub> of a group and multiplies once per group.</div>")
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-format-anatomy")
+        self.widget = dashboard_page("format-anatomy", title, controls, main)
 
     # --- figure --------------------------------------------------------------------------
     def _build_figure(self) -> go.Figure:
@@ -523,7 +522,9 @@ class FormatAnatomy:
             subplot_titles=("W: each cell shows its value; colour = the value's rank in Ω",
                             "y = W x", "input x (entries summed in this step outlined)"),
         )
-        fig.add_trace(go.Heatmap(
+        t: dict[str, int] = {}
+        self._t = t
+        add_trace(fig, t, "W", go.Heatmap(
             name="W", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=15, color="#000"), colorscale=_discrete_scale([OMEGA0_COLOR]),
             zmin=-0.5, zmax=0.5, xgap=2, ygap=2, showscale=True,
@@ -531,27 +532,27 @@ class FormatAnatomy:
                           x=1.02, tickfont=dict(size=13)),
             hovertemplate="row %{y}, column %{x}<br>W = %{text}<br>rank %{z} in Ω"
                           "<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "current row", go.Scatter(
             name="current row", x=[], y=[], mode="lines", hoverinfo="skip",
             line=dict(color="#555", width=2, dash="dash")), row=1, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "current group", go.Scatter(
             name="current group", x=[], y=[], mode="lines", hoverinfo="skip",
             line=dict(color=_HIGHLIGHT, width=4)), row=1, col=1)
-        fig.add_trace(go.Heatmap(
+        add_trace(fig, t, "x", go.Heatmap(
             name="x", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=14, color="#000"),
             colorscale=[[0, "#ffffff"], [1, "#ffffff"]], zmin=0, zmax=1, xgap=2, ygap=2,
             showscale=False, hovertemplate="x[%{x}] = %{text}<extra></extra>"), row=2, col=1)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "x summed", go.Scatter(
             name="x summed", x=[], y=[], mode="lines", hoverinfo="skip", showlegend=False,
             line=dict(color=_HIGHLIGHT, width=3)), row=2, col=1)
-        fig.add_trace(go.Heatmap(
+        add_trace(fig, t, "y", go.Heatmap(
             name="y", z=[[0]], text=[[""]], texttemplate="%{text}",
             textfont=dict(size=14, color="#000"),
             colorscale=[[0, "#ffffff"], [0.5, "#dcebf7"], [1, "#ffe08a"]], zmin=0, zmax=2,
             xgap=2, ygap=2, showscale=False,
             hovertemplate="y[%{y}] = %{text}<extra></extra>"), row=1, col=2)
-        fig.add_trace(go.Scatter(
+        add_trace(fig, t, "y written", go.Scatter(
             name="y written", x=[], y=[], mode="lines", hoverinfo="skip", showlegend=False,
             line=dict(color=_HIGHLIGHT, width=3)), row=1, col=2)
         fig.update_layout(
@@ -701,7 +702,7 @@ class FormatAnatomy:
         ranks = np.vectorize(lambda v: rank_of[float(v) + 0.0])(W)
         shown = min(s.K, 24)
         with self.fig.batch_update():
-            heat = self.fig.data[0]
+            heat = self.fig.data[self._t["W"]]
             heat.z = ranks
             heat.text = [[_num(v) for v in row] for row in W]
             heat.textfont.size = 15 if n <= 14 else 12
@@ -734,18 +735,17 @@ class FormatAnatomy:
                 group_cells = [(step.row, j) for j in step.columns]
             else:
                 color = "#dddddd"
+        here = 0 <= p.row < m and step is not None
         with self.fig.batch_update():
-            d = self.fig.data
-            d[1].x, d[1].y = _band(p.row, n) if 0 <= p.row < m and step is not None \
-                else ([], [])
-            d[2].x, d[2].y = _outline(group_cells)
-            d[3].z = [x_hot.tolist()]
-            d[3].text = [[_num(v) for v in self.x]]
-            d[3].colorscale = [[0, "#ffffff"], [1, color]]
-            d[4].x, d[4].y = _outline([(0, j) for j in np.flatnonzero(x_hot)])
-            d[5].z = status[:, None].tolist()
-            d[5].text = y_text
-            d[6].x, d[6].y = _outline([(p.row, 0)]) if 0 <= p.row < m and step is not None \
+            d, t = self.fig.data, self._t
+            d[t["current row"]].x, d[t["current row"]].y = _band(p.row, n) if here else ([], [])
+            d[t["current group"]].x, d[t["current group"]].y = _outline(group_cells)
+            d[t["x"]].update(z=[x_hot.tolist()], text=[[_num(v) for v in self.x]],
+                             colorscale=[[0, "#ffffff"], [1, color]])
+            d[t["x summed"]].x, d[t["x summed"]].y = _outline(
+                [(0, j) for j in np.flatnonzero(x_hot)])
+            d[t["y"]].update(z=status[:, None].tolist(), text=y_text)
+            d[t["y written"]].x, d[t["y written"]].y = _outline([(p.row, 0)]) if here \
                 else ([], [])
         text = describe_step(step, count, len(self.steps), f.name)
         if count == len(self.steps):

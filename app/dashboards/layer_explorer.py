@@ -20,103 +20,84 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.bench import read_bandwidth, time_formats
-from lowentropy.memory import encoding_bytes
+from lowentropy.bench import read_bandwidth
 
-from .compression import QUANTIZERS, Analysis, Setting, analyse, crop, value_histogram
+from .compression import (
+    QUANTIZERS,
+    Accounting,
+    Analysis,
+    analyse,
+    crop,
+    recipe_of,
+    value_histogram,
+)
+from .model import layer_accuracy, shared_values_note, time_within_limits
 from .paths import checked_path
-from .ui import Background, Messages, card, fmt_bytes, format_color
+from .ui import (
+    Messages,
+    Runner,
+    add_trace,
+    card,
+    dashboard_page,
+    figure_widget,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
+from .upload import LimitedUpload
 
-__all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES", "MAX_TIMING_BYTES",
-           "shared_values_note"]
+__all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
 
 #: Colours of the stored arrays in the storage panel.
-ARRAY_COLORS = {
+_KNOWN_ARRAY_COLORS = {
     "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
-    "omega_idx": "#f0e442", "omega_ptr": "#009e73",
-    "codes": "#0072b2", "lengths": "#e69f00", "bits": "#000000",
+    "omega_idx": "#f0e442", "omega_ptr": "#009e73", "codes": "#8c564b", "lengths": "#e69f00",
+    "bits": "#9467bd",
 }
+_SPARE_ARRAY_COLORS = ("#8c564b", "#17becf", "#bcbd22", "#9467bd", "#000000", "#aec7e8")
+
+
+def _array_colors() -> dict[str, str]:
+    """One colour per array name of every registered format, in registry order."""
+    names = list(dict.fromkeys(a for F in le.FORMATS.values() for a in F.array_names))
+    spare = iter(_SPARE_ARRAY_COLORS * len(names))
+    return {a: _KNOWN_ARRAY_COLORS.get(a) or next(spare) for a in names}
+
+
+#: The storage panel's stacked bars: one per array name of the registered formats.
+ARRAY_COLORS = _array_colors()
 
 #: Largest model file accepted from the upload button (``LOWENTROPY_MAX_UPLOAD_MB``,
-#: 64 MB by default). The server refuses a websocket message above
-#: ``Voila.tornado_settings.websocket_max_message_size`` in ``app/voila.json`` (72 MB)
-#: before reading it, so a larger limit here needs that one raised too.
+#: 64 MB by default). The button does not send a larger file (it checks the size in the
+#: page and sends only the size: the page then says why). The server refuses a websocket
+#: message above ``Voila.tornado_settings.websocket_max_message_size`` in
+#: ``app/voila.json`` (72 MB) before reading it, so a larger limit here needs that one
+#: raised too.
 MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
 
-#: Formats whose arrays would take more memory than this are not timed (the statistics
-#: tell their size before encoding); ``LOWENTROPY_MAX_TIMING_MB``, 256 MB by default.
-MAX_TIMING_BYTES = int(os.environ.get("LOWENTROPY_MAX_TIMING_MB", "256")) * 2**20
+#: Seconds the live timing waits after the last change before it starts (the next change
+#: within that time, or while it runs, cancels it: it never competes with a refresh).
+TIMING_DELAY_S = 0.6
 
-_PANELS = (
-    "Weights: histogram and shared values",
-    "Storage (stacked by array) vs entropy floor",
-    "Operations per input vector",
-    "Energy per input vector (pJ)",
-    "Measured time of W @ x and bandwidth limit",
-    "The matrix: top-left corner, ω₀ blank",
-)
+#: The panels (row by row) and their titles; a title is the layout annotation at the
+#: panel's position in this order.
+_PANELS = {
+    "weights": "Weights: histogram and shared values",
+    "storage": "Storage (stacked by array) vs entropy floor",
+    "ops": "Operations per input vector",
+    "energy": "Energy per input vector (pJ)",
+    "time": "Measured time of W @ x and bandwidth limit",
+    "matrix": "The matrix: top-left corner, ω₀ blank",
+}
+
+
+def _title(fig, panel: str):
+    """The title annotation of a panel of the explorer's figure."""
+    return fig.layout.annotations[list(_PANELS).index(panel)]
 
 
 def _network_choices() -> list[str]:
     return list(le.list_networks()) if hasattr(le, "list_networks") else []
-
-
-def shared_values_note(a: Analysis) -> str:
-    """Plain words on why CER and CSER cannot help when the weights share no values
-    (e.g. not quantized), or ``""`` when they do share values.
-
-    Examples
-    --------
-    >>> from dashboards.compression import Setting, analyse
-    >>> W = np.arange(1, 5001, dtype=np.float32).reshape(50, 100)  # 5000 distinct values
-    >>> "Quantize" in shared_values_note(analyse(W, Setting(quantizer="none")))
-    True
-    >>> shared_values_note(analyse(W, Setting(quantizer="kmeans", clusters=8)))
-    ''
-    """
-    s = a.stats
-    shared = s.K - 1  # values besides ω₀
-    if shared <= 256 or s.N >= 4 * shared:
-        return ""
-    bits = {r.format: r.storage_bits for r in a.rows}
-    worse = [f.upper() for f in ("cer", "cser") if f in bits and "csr" in bits
-             and bits[f] >= bits["csr"]]
-    verdict = (f"{' and '.join(worse)} {'take' if len(worse) > 1 else 'takes'} more room "
-               "than CSR here. " if worse else "")
-    return (f"No shared values: the {s.N:,} stored entries hold {shared:,} distinct values "
-            f"besides ω₀ ({s.N / shared:.1f} entries per value on average), so CER and CSER "
-            f"have nothing to share. They store each row as one group per distinct value "
-            f"in it (a pointer each, for CSER also a value index; CER also pays empty groups "
-            f"for the values a row lacks), which costs more than they save. {verdict}"
-            f"Quantize (uniform or k-means) to a few values to see them help.")
-
-
-def time_within_limits(W: np.ndarray, stats: le.Stats, *, batch: int, budget: float,
-                       progress=None, limit: int | None = None):
-    """Time ``W @ x`` in every format whose encoding fits in ``limit`` bytes.
-
-    Returns ``(result, notes)``: the ``time_formats`` result of the formats that could be
-    encoded, and per format left out why (its predicted size over ``limit``, or the
-    library's memory-budget message). Dense, the reference, is always timed.
-    """
-    limit = MAX_TIMING_BYTES if limit is None else int(limit)
-    encoded, notes = {}, {}
-    for name in le.FORMATS:
-        fmt = le.get_format(name)
-        need = encoding_bytes(stats, fmt)
-        if name != "dense" and need > limit:
-            notes[name] = (f"not timed: encoding it would take {fmt_bytes(need)}, over the "
-                           f"timing limit of {fmt_bytes(limit)} (LOWENTROPY_MAX_TIMING_MB)")
-            continue
-        try:
-            encoded[name] = fmt.from_dense(W)
-        except MemoryError as exc:  # the library's MemoryBudgetError: a readable message
-            notes[name] = f"not timed: {exc}"
-    if "dense" not in encoded:
-        return None, notes
-    result = time_formats(W, encoded, batch=batch, budget=budget, progress=progress,
-                          include_scipy="csr" in encoded)
-    return result, notes
 
 
 class LayerExplorer:
@@ -135,7 +116,7 @@ class LayerExplorer:
     def __init__(self, network: str | le.Network | None = None, *, measure: bool = True,
                  synchronous: bool = False) -> None:
         self.messages = Messages()
-        self.timer = Background(self.messages, "timing", synchronous=synchronous)
+        self.timer = Runner(self.messages, "timing", synchronous=synchronous)
         self.network: le.Network | None = None
         self.analysis: Analysis | None = None
         self._original: np.ndarray | None = None
@@ -155,9 +136,9 @@ class LayerExplorer:
         self.path_text = w.Text(placeholder="or a model file path", description="file",
                                 style=style, layout=w.Layout(width="230px"))
         self.path_button = w.Button(description="load", layout=w.Layout(width="64px"))
-        self.upload = w.FileUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
-                                   multiple=False, description="upload model",
-                                   layout=lay())
+        self.upload = LimitedUpload(accept=".npz,.npy,.safetensors,.onnx,.pt,.pth,.h5,.keras",
+                                    description="upload model", max_bytes=MAX_UPLOAD_BYTES,
+                                    layout=lay())
         self.upload_note = w.HTML(
             f"<span style='font-size:11px;color:#666'>uploads up to "
             f"{fmt_bytes(MAX_UPLOAD_BYTES)}; larger files: type their path</span>")
@@ -169,7 +150,7 @@ class LayerExplorer:
         self.quantizer = w.ToggleButtons(options=list(QUANTIZERS), value="kmeans",
                                          description="quantizer", style=style,
                                          layout=lay())
-        self.quantizer.style.button_width = "64px"
+        self.quantizer.style.button_width = "auto"
         self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
                                        continuous_update=False, style=style, layout=lay())
         self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
@@ -235,11 +216,10 @@ class LayerExplorer:
 
         self._timed_first = False
         g(self._first_timing)()
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.notes, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.widget = w.VBox([title, w.HBox([controls, main])])
-        self.widget.add_class("lowentropy-layer-explorer")
+                      layout=main_layout())
+        self.widget = dashboard_page("layer-explorer", title, controls, main)
         self._ready = True
         if not self._timed_first:
             g(self._start_timing)()
@@ -258,48 +238,48 @@ class LayerExplorer:
 
     # --- figure --------------------------------------------------------------------------
     def _build_figure(self) -> go.Figure:
-        fig = make_subplots(rows=3, cols=2, subplot_titles=_PANELS, vertical_spacing=0.09,
-                            horizontal_spacing=0.1)
-        fig.add_trace(go.Bar(name="original weights", x=[], y=[], marker_color="#bbbbbb",
-                             hovertemplate="w ≈ %{x:.4g}: %{y:.3s} weights<extra></extra>"),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(name="shared values", x=[], y=[], mode="lines+markers",
-                                 line=dict(color="#0072b2", width=2),
-                                 marker=dict(size=5, color="#0072b2"),
-                                 hovertemplate="ω = %{x:.4g}: %{y:.3s} weights<extra></extra>"),
-                      row=1, col=1)
+        fig = make_subplots(rows=3, cols=2, subplot_titles=list(_PANELS.values()),
+                            vertical_spacing=0.09, horizontal_spacing=0.1)
+        t: dict[str, int] = {}
+        self._t = t
+        add_trace(fig, t, "histogram", go.Bar(
+            name="original weights", x=[], y=[], marker_color="#bbbbbb",
+            hovertemplate="w ≈ %{x:.4g}: %{y:.3s} weights<extra></extra>"), row=1, col=1)
+        add_trace(fig, t, "shared values", go.Scatter(
+            name="shared values", x=[], y=[], mode="lines+markers",
+            line=dict(color="#0072b2", width=2), marker=dict(size=5, color="#0072b2"),
+            hovertemplate="ω = %{x:.4g}: %{y:.3s} weights<extra></extra>"), row=1, col=1)
         for name, color in ARRAY_COLORS.items():
-            fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=color,
-                                 legendgroup="arrays",
-                                 hovertemplate=f"{name}: %{{y:.3s}}B<extra>%{{x}}</extra>"),
-                          row=1, col=2)
-        fig.add_trace(go.Scatter(name="entropy floor", x=[], y=[], mode="lines",
-                                 line=dict(color=format_color("entropy floor"), dash="dash",
-                                           width=2),
-                                 hovertemplate="entropy floor %{y:.3s}B<extra></extra>"),
-                      row=1, col=2)
-        fig.add_trace(go.Bar(name="adds", x=[], y=[], marker_color="#56b4e9",
-                             legendgroup="ops",
-                             hovertemplate="%{y:.3s} adds<extra>%{x}</extra>"), row=2, col=1)
-        fig.add_trace(go.Bar(name="mults", x=[], y=[], marker_color="#e69f00",
-                             legendgroup="ops",
-                             hovertemplate="%{y:.3s} mults<extra>%{x}</extra>"), row=2, col=1)
-        fig.add_trace(go.Bar(name="energy", x=[], y=[], marker_color=[], showlegend=False,
-                             hovertemplate="%{y:.4s} pJ<extra>%{x}</extra>"), row=2, col=2)
-        fig.add_trace(go.Bar(name="measured", x=[], y=[], marker_color=[], showlegend=False,
-                             text=[], textposition="outside",
-                             hovertemplate="%{y:.3f} ms<extra>%{x}</extra>"), row=3, col=1)
-        fig.add_trace(go.Scatter(name="bandwidth limit", x=[], y=[], mode="markers",
-                                 marker=dict(symbol="line-ew-open", size=34, color="#d55e00",
-                                             line=dict(width=3)),
-                                 hovertemplate="limit %{y:.3f} ms<extra>%{x}</extra>"),
-                      row=3, col=1)
-        fig.add_trace(go.Heatmap(name="matrix", z=[[0]], colorscale="RdBu", zmid=0,
-                                 showscale=True, colorbar=dict(len=0.28, y=0.13, thickness=12),
-                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"),
-                      row=3, col=2)
+            add_trace(fig, t, f"array {name}", go.Bar(
+                name=name, x=[], y=[], marker_color=color, legendgroup="arrays",
+                hovertemplate=f"{name}: %{{y:.3s}}B<extra>%{{x}}</extra>"), row=1, col=2)
+        add_trace(fig, t, "entropy floor", go.Scatter(
+            name="entropy floor", x=[], y=[], mode="lines",
+            line=dict(color=format_color("entropy floor"), dash="dash", width=2),
+            hovertemplate="entropy floor %{y:.3s}B<extra></extra>"), row=1, col=2)
+        add_trace(fig, t, "adds", go.Bar(
+            name="adds", x=[], y=[], marker_color="#56b4e9", legendgroup="ops",
+            hovertemplate="%{y:.3s} adds<extra>%{x}</extra>"), row=2, col=1)
+        add_trace(fig, t, "mults", go.Bar(
+            name="mults", x=[], y=[], marker_color="#e69f00", legendgroup="ops",
+            hovertemplate="%{y:.3s} mults<extra>%{x}</extra>"), row=2, col=1)
+        add_trace(fig, t, "energy", go.Bar(
+            name="energy", x=[], y=[], marker_color=[], showlegend=False,
+            hovertemplate="%{y:.4s} pJ<extra>%{x}</extra>"), row=2, col=2)
+        add_trace(fig, t, "measured", go.Bar(
+            name="measured", x=[], y=[], marker_color=[], showlegend=False, text=[],
+            textposition="outside", hovertemplate="%{y:.3f} ms<extra>%{x}</extra>"),
+            row=3, col=1)
+        add_trace(fig, t, "bandwidth limit", go.Scatter(
+            name="bandwidth limit", x=[], y=[], mode="markers",
+            marker=dict(symbol="line-ew-open", size=34, color="#d55e00", line=dict(width=3)),
+            hovertemplate="limit %{y:.3f} ms<extra>%{x}</extra>"), row=3, col=1)
+        add_trace(fig, t, "matrix", go.Heatmap(
+            name="matrix", z=[[0]], colorscale="RdBu", zmid=0, showscale=True,
+            colorbar=dict(len=0.28, y=0.13, thickness=12),
+            hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"), row=3, col=2)
         fig.update_layout(
-            height=1000, width=1020, barmode="stack", template="plotly_white",
+            height=1000, autosize=True, barmode="stack", template="plotly_white",
             margin=dict(l=60, r=20, t=50, b=40), font=dict(size=12),
             legend=dict(orientation="h", y=-0.04, x=0),
             uirevision="keep",
@@ -360,6 +340,8 @@ class LayerExplorer:
         if size > MAX_UPLOAD_BYTES:
             raise ValueError(f"{item['name']} is {fmt_bytes(size)}; the upload limit is "
                              f"{fmt_bytes(MAX_UPLOAD_BYTES)} (load large files by path)")
+        if item.get("content") is None:
+            raise ValueError(f"{item['name']} did not arrive; upload it again")
         suffix = Path(item["name"]).suffix
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
@@ -406,20 +388,24 @@ class LayerExplorer:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def setting(self) -> Setting:
-        return Setting(prune=float(self.prune_slider.value), quantizer=self.quantizer.value,
-                       bits=int(self.bits_slider.value),
-                       clusters=int(self.clusters_slider.value),
-                       policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+    def recipe(self) -> le.Recipe:
+        """How the controls compress the layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed layer."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute for the current layer and setting and update every view."""
         if self._original is None:
             return
+        self.timer.cancel()  # a timing still running would compete for the cores
         start = time.perf_counter()
-        a = analyse(self._original, self.setting)
+        a = analyse(self._original, self.recipe, self.accounting)
         self.analysis = a
         accuracy = self._accuracy(a.matrix)
         self._draw(a)
@@ -431,17 +417,9 @@ class LayerExplorer:
 
     def _accuracy(self, Wc: np.ndarray) -> tuple[float, float] | None:
         """Test accuracy before and after compression, for networks that have test data."""
-        net, layer = self.network, self.layer
-        if net is None or layer is None or not hasattr(le, "accuracy"):
+        if self.network is None or self.layer is None:
             return None
-        try:
-            before = le.accuracy(net)
-        except (ValueError, KeyError, NotImplementedError):
-            return None
-        changed = le.Network(net.name, [
-            lay.with_weight(Wc.reshape(lay.weight.shape)) if lay.name == layer.name else lay
-            for lay in net.layers], source=net.source, description=net.description)
-        return before, le.accuracy(changed)
+        return layer_accuracy(self.network, self.layer.name, Wc)
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, a: Analysis) -> None:
@@ -453,26 +431,25 @@ class LayerExplorer:
         omega0 = s.omega[0] if s.K else 0
         picture = [[None if v == omega0 else float(v) for v in row] for row in image]
         with self.fig.batch_update():
-            d = self.fig.data
-            d[0].x, d[0].y = self._hist
+            d, t = self.fig.data, self._t
+            d[t["histogram"]].x, d[t["histogram"]].y = self._hist
             xs, ys = [], []
             for v, c in zip(s.omega[ranked], s.counts[ranked], strict=True):
                 xs += [float(v), float(v), None]
                 ys += [1, float(c), None]
-            d[1].x, d[1].y = xs, ys
-            for k, array in enumerate(ARRAY_COLORS, start=2):
-                d[k].x = names
-                d[k].y = [a.storage[n].by_array.get(array, 0) / 8 for n in names]
-            k = 2 + len(ARRAY_COLORS)
-            d[k].x, d[k].y = names, [a.floor_bits / 8] * len(names)
-            d[k + 1].x, d[k + 1].y = names, [row.adds for row in a.rows]
-            d[k + 2].x, d[k + 2].y = names, [row.mults for row in a.rows]
-            d[k + 3].x, d[k + 3].y = names, [row.energy_pj for row in a.rows]
-            d[k + 3].marker.color = colors
-            d[k + 4].x, d[k + 4].y, d[k + 4].text = [], [], []
-            d[k + 5].x, d[k + 5].y = [], []
-            d[k + 6].z = picture
-            self.fig.layout.annotations[4].text = _PANELS[4] + (
+            d[t["shared values"]].x, d[t["shared values"]].y = xs, ys
+            for array in ARRAY_COLORS:
+                d[t[f"array {array}"]].update(
+                    x=names, y=[a.storage[n].by_array.get(array, 0) / 8 for n in names])
+            d[t["entropy floor"]].update(x=names, y=[a.floor_bits / 8] * len(names))
+            d[t["adds"]].update(x=names, y=[row.adds for row in a.rows])
+            d[t["mults"]].update(x=names, y=[row.mults for row in a.rows])
+            d[t["energy"]].update(x=names, y=[row.energy_pj for row in a.rows],
+                                  marker_color=colors)
+            d[t["measured"]].update(x=[], y=[], text=[])
+            d[t["bandwidth limit"]].update(x=[], y=[])
+            d[t["matrix"]].z = picture
+            _title(self.fig, "time").text = _PANELS["time"] + (
                 " (measuring…)" if self.measure_box.value else " (off)")
 
     def _draw_cards(self, a: Analysis, accuracy) -> None:
@@ -485,7 +462,7 @@ class LayerExplorer:
             card("p₀ (share of ω₀)", f"{s.p0:.1%}", f"ω₀ = {s.omega[0]:.3g}" if s.K else ""),
             card("entries N", f"{s.N:,}", f"of {s.size:,} weights"),
             card("entropy floor", fmt_bytes(a.floor_bits / 8),
-                 f"dense {fmt_bytes(s.size * a.setting.value_bits / 8)}"),
+                 f"dense {fmt_bytes(s.size * a.accounting.value_bits / 8)}"),
         ]
         if best is not None:
             cards.append(card("smallest format", best.format.upper(),
@@ -496,13 +473,14 @@ class LayerExplorer:
             cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
                               f"uncompressed {accuracy[0]:.1%}"))
         cards.append(card("refresh", f"{self.last_refresh_s * 1e3:.0f} ms",
-                          a.setting.describe()))
+                          a.recipe.describe()))
         self.cards.value = "".join(cards)
 
     def _draw_notes(self) -> None:
         """Notes under the cards: shared values, and formats left out of the timing."""
         parts = []
-        note = shared_values_note(self.analysis) if self.analysis is not None else ""
+        a = self.analysis
+        note = shared_values_note(a.stats, a.rows) if a is not None else ""
         if note:
             parts.append(note)
         parts += [f"{name.upper()} {text}" for name, text in self.timing_notes.items()]
@@ -518,12 +496,13 @@ class LayerExplorer:
         W, stats = self.analysis.matrix, self.analysis.stats
         batch = int(self.batch_picker.value)
 
-        def job(progress):
+        def job(task):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            return time_within_limits(W, stats, batch=batch, budget=0.4, progress=progress)
+            return time_within_limits(W, stats, batch=batch, budget=0.4,
+                                      progress=task.progress, check=task.check)
 
-        self.timer.start(job, self._draw_timing)
+        self.timer.start(job, self._draw_timing, delay=TIMING_DELAY_S)
 
     def _draw_timing(self, timed) -> None:
         result, self.timing_notes = timed
@@ -536,12 +515,12 @@ class LayerExplorer:
         ms = [r["median_s"] * 1e3 for r in rows]
         limit = [r["bytes_read"] / self._bandwidth * 1e3 for r in rows]
         with self.fig.batch_update():
-            d = self.fig.data
-            k = 2 + len(ARRAY_COLORS) + 4
-            d[k].update(x=names, y=ms, marker=dict(color=[format_color(n) for n in names]),
-                        text=[f"×{r['speedup_vs_dense']:.1f}" for r in rows])
-            d[k + 1].update(x=names, y=limit)
-            self.fig.layout.annotations[4].text = (
+            d, t = self.fig.data, self._t
+            d[t["measured"]].update(x=names, y=ms, marker=dict(
+                color=[format_color(n) for n in names]),
+                text=[f"×{r['speedup_vs_dense']:.1f}" for r in rows])
+            d[t["bandwidth limit"]].update(x=names, y=limit)
+            _title(self.fig, "time").text = (
                 f"W @ X, batch {result.batch}: median ms (× vs dense); "
                 f"limit at {self._bandwidth / 1e9:.0f} GB/s")
 
@@ -550,4 +529,4 @@ class LayerExplorer:
         layer = self.layer
         if layer is None or self.analysis is None:
             return "nothing loaded"
-        return f"{self.network.name}/{layer.name}: {self.analysis.setting.describe()}"
+        return f"{self.network.name}/{layer.name}: {self.analysis.recipe.describe()}"

@@ -10,18 +10,31 @@ file (``lowentropy sweep``) shows every format across all its settings.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import ipywidgets as w
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.report import Compression, NetworkReport, compress_layer, network_report
+from lowentropy.report import NetworkReport, network_report
 
+from .compression import Accounting, recipe_of
+from .model import network_accuracy
 from .sweep_view import SweepView
-from .ui import Background, Messages, card, fmt_bytes, format_color
+from .ui import (
+    Messages,
+    Runner,
+    Task,
+    add_trace,
+    card,
+    dashboard_page,
+    figure_widget,
+    fmt_bytes,
+    format_color,
+    main_layout,
+)
 
 __all__ = ["NetworkOverview"]
 
@@ -48,7 +61,7 @@ class NetworkOverview:
     def __init__(self, network: str | le.Network | None = None, *,
                  synchronous: bool = False) -> None:
         self.messages = Messages()
-        self.worker = Background(self.messages, "layers", synchronous=synchronous)
+        self.worker = Runner(self.messages, "layers", synchronous=synchronous)
         self.network: le.Network | None = None
         self.report: NetworkReport | None = None
         self.accuracy: tuple[float, float] | None = None
@@ -69,7 +82,7 @@ class NetworkOverview:
         self.quantizer = w.ToggleButtons(options=["none", "uniform", "kmeans"],
                                          value="kmeans", description="quantizer",
                                          style=style)
-        self.quantizer.style.button_width = "62px"
+        self.quantizer.style.button_width = "auto"
         self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
                                        continuous_update=False, style=style, layout=lay())
         self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
@@ -110,38 +123,41 @@ class NetworkOverview:
             name = network or self.network_picker.value
             g(self.set_network)(le.load_network(name))
         self._first = False
-        self.fig = go.FigureWidget(self.fig)
+        self.fig = figure_widget(self.fig)
         main = w.VBox([self.cards, self.messages.widget, self.totals_table, self.fig],
-                      layout=w.Layout(flex="1 1 auto", min_width="600px"))
-        self.sweep = SweepView(self.messages)
-        self.widget = w.VBox([title, w.HBox([controls, main]), self.sweep.widget])
-        self.widget.add_class("lowentropy-network-overview")
+                      layout=main_layout())
+        self.sweep = SweepView(self.messages, network=lambda: self.network,
+                               synchronous=synchronous)
+        self.widget = dashboard_page("network-overview", title, controls, main,
+                                     self.sweep.widget)
 
     def _build_figure(self) -> go.Figure:
         fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
                             horizontal_spacing=0.16, specs=[[{}, {}], [{"secondary_y": True},
                                                                        {}]])
+        t: dict[str, int] = {}
+        self._t = t
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=[], y=[], marker_color=format_color(name),
-                                 legendgroup=name,
-                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}}B<extra></extra>"),
-                          row=1, col=1)
+            add_trace(fig, t, f"storage {name}", go.Bar(
+                name=name, x=[], y=[], marker_color=format_color(name), legendgroup=name,
+                hovertemplate=f"{name} %{{x}}: %{{y:.3s}}B<extra></extra>"), row=1, col=1)
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=list(_GAINS), y=[0, 0, 0], showlegend=False,
-                                 marker_color=format_color(name), legendgroup=name,
-                                 hovertemplate=f"{name}: ×%{{y:.2f}} %{{x}}<extra></extra>"),
-                          row=1, col=2)
-        fig.add_trace(go.Scatter(name="H (bits/weight)", x=[], y=[], mode="lines+markers",
-                                 line=dict(color="#d55e00")), row=2, col=1)
-        fig.add_trace(go.Scatter(name="p₀", x=[], y=[], mode="lines+markers",
-                                 line=dict(color="#0072b2", dash="dot")),
-                      row=2, col=1, secondary_y=True)
+            add_trace(fig, t, f"gain {name}", go.Bar(
+                name=name, x=list(_GAINS), y=[0, 0, 0], showlegend=False,
+                marker_color=format_color(name), legendgroup=name,
+                hovertemplate=f"{name}: ×%{{y:.2f}} %{{x}}<extra></extra>"), row=1, col=2)
+        add_trace(fig, t, "entropy", go.Scatter(
+            name="H (bits/weight)", x=[], y=[], mode="lines+markers",
+            line=dict(color="#d55e00")), row=2, col=1)
+        add_trace(fig, t, "p0", go.Scatter(
+            name="p₀", x=[], y=[], mode="lines+markers", line=dict(color="#0072b2", dash="dot")),
+            row=2, col=1, secondary_y=True)
         for name in self.formats:
-            fig.add_trace(go.Bar(name=name, x=[], y=[], showlegend=False,
-                                 marker_color=format_color(name), legendgroup=name,
-                                 hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
-                          row=2, col=2)
-        fig.update_layout(height=820, width=1020, barmode="group", template="plotly_white",
+            add_trace(fig, t, f"energy {name}", go.Bar(
+                name=name, x=[], y=[], showlegend=False, marker_color=format_color(name),
+                legendgroup=name, hovertemplate=f"{name} %{{x}}: %{{y:.3s}} µJ<extra></extra>"),
+                row=2, col=2)
+        fig.update_layout(height=820, autosize=True, barmode="group", template="plotly_white",
                           margin=dict(l=60, r=30, t=50, b=40), font=dict(size=12),
                           legend=dict(orientation="h", y=1.1, x=0), uirevision="keep")
         fig.update_yaxes(type="log", tickformat="~s", ticksuffix="B", row=1, col=1)
@@ -175,30 +191,33 @@ class NetworkOverview:
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
-    def compression(self) -> Compression:
-        q = self.quantizer.value
-        return Compression(
-            prune=float(self.prune_slider.value), method=None if q == "none" else q,
-            bits=int(self.bits_slider.value) if q == "uniform" else None,
-            clusters=int(self.clusters_slider.value) if q == "kmeans" else None,
-            global_prune=bool(self.global_box.value))
+    def recipe(self) -> le.Recipe:
+        """How the controls compress every layer."""
+        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
+                         int(self.bits_slider.value), int(self.clusters_slider.value),
+                         global_prune=bool(self.global_box.value))
+
+    @property
+    def accounting(self) -> Accounting:
+        """How the controls price the compressed network."""
+        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
+                          self.table_picker.value)
 
     def refresh(self) -> None:
         """Recompute the report (in the background) and redraw."""
         if self.network is None:
             return
-        network, c = self.network, self.compression
-        options = dict(policy=self.policy_picker.value,
-                       value_bits=int(self.value_bits_picker.value),
-                       table=self.table_picker.value)
+        network, c = self.network, self.recipe
+        options = dataclasses.asdict(self.accounting)
 
-        def job(progress):
+        def job(task):
             report = network_report(network, c, formats=self.formats,
-                                    progress=lambda i, n, _name: progress(i, n), **options)
-            return report, _accuracy(network, c)
+                                    progress=task.progress, **options)
+            task.check()
+            return report, network_accuracy(network, c)
 
         if self._first:  # the first view is computed before the page shows
-            self._draw(job(lambda i, n: None))
+            self._draw(job(Task()))
         else:
             self.worker.start(job, self._draw)
 
@@ -210,26 +229,26 @@ class NetworkOverview:
         by = {(r.layer, r.format): r for r in report.rows}
         totals = {r.format: r for r in report.totals()}
         dense = totals["dense"]
-        nf = len(self.formats)
         with self.fig.batch_update():
-            d = self.fig.data
-            for k, name in enumerate(self.formats):
-                d[k].x = layers
-                d[k].y = [by[layer, name].storage_bits / 8 for layer in layers]
-                t = totals[name]
-                d[nf + k].y = [dense.storage_bits / t.storage_bits,
-                               _ratio(dense.adds + dense.mults, t.adds + t.mults),
-                               _ratio(dense.energy_pj, t.energy_pj)]
-                d[2 * nf + 2 + k].x = layers
-                d[2 * nf + 2 + k].y = [by[layer, name].energy_pj / 1e6 for layer in layers]
+            d, t = self.fig.data, self._t
+            for name in self.formats:
+                d[t[f"storage {name}"]].update(
+                    x=layers, y=[by[layer, name].storage_bits / 8 for layer in layers])
+                total = totals[name]
+                d[t[f"gain {name}"]].y = [
+                    dense.storage_bits / total.storage_bits,
+                    _ratio(dense.adds + dense.mults, total.adds + total.mults),
+                    _ratio(dense.energy_pj, total.energy_pj)]
+                d[t[f"energy {name}"]].update(
+                    x=layers, y=[by[layer, name].energy_pj / 1e6 for layer in layers])
             first = [by[layer, self.formats[0]] for layer in layers]
-            d[2 * nf].x, d[2 * nf].y = layers, [r.H for r in first]
-            d[2 * nf + 1].x, d[2 * nf + 1].y = layers, [r.p0 for r in first]
+            d[t["entropy"]].update(x=layers, y=[r.H for r in first])
+            d[t["p0"]].update(x=layers, y=[r.p0 for r in first])
         best = max((t for t in totals.values() if t.format != "dense"),
                    key=lambda t: dense.storage_bits / t.storage_bits)
         cards = [
             card("network", report.network, f"{len(layers)} layers"),
-            card("weights", f"{dense.weights:,}", report.compression.describe()),
+            card("weights", f"{dense.weights:,}", report.recipe.describe()),
             card("dense size", fmt_bytes(dense.storage_bits / 8),
                  f"{self.value_bits_picker.value}-bit values"),
             card("smallest", best.format.upper(), f"{fmt_bytes(best.storage_bits / 8)}, "
@@ -246,23 +265,6 @@ class NetworkOverview:
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
-
-
-def _accuracy(network: le.Network, c: Compression) -> tuple[float, float] | None:
-    """Test accuracy before and after, for the networks that carry test data."""
-    try:
-        before = le.accuracy(network)
-    except (ValueError, KeyError, NotImplementedError):
-        return None
-    from lowentropy.compress import prune_global
-
-    weights = [layer.weight for layer in network.layers]
-    pruned = prune_global(weights, c.prune) if c.global_prune and c.prune > 0 else None
-    layers = [layer.with_weight(compress_layer(
-        np.asarray(layer.weight if pruned is None else pruned[i]), c,
-        pruned=pruned is not None)) for i, layer in enumerate(network.layers)]
-    return before, le.accuracy(le.Network(network.name, layers, network.source,
-                                          network.description))
 
 
 def _totals_html(report: NetworkReport) -> str:

@@ -2,14 +2,15 @@
 
 Exceptions raised in widget callbacks are invisible in voila; :class:`Messages` turns them
 into a readable line in the page (and keeps the traceback in a collapsed detail), and
-:class:`Background` runs slow work in a thread with a progress bar, dropping stale results
-when the user moved on.
+:class:`Runner` runs slow work in a thread with a progress bar; the next request cancels
+the running job, which checks for it in its loop, and stale results are dropped.
 """
 
 from __future__ import annotations
 
 import functools
 import html
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -17,7 +18,11 @@ from typing import Any
 
 import ipywidgets as w
 
-__all__ = ["FORMAT_COLORS", "format_color", "Messages", "Background", "card", "fmt_bytes"]
+from .model import fmt_bytes
+
+__all__ = ["FORMAT_COLORS", "format_color", "Messages", "Runner", "Task", "Cancelled", "card",
+           "fmt_bytes", "add_trace", "dashboard_page", "figure_widget", "main_layout",
+           "row_layout"]
 
 #: One colour per format, the same in every dashboard (colour-blind-safe palette).
 FORMAT_COLORS = {
@@ -39,15 +44,6 @@ def format_color(name: str) -> str:
     return _EXTRA[sum(map(ord, name)) % len(_EXTRA)]
 
 
-def fmt_bytes(nbytes: float) -> str:
-    """``1536`` → ``'1.5 kB'`` (decimal units)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(nbytes) < 1000 or unit == "TB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.3g} {unit}"
-        nbytes /= 1000
-    raise AssertionError("unreachable")
-
-
 def card(title: str, value: str, note: str = "") -> str:
     """HTML of a small figure card (title, big value, small note)."""
     return (
@@ -57,6 +53,64 @@ def card(title: str, value: str, note: str = "") -> str:
         f'<div style="font-size:18px;font-weight:600">{html.escape(value)}</div>'
         f'<div style="font-size:11px;color:#777">{html.escape(note)}</div></div>'
     )
+
+
+def main_layout() -> w.Layout:
+    """The layout of a dashboard's main column (cards, messages, figure): it takes the
+    width beside the controls, and goes below them when less than 560 px are left."""
+    return w.Layout(flex="1 1 560px", min_width="0")
+
+
+def row_layout() -> w.Layout:
+    """The layout of the row holding the controls and the main column (it wraps)."""
+    return w.Layout(flex_flow="row wrap", width="100%", align_items="flex-start")
+
+
+def dashboard_page(name: str, title: w.Widget, controls: w.Widget, main: w.Widget,
+                   *below: w.Widget) -> w.VBox:
+    """A dashboard's outermost widget: the title, then the controls beside the main column
+    (which goes below them when the page is narrow), then ``below``; its figures follow
+    its width (:class:`dashboards.fit.FitFigures`). CSS classes: ``lowentropy-dashboard``
+    and ``lowentropy-{name}``."""
+    from .fit import DASHBOARD_CLASS, FitFigures
+
+    page = w.VBox([title, w.HBox([controls, main], layout=row_layout()), *below,
+                   FitFigures()])
+    page.add_class(DASHBOARD_CLASS)
+    page.add_class(f"lowentropy-{name}")
+    return page
+
+
+def figure_widget(fig: Any) -> Any:
+    """The ``FigureWidget`` of a complete figure, sized by its container: plotly's
+    ``responsive`` option redraws it at its container's width on every window ``resize``
+    event (which :class:`dashboards.fit.FitFigures` sends when the dashboard's width
+    changes)."""
+    import plotly.graph_objects as go
+
+    widget = go.FigureWidget(fig)
+    widget._config = {**widget._config, "responsive": True, "displaylogo": False}
+    return widget
+
+
+def add_trace(fig: Any, keys: dict[str, int], key: str, trace: Any, **where: Any) -> None:
+    """Add ``trace`` to ``fig`` (``row=``, ``col=``, … as ``fig.add_trace``) and remember
+    its position under ``key``: traces are then addressed by name (``fig.data[keys[key]]``),
+    never by counting.
+
+    Examples
+    --------
+    >>> import plotly.graph_objects as go
+    >>> fig, keys = go.Figure(), {}
+    >>> add_trace(fig, keys, "floor", go.Scatter(x=[1], y=[2]))
+    >>> add_trace(fig, keys, "bars", go.Bar(x=[1], y=[3]))
+    >>> fig.data[keys["bars"]].type
+    'bar'
+    """
+    if key in keys:
+        raise ValueError(f"the figure already has a trace named {key!r}")
+    keys[key] = len(fig.data)
+    fig.add_trace(trace, **where)
 
 
 class Messages:
@@ -86,18 +140,18 @@ class Messages:
         self.widget.value = f'<div style="color:#055160">{html.escape(text)}</div>'
 
     def error(self, exc: BaseException | str) -> None:
-        """Show an error: its one-line message, and the traceback folded away."""
+        """Show an error as its one-line message; the traceback goes to the server's log
+        (the kernel's standard error), never to the page."""
         if isinstance(exc, BaseException):
             self.last_error = exc
             head = f"{type(exc).__name__}: {exc}"
-            detail = "".join(traceback.format_exception(exc))
+            if sys.__stderr__ is not None:
+                traceback.print_exception(exc, file=sys.__stderr__)
         else:
-            head, detail = str(exc), ""
-        fold = (f"<details><summary>details</summary><pre style='font-size:11px'>"
-                f"{html.escape(detail)}</pre></details>") if detail else ""
+            head = str(exc)
         self.widget.value = (
             '<div class="lowentropy-error" style="color:#842029;background:#f8d7da;'
-            f'padding:6px 10px;border-radius:4px">⚠ {html.escape(head)}{fold}</div>'
+            f'padding:6px 10px;border-radius:4px">⚠ {html.escape(head)}</div>'
         )
 
     def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,64 +169,176 @@ class Messages:
         return wrapper
 
 
-class Background:
-    """Run slow work in a thread, one job at a time, with a progress bar.
+class Cancelled(Exception):
+    """Raised inside a job by :meth:`Task.check` (and by ``Task.progress``) once a newer
+    start, or :meth:`Runner.cancel`, has cancelled it."""
 
-    ``start(job, done)`` runs ``job(progress)`` in a thread, where ``progress(i, total)``
-    moves the bar; then ``done(result)`` is called, unless another ``start`` came in
-    the meantime (the older result is dropped). Errors go to ``messages``.
-    ``synchronous=True`` runs jobs in the caller's thread (tests, notebooks).
+
+class Task:
+    """What a running job sees: ``progress(i, total)`` moves the bar, ``cancelled`` says
+    whether the job is still wanted, ``check()`` raises :class:`Cancelled` when not.
+
+    ``progress`` checks too, so a job that reports progress in its loop stops at the next
+    report. ``wait(seconds)`` sleeps, returning early (``True``) when cancelled.
+
+    Examples
+    --------
+    >>> t = Task()
+    >>> t.progress(1, 2); t.cancelled
+    False
+    >>> t.cancel()
+    >>> t.check()
+    Traceback (most recent call last):
+        ...
+    dashboards.ui.Cancelled: a newer request replaced this one
     """
 
-    def __init__(self, messages: Messages, description: str = "measuring",
+    def __init__(self, on_progress: Callable[[int, int], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._on_progress = on_progress
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the job is no longer wanted."""
+        if self._event.is_set():
+            raise Cancelled("a newer request replaced this one")
+
+    def progress(self, i: int, total: int, *_: Any) -> None:
+        """Move the progress bar to ``i`` of ``total`` (extra arguments, such as a layer
+        name, are ignored), then :meth:`check`."""
+        self.check()
+        if self._on_progress is not None:
+            self._on_progress(i, total)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; ``True`` when cancelled meanwhile."""
+        return self._event.wait(seconds)
+
+
+class Runner:
+    """Slow work in a background thread, one job at a time, that the next request cancels.
+
+    ``start(job, done)`` cancels the running job (if any) and runs ``job(task)`` in a
+    thread once the previous job has stopped; ``task`` is a :class:`Task`: the job calls
+    ``task.progress(i, total)`` (moves the bar) or ``task.check()`` in its loop, and both
+    raise :class:`Cancelled` once the job is no longer wanted. When the job finishes and no
+    newer start came, ``done(result)`` is called (in the worker thread); the result of a
+    cancelled or replaced job is dropped. Errors go to ``messages``; ``Cancelled`` is
+    silent.
+
+    ``start(..., delay=s)`` waits ``s`` seconds before starting (debounce): a start or
+    :meth:`cancel` within that time replaces the job before it costs anything.
+    ``synchronous=True`` runs jobs at once in the caller's thread, without delay (tests,
+    notebooks).
+
+    Examples
+    --------
+    >>> r = Runner(Messages(), synchronous=True)
+    >>> got = []
+    >>> r.start(lambda task: [task.progress(i, 3) for i in range(1, 4)] and 42, got.append)
+    >>> got, r.bar.value, r.bar.max
+    ([42], 3, 3)
+    """
+
+    def __init__(self, messages: Messages, description: str = "working",
                  synchronous: bool = False) -> None:
         self.messages = messages
         self.synchronous = synchronous
         self.bar = w.IntProgress(value=0, min=0, max=1, description=description,
                                  layout=w.Layout(width="320px", visibility="hidden"))
-        self._generation = 0
         self._lock = threading.Lock()
+        self._task: Task | None = None
         self.thread: threading.Thread | None = None
+        #: Jobs started, finished (``done`` called), cancelled and failed (for tests).
+        self.counts = {"started": 0, "done": 0, "cancelled": 0, "failed": 0}
 
     @property
     def busy(self) -> bool:
+        """A job is waiting or running in the background."""
         return self.thread is not None and self.thread.is_alive()
 
-    def start(self, job: Callable[[Callable[[int, int], None]], Any],
-              done: Callable[[Any], None]) -> None:
+    def cancel(self) -> None:
+        """Cancel the waiting or running job (its result will be dropped)."""
         with self._lock:
-            self._generation += 1
-            generation = self._generation
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
+        self.bar.layout.visibility = "hidden"
 
-        def progress(i: int, total: int) -> None:
-            if generation == self._generation:
-                self.bar.max = max(int(total), 1)
-                self.bar.value = min(int(i), self.bar.max)
-
-        def run() -> None:
-            try:
-                result = job(progress)
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                if generation == self._generation:
-                    self.messages.error(exc)
-                    self.bar.layout.visibility = "hidden"
-                return
-            if generation == self._generation:
-                self.bar.layout.visibility = "hidden"
-                try:
-                    done(result)
-                except Exception as exc:  # noqa: BLE001
-                    self.messages.error(exc)
-
-        self.bar.value = 0
-        self.bar.layout.visibility = "visible"
+    def start(self, job: Callable[[Task], Any], done: Callable[[Any], None], *,
+              delay: float = 0.0) -> None:
+        """Cancel the current job and run ``job(task)``; then ``done(result)``."""
+        with self._lock:
+            if self._task is not None:
+                self._task.cancel()
+            task = Task(lambda i, total: self._show(task, i, total))
+            self._task = task
+            previous = self.thread
+            self.counts["started"] += 1
         if self.synchronous:
-            run()
-        else:
-            self.thread = threading.Thread(target=run, daemon=True)
-            self.thread.start()
+            self._run(task, job, done, None, 0.0)
+            return
+        self.thread = threading.Thread(target=self._run, args=(task, job, done, previous,
+                                                               float(delay)), daemon=True)
+        self.thread.start()
+
+    def _current(self, task: Task) -> bool:
+        return self._task is task and not task.cancelled
+
+    def _show(self, task: Task, i: int, total: int) -> None:
+        if self._current(task):
+            self.bar.max = max(int(total), 1)
+            self.bar.value = min(int(i), self.bar.max)
+            self.bar.layout.visibility = "visible"
+
+    def _finish(self, task: Task) -> bool:
+        """Whether ``task`` is still wanted; it is no longer the running one after this."""
+        with self._lock:
+            current = self._current(task)
+            if current:
+                self._task = None
+        if current:
+            self.bar.layout.visibility = "hidden"
+        return current
+
+    def _run(self, task: Task, job: Callable[[Task], Any], done: Callable[[Any], None],
+             previous: threading.Thread | None, delay: float) -> None:
+        if previous is not None:
+            previous.join()  # cancelled: it stops at its next check
+        if delay > 0 and task.wait(delay):
+            self.counts["cancelled"] += 1
+            return
+        try:
+            if not task.cancelled:
+                self._show(task, 0, 1)
+            task.check()
+            result = job(task)
+        except Cancelled:
+            self.counts["cancelled"] += 1
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.counts["failed"] += 1
+            if self._finish(task):
+                self.messages.error(exc)
+            return
+        if not self._finish(task):
+            self.counts["cancelled"] += 1
+            return
+        try:
+            done(result)
+            self.counts["done"] += 1
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.counts["failed"] += 1
+            self.messages.error(exc)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the running job (if any) has finished (for tests)."""
-        if self.thread is not None:
-            self.thread.join(timeout)
+        """Block until the background job (if any) has finished (for tests)."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-from collections.abc import Iterator
 
-import numba
 import numpy as np
 
 from .._validate import _check_finite, weight_dtype
 
-__all__ = ["as_weights", "as_fraction", "raise_nonfinite", "n_chunks", "threads_for", "KEY",
-           "PARALLEL_MIN"]
-
-#: Inputs smaller than this run their kernels on one thread: the work takes well under a
-#: millisecond, while a parallel region waits for every thread, and on a busy 2-core
-#: machine a descheduled thread costs several milliseconds (measured: p90 of pruning a
-#: 300 x 784 layer 32 ms on two threads, 0.8 ms on one).
-PARALLEL_MIN = 1 << 20
+__all__ = ["as_weights", "as_fraction", "raise_nonfinite", "n_chunks", "KEY"]
 
 # Per float width: (integer view dtype, mask that clears the sign bit, largest finite key).
 # For a non-negative float, the bit pattern read as an integer grows with the value, so the
@@ -68,20 +58,3 @@ def n_chunks(n: int) -> int:
     """
     return int(min(16, max(1, n >> 17)))
 
-
-@contextlib.contextmanager
-def threads_for(n: int) -> Iterator[None]:
-    """Within the block, numba kernels use one thread when ``n < PARALLEL_MIN``.
-
-    ``numba.set_num_threads`` is local to the calling thread, so this is safe in
-    dashboards that compute in background threads.
-    """
-    if n >= PARALLEL_MIN:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)

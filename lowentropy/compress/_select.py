@@ -13,12 +13,16 @@ number of keys below it:
 2. while the range holds many keys, a histogram pass over it (65536 bins) narrows it to
    one bin;
 3. the entries inside the range are collected with their keys, and a counting pass over
-   those alone finds the exact threshold key ``t`` and how many entries of key ``t`` go;
-   the output is written (keys below ``t`` become 0, the others are copied), then the
-   first of the entries of key ``t`` in flat order are set to 0. When the range is a
-   single key, the collection is skipped: a quota per chunk prunes its first entries.
+   those alone finds the exact threshold key ``t`` and how many entries of key ``t`` go,
+   hence the position ``cut`` of the last of them in flat order. When the range is a
+   single key, the collection is skipped: the counts per chunk tell which chunk holds
+   that position, and one scan of that chunk finds it.
 
-Every step is exact; sampling only decides how fast the range shrinks.
+The selection is the rule ``(t, cut)``: an entry is pruned exactly when its key is below
+``t``, or equal to ``t`` at a position up to ``cut`` (:func:`select_threshold`). One pass
+writes the pruned copy (:func:`prune_flat`); the quantizers apply the rule on the fly
+instead, without writing it. Every step is exact; sampling only decides how fast the
+range shrinks.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 from .._jit import kernel, prange
 from ._common import KEY, n_chunks
 
-__all__ = ["prune_flat", "NonFinite"]
+__all__ = ["prune_flat", "select_threshold", "write_pruned", "NonFinite"]
 
 _SAMPLE = 1 << 16  # sample size for the first guess of the threshold
 _RUN = 8  # the sample is taken in runs of this many neighbours
@@ -81,8 +85,9 @@ def _prune_histogram(bits, mask, lo, span, shift, nch, hist):  # pragma: no cove
 
 
 @kernel(parallel=True)
-def _prune_write(w, bits, mask, lo, nch, out):  # pragma: no cover - compiled
-    """``out = 0`` where the key is below ``lo`` (and for ``-0.0``), else ``w``."""
+def _prune_write(w, bits, mask, t, cut, nch, out):  # pragma: no cover - compiled
+    """``out = 0`` where the entry is pruned (key below ``t``, or key ``t`` at a flat
+    position up to ``cut``) and for ``-0.0``, else ``w``."""
     n = bits.size
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
@@ -93,7 +98,8 @@ def _prune_write(w, bits, mask, lo, nch, out):  # pragma: no cover - compiled
         dst = out[start:stop]
         for i in range(seg.size):
             key = seg[i] & mask
-            dst[i] = 0 if (key < lo or key == 0) else src[i]
+            pruned = key < t or key == 0 or (key == t and start + i <= cut)
+            dst[i] = 0 if pruned else src[i]
 
 
 @kernel(parallel=True)
@@ -114,23 +120,15 @@ def _prune_collect(bits, mask, lo, span, nch, offsets, cand, keys):  # pragma: n
                 pos += 1
 
 
-@kernel(parallel=True)
-def _prune_ties(bits, mask, t, nch, quota, out):  # pragma: no cover - compiled
-    """Zero the first ``quota[c]`` entries of chunk ``c`` whose key is ``t``."""
-    n = bits.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        left = quota[c]
-        if left == 0:
-            continue
-        start = min(n, c * chunk)
-        seg = bits[start:min(n, start + chunk)]
-        for i in range(seg.size):
-            if (seg[i] & mask) == t:
-                out[start + i] = 0
-                left -= 1
-                if left == 0:
-                    break
+@kernel()
+def _nth_key(bits, mask, t, start, stop, r):  # pragma: no cover - compiled
+    """Position of the ``r``-th (from 1) entry of key ``t`` in ``bits[start:stop]``."""
+    for i in range(start, stop):
+        if (bits[i] & mask) == t:
+            r -= 1
+            if r == 0:
+                return i
+    return stop - 1  # unreachable when the chunk holds r such entries
 
 
 # --- the selection ------------------------------------------------------------------------
@@ -166,22 +164,45 @@ class NonFinite(Exception):
 
 
 def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None,
-                sample: int = _SAMPLE) -> list[np.ndarray]:
+               sample: int = _SAMPLE) -> list[np.ndarray]:
     """Prune the ``k`` smallest magnitudes of the concatenation of ``flats`` (1-D,
     contiguous, one float dtype). Ties go to the lower position in the concatenation.
 
     ``cand_limit`` (default ``max(2**16, n // 16)``) and ``sample`` (0: no sampling) only
     change the speed; tests set them to force every path.
     """
-    dtype = flats[0].dtype
-    int_dtype, mask, maxfinite = KEY[dtype.itemsize]
+    t, cut = select_threshold(flats, k, cand_limit=cand_limit, sample=sample)
+    outs = []
+    offset = 0
+    for f in flats:
+        outs.append(write_pruned(f, (t, cut - offset)))
+        offset += f.size
+    return outs
+
+
+def write_pruned(flat: np.ndarray, rule: tuple[int, int]) -> np.ndarray:
+    """A copy of ``flat`` with the entries that ``rule`` (see :func:`select_threshold`)
+    prunes set to 0, and ``-0.0`` written ``+0.0``."""
+    int_dtype, mask, _ = KEY[flat.dtype.itemsize]
+    out = np.empty_like(flat)
+    _prune_write(flat, flat.view(int_dtype), mask, rule[0], rule[1], n_chunks(flat.size), out)
+    return out
+
+
+def select_threshold(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None,
+                     sample: int = _SAMPLE) -> tuple[int, int]:
+    """The ``k`` smallest magnitudes of the concatenation of ``flats`` (1-D, contiguous,
+    one float dtype), as a rule: the entry at position ``p`` of the concatenation, of
+    magnitude key ``key``, is among them exactly when ``key < t``, or ``key == t`` and
+    ``p <= cut``. Returns ``(t, cut)``; raises :class:`NonFinite` for NaN or inf.
+    """
+    int_dtype, mask, maxfinite = KEY[flats[0].dtype.itemsize]
     bits = [f.view(int_dtype) for f in flats]
     sizes = [f.size for f in flats]
     n = sum(sizes)
     nch = [n_chunks(s) for s in sizes]
     if cand_limit is None:
         cand_limit = max(1 << 16, n >> 4)
-    outs = [np.empty_like(f) for f in flats]
 
     lo, hi = 0, maxfinite
     if sample and 0 < k < n and n >= 16 * sample:
@@ -195,38 +216,18 @@ def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None
         if cnt[:, 2].any():
             raise NonFinite(i)
     if k == n:
-        for out in outs:
-            out.fill(0)
-        return outs
-
-    target = k - 1  # rank (from 0) of the largest key pruned
-    below_all = sum(int(cnt[:, 0].sum()) for cnt in counts)
-    inside_all = sum(int(cnt[:, 1].sum()) for cnt in counts)
+        return maxfinite + 1, -1
     if k == 0:
-        lo = hi = -1
-        below = 0
-        inside = [np.zeros(c, np.int64) for c in nch]
-    elif target < below_all:
-        lo, hi, below = 0, lo - 1, 0
-        inside = [cnt[:, 0].copy() for cnt in counts]
-    elif target < below_all + inside_all:
-        below = below_all
-        inside = [cnt[:, 1].copy() for cnt in counts]
-    else:
-        chunk_sizes = [_chunk_sizes(s, c) for s, c in zip(sizes, nch, strict=True)]
-        lo, hi, below = hi + 1, maxfinite, below_all + inside_all
-        inside = [cs - cnt[:, 0] - cnt[:, 1] for cs, cnt in zip(chunk_sizes, counts,
-                                                                strict=True)]
-
+        return 0, -1
+    lo, hi, below, inside = _first_range(counts, sizes, nch, lo, hi, maxfinite, k)
     while lo < hi and sum(int(x.sum()) for x in inside) > cand_limit:
-        lo, hi, below, inside = _narrow(bits, mask, lo, hi, nch, below, target)
+        lo, hi, below, inside = _narrow(bits, mask, lo, hi, nch, below, k - 1)
 
     r = k - below  # entries still to prune, all with keys in [lo, hi]
-    if r == 0 or lo == hi:  # every key below lo, then r entries of key lo in flat order
-        _write(flats, bits, mask, lo, nch, outs)
-        if r:
-            _prune_first_ties(bits, mask, lo, nch, inside, r, outs)
-        return outs
+    if r == 0:  # exactly the keys below lo
+        return lo, -1
+    if lo == hi:  # every key below lo, then the first r entries of key lo
+        return lo, _nth_position(bits, mask, lo, sizes, nch, inside, r)
     cands, keys = _collect(bits, mask, lo, hi, nch, inside)
     all_keys = np.concatenate(keys)
     if hi - lo < max(4 * all_keys.size, 1 << 16):
@@ -234,15 +235,51 @@ def prune_flat(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None
     else:
         t = int(np.partition(all_keys, r - 1)[r - 1])
         ties = r - int(np.count_nonzero(all_keys < t))
-    _write(flats, bits, mask, t, nch, outs)  # every key below t, then ties of key t
-    for cand, key, out in zip(cands, keys, outs, strict=True):
-        ties = _zero_first_ties(cand, key, t, ties, out)
-    return outs
+    return int(t), _tie_position(cands, keys, sizes, int(t), int(ties))
 
 
-def _write(flats, bits, mask, t, nch, outs) -> None:
-    for f, b, c, out in zip(flats, bits, nch, outs, strict=True):
-        _prune_write(f, b, mask, t, c, out)
+def _first_range(counts, sizes, nch, lo, hi, maxfinite, k):
+    """From the counts below and inside ``[lo, hi]``: the key range holding the key of
+    rank ``k - 1``, the number of keys below it, and per chunk the keys inside it."""
+    target = k - 1  # rank (from 0) of the largest key pruned
+    below_all = sum(int(cnt[:, 0].sum()) for cnt in counts)
+    inside_all = sum(int(cnt[:, 1].sum()) for cnt in counts)
+    if target < below_all:
+        return 0, lo - 1, 0, [cnt[:, 0].copy() for cnt in counts]
+    if target < below_all + inside_all:
+        return lo, hi, below_all, [cnt[:, 1].copy() for cnt in counts]
+    chunk_sizes = [_chunk_sizes(s, c) for s, c in zip(sizes, nch, strict=True)]
+    inside = [cs - cnt[:, 0] - cnt[:, 1] for cs, cnt in zip(chunk_sizes, counts, strict=True)]
+    return hi + 1, maxfinite, below_all + inside_all, inside
+
+
+def _nth_position(bits, mask, t, sizes, nch, ties, r) -> int:
+    """Position in the concatenation of the ``r``-th (from 1) entry of key ``t``, from
+    the number of such entries per chunk (``ties``)."""
+    offset = 0
+    for b, size, c, tc in zip(bits, sizes, nch, ties, strict=True):
+        before = np.cumsum(tc)
+        if r <= before[-1]:
+            j = int(np.searchsorted(before, r))  # the chunk holding it
+            r -= int(before[j - 1]) if j else 0
+            chunk = (size + c - 1) // c
+            start = min(size, j * chunk)
+            return offset + int(_nth_key(b, mask, t, start, min(size, start + chunk), r))
+        r -= int(before[-1])
+        offset += size
+    raise AssertionError("unreachable: fewer entries of the threshold key than counted")
+
+
+def _tie_position(cands, keys, sizes, t, ties) -> int:
+    """Position in the concatenation of the ``ties``-th candidate of key ``t``."""
+    offset = 0
+    for cand, key, size in zip(cands, keys, sizes, strict=True):
+        where = np.flatnonzero(key == t)
+        if ties <= where.size:
+            return offset + int(cand[where[ties - 1]])
+        ties -= where.size
+        offset += size
+    raise AssertionError("unreachable: fewer candidates of the threshold key than counted")
 
 
 def _collect(bits, mask, lo, hi, nch, inside):
@@ -284,15 +321,6 @@ def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
     return (np.cumsum(counts) - counts).astype(np.int64)
 
 
-def _prune_first_ties(bits, mask, t, nch, ties, r, outs) -> None:
-    """Zero the first ``r`` entries (in concatenated order) whose key is ``t``."""
-    before = 0
-    for b, c, tc, out in zip(bits, nch, ties, outs, strict=True):
-        quota = np.clip(r - before - _exclusive_cumsum(tc), 0, tc).astype(np.int64)
-        before += int(tc.sum())
-        _prune_ties(b, mask, t, c, quota, out)
-
-
 @kernel()
 def _candidate_threshold(keys, lo, width, r):  # pragma: no cover - compiled
     """Key ``t`` of the ``r``-th smallest of ``keys`` (all in ``[lo, lo + width)``) and how
@@ -306,16 +334,3 @@ def _candidate_threshold(keys, lo, width, r):  # pragma: no cover - compiled
             return lo + d, r - seen
         seen += counts[d]
     return lo + width - 1, 0  # unreachable for 1 <= r <= keys.size
-
-
-@kernel()
-def _zero_first_ties(cand, keys, t, ties, out):  # pragma: no cover - compiled
-    """Zero ``out[cand[i]]`` for the first ``ties`` keys equal to ``t``; returns the ties
-    left for the next input."""
-    for i in range(cand.size):
-        if ties == 0:
-            break
-        if keys[i] == t:
-            out[cand[i]] = 0
-            ties -= 1
-    return ties

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._jit import kernel, prange
-from ._common import KEY, as_weights, n_chunks, raise_nonfinite, threads_for
+from ..threads import threads_for
+from ._common import KEY, as_weights, n_chunks, raise_nonfinite
 
-__all__ = ["QuantizationError", "quantization_error"]
+__all__ = ["QuantizationError", "quantization_error", "error_from_sums", "lane_sums", "BLOCK"]
 
 
 @dataclass(frozen=True)
@@ -39,33 +40,94 @@ class QuantizationError:
     snr_db: float
 
 
+#: The error sums run over blocks of this many entries (see :func:`lane_sums`).
+BLOCK = 1024
+
+
+@kernel()
+def lane_sums(a, b, n):  # pragma: no cover - compiled
+    """``(Σ d², Σ a², max |d|)`` for ``d = a - b`` over the first ``n`` entries, in float64.
+
+    Eight interleaved partial sums (entry ``i`` goes to lane ``i % 8``, the lanes are
+    added pairwise at the end): independent chains the compiler turns into vector
+    instructions, where one running sum waits for every addition. The order is fixed, so
+    the result does not depend on the machine.
+    """
+    e0 = e1 = e2 = e3 = e4 = e5 = e6 = e7 = 0.0
+    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
+        x0, x1, x2, x3 = np.float64(a[i]), np.float64(a[i + 1]), np.float64(a[i + 2]), \
+            np.float64(a[i + 3])
+        x4, x5, x6, x7 = np.float64(a[i + 4]), np.float64(a[i + 5]), np.float64(a[i + 6]), \
+            np.float64(a[i + 7])
+        d0, d1, d2, d3 = x0 - np.float64(b[i]), x1 - np.float64(b[i + 1]), \
+            x2 - np.float64(b[i + 2]), x3 - np.float64(b[i + 3])
+        d4, d5, d6, d7 = x4 - np.float64(b[i + 4]), x5 - np.float64(b[i + 5]), \
+            x6 - np.float64(b[i + 6]), x7 - np.float64(b[i + 7])
+        e0 += d0 * d0
+        e1 += d1 * d1
+        e2 += d2 * d2
+        e3 += d3 * d3
+        e4 += d4 * d4
+        e5 += d5 * d5
+        e6 += d6 * d6
+        e7 += d7 * d7
+        r0 += x0 * x0
+        r1 += x1 * x1
+        r2 += x2 * x2
+        r3 += x3 * x3
+        r4 += x4 * x4
+        r5 += x5 * x5
+        r6 += x6 * x6
+        r7 += x7 * x7
+        p0 = max(p0, abs(d0))
+        p1 = max(p1, abs(d1))
+        p2 = max(p2, abs(d2))
+        p3 = max(p3, abs(d3))
+        p4 = max(p4, abs(d4))
+        p5 = max(p5, abs(d5))
+        p6 = max(p6, abs(d6))
+        p7 = max(p7, abs(d7))
+    for i in range(n8, n):
+        x = np.float64(a[i])
+        d = x - np.float64(b[i])
+        e0 += d * d
+        r0 += x * x
+        p0 = max(p0, abs(d))
+    err2 = ((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7))
+    ref2 = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    peak = max(max(max(p0, p1), max(p2, p3)), max(max(p4, p5), max(p6, p7)))
+    return err2, ref2, peak
+
+
 @kernel(parallel=True)
 def _error_sums(a, b, a_bits, a_mask, a_max, b_bits, b_mask, b_max, nch,
                 out):  # pragma: no cover - compiled
-    """Per chunk: sum of squared errors, sum of squares of ``a``, largest error, and the
-    number of non-finite entries in either (from the bit patterns: magnitude keys above
-    the largest finite one)."""
+    """Per chunk: sum of squared errors, sum of squares of ``a``, largest error (each
+    block of :data:`BLOCK` entries by :func:`lane_sums`, the blocks added in order), and
+    the number of non-finite entries in either (from the bit patterns: magnitude keys
+    above the largest finite one)."""
     n = a.size
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
         start = min(n, c * chunk)
         stop = min(n, start + chunk)
-        x = a[start:stop]
-        y = b[start:stop]
-        xb = a_bits[start:stop]
-        yb = b_bits[start:stop]
         err2 = 0.0
         ref2 = 0.0
         peak = 0.0
         bad = 0
-        for i in range(x.size):
-            u = np.float64(x[i])
-            d = u - np.float64(y[i])
-            err2 += d * d
-            ref2 += u * u
-            e = abs(d)
-            peak = e if e > peak else peak
-            bad += ((xb[i] & a_mask) > a_max) | ((yb[i] & b_mask) > b_max)
+        for b0 in range(start, stop, BLOCK):
+            b1 = min(stop, b0 + BLOCK)
+            xb = a_bits[b0:b1]
+            yb = b_bits[b0:b1]
+            for i in range(xb.size):
+                bad += ((xb[i] & a_mask) > a_max) | ((yb[i] & b_mask) > b_max)
+            e, r, p = lane_sums(a[b0:b1], b[b0:b1], b1 - b0)
+            err2 += e
+            ref2 += r
+            peak = max(peak, p)
         out[c, 0] = err2
         out[c, 1] = ref2
         out[c, 2] = peak
@@ -115,13 +177,26 @@ def quantization_error(W, Wq) -> QuantizationError:
     if out[:, 3].any():
         name, arr = ("W", a) if not np.isfinite(a).all() else ("Wq", b)
         raise_nonfinite(arr, name)
-    err2, ref2 = float(out[:, 0].sum()), float(out[:, 1].sum())
-    mse = err2 / a.size
-    if math.isinf(err2) or math.isinf(ref2):  # squares beyond float64: ratios from scaled sums
+    result = error_from_sums(out, a.size)
+    if result is None:  # squares beyond float64: ratios from scaled sums
         scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
         x = a.astype(np.float64) / scale
         d = x - b.astype(np.float64) / scale
         err2, ref2 = float(np.sum(d * d)), float(np.sum(x * x))
+        result = _measures(float(out[:, 0].sum()) / a.size, err2, ref2, float(out[:, 2].max()))
+    return result
+
+
+def error_from_sums(sums: np.ndarray, size: int) -> QuantizationError | None:
+    """The measures from per-chunk sums (squared error, squared reference, largest error),
+    or None when a sum overflowed float64 (the ratios then need scaled sums)."""
+    err2, ref2 = float(sums[:, 0].sum()), float(sums[:, 1].sum())
+    if math.isinf(err2) or math.isinf(ref2):
+        return None
+    return _measures(err2 / size, err2, ref2, float(sums[:, 2].max()))
+
+
+def _measures(mse: float, err2: float, ref2: float, peak: float) -> QuantizationError:
     if err2 == 0.0:
         relative, snr = 0.0, math.inf
     elif ref2 == 0.0:
@@ -129,4 +204,4 @@ def quantization_error(W, Wq) -> QuantizationError:
     else:
         relative = math.sqrt(err2 / ref2)
         snr = 10.0 * math.log10(ref2 / err2)
-    return QuantizationError(mse, math.sqrt(mse), float(out[:, 2].max()), relative, snr)
+    return QuantizationError(mse, math.sqrt(mse), peak, relative, snr)

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..networks.model import Network
-from ._common import as_fraction, as_weights, raise_nonfinite, threads_for
+from ..threads import threads_for
+from ._common import as_fraction, as_weights, raise_nonfinite
 from ._select import NonFinite, prune_flat
 
 __all__ = ["prune", "prune_global"]

@@ -7,7 +7,9 @@ from abc import abstractmethod
 
 import numpy as np
 
+from .._codes import code_row_entries, code_values
 from .._values import RowEntries, count_values, row_entries
+from ..quantized import Quantized
 from ._checks import (
     ascending_within,
     check_indices,
@@ -29,6 +31,12 @@ class GroupedFormat(Format):
         values = count_values(W)
         entries = row_entries(W, values)
         return cls._emit(W.shape, W.dtype, values.omega, entries)
+
+    @classmethod
+    def _encode_codes(cls, q: Quantized) -> GroupedFormat:
+        values = code_values(q)
+        entries = code_row_entries(q, values)
+        return cls._emit(q.shape, q.dtype, values.omega, entries)
 
     @classmethod
     @abstractmethod

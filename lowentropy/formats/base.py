@@ -23,9 +23,10 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._jit import use_threads
 from .._validate import as_operand, as_weight_matrix, index_dtype, omega_idx_dtype
 from ..memory import check_memory
+from ..quantized import Quantized
+from ..threads import use_threads
 from ._sums import row_chunks
 
 __all__ = ["Format", "ArraySpec", "Sizes", "StorageReport", "OpCounts", "POLICIES", "ROLES",
@@ -322,13 +323,25 @@ class Format(ABC):
 
         ``W`` must be 2-D, real and finite; float32 and float64 are kept, other real
         dtypes converted (see :func:`lowentropy._validate.weight_dtype`); ``-0.0`` is
-        stored as ``+0.0``.
+        stored as ``+0.0``. A :class:`~lowentropy.Quantized` matrix is encoded from its
+        codes (the values are not rediscovered); the arrays are the same as for its
+        dense matrix.
         """
+        if isinstance(W, Quantized):
+            if W.ndim != 2:
+                raise ValueError(f"W must be a 2-D matrix; got a {W.ndim}-D array of shape "
+                                 f"{W.shape}")
+            return cls._encode_codes(W)
         return cls._encode(as_weight_matrix(W))
 
     @classmethod
     @abstractmethod
     def _encode(cls, W: np.ndarray) -> Format: ...
+
+    @classmethod
+    def _encode_codes(cls, q: Quantized) -> Format:
+        """Encode a 2-D quantized matrix; formats that can use the codes override this."""
+        return cls._encode(q.to_dense())
 
     def _check_dense_memory(self, what: str = "the dense matrix") -> None:
         m, n = self.shape
@@ -398,7 +411,7 @@ class Format(ABC):
         """How to run a product: in parallel or not, and the row boundaries of the runs.
 
         Parallel when there is more than one thread and enough work (entries + groups +
-        rows, times the batch; see ``lowentropy._jit.use_threads``). The runs hold equal
+        rows, times the batch; see ``lowentropy.threads.use_threads``). The runs hold equal
         work; they are computed once per thread count and kept.
         """
         threads = numba.get_num_threads()

@@ -37,6 +37,27 @@ def _csr_encode(W, row_ptr, values, col_idx):
 
 
 @kernel(parallel=True)
+def _csr_count_codes(codes, nonzero, out):
+    for i in prange(codes.shape[0]):
+        c = 0
+        for j in range(codes.shape[1]):
+            c += nonzero[codes[i, j]]
+        out[i] = c
+
+
+@kernel(parallel=True)
+def _csr_encode_codes(codes, nonzero, codebook, row_ptr, values, col_idx):
+    for i in prange(codes.shape[0]):
+        p = row_ptr[i]
+        for j in range(codes.shape[1]):
+            k = codes[i, j]
+            if nonzero[k]:
+                values[p] = codebook[k]
+                col_idx[p] = j
+                p += 1
+
+
+@kernel(parallel=True)
 def _csr_matvec(values, col_idx, row_ptr, x, chunks, out):
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
@@ -82,19 +103,32 @@ class CSR(Format):
 
     @classmethod
     def _encode(cls, W: np.ndarray) -> CSR:
-        m, n = W.shape
-        per_row = np.zeros(m, np.int64)
+        per_row = np.zeros(W.shape[0], np.int64)
         _csr_count(W, per_row)
+        row_ptr, values, col_idx = cls._allocate(W.shape, W.dtype, per_row)
+        _csr_encode(W, row_ptr, values, col_idx)
+        return cls._trusted(W.shape, W.dtype, values=values, col_idx=col_idx, row_ptr=row_ptr)
+
+    @classmethod
+    def _encode_codes(cls, q) -> CSR:
+        codes = q.codes
+        nonzero = (q.codebook != 0).astype(np.int64)
+        per_row = np.zeros(q.shape[0], np.int64)
+        _csr_count_codes(codes, nonzero, per_row)
+        row_ptr, values, col_idx = cls._allocate(q.shape, q.dtype, per_row)
+        _csr_encode_codes(codes, nonzero, q.codebook, row_ptr, values, col_idx)
+        return cls._trusted(q.shape, q.dtype, values=values, col_idx=col_idx, row_ptr=row_ptr)
+
+    @staticmethod
+    def _allocate(shape, dtype, per_row):
+        m, n = shape
         row_ptr = np.zeros(m + 1, np.int64)
         np.cumsum(per_row, out=row_ptr[1:])
         nnz = int(row_ptr[-1])
         col_dtype = index_dtype(max(n - 1, 0))
-        check_memory(nnz * (W.dtype.itemsize + col_dtype.itemsize),
+        check_memory(nnz * (dtype.itemsize + col_dtype.itemsize),
                      f"CSR of a {m}×{n} matrix with {nnz:,} non-zeros")
-        values = np.empty(nnz, W.dtype)
-        col_idx = np.empty(nnz, col_dtype)
-        _csr_encode(W, row_ptr, values, col_idx)
-        return cls._trusted(W.shape, W.dtype, values=values, col_idx=col_idx, row_ptr=row_ptr)
+        return row_ptr, np.empty(nnz, dtype), np.empty(nnz, col_dtype)
 
     def to_dense(self) -> np.ndarray:
         self._check_dense_memory()

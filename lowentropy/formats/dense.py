@@ -39,6 +39,10 @@ class Dense(Format):
         values = (W + W.dtype.type(0)).reshape(-1)  # a copy, with -0.0 made +0.0
         return cls._trusted(W.shape, W.dtype, values=values)
 
+    @classmethod
+    def _encode_codes(cls, q) -> Dense:
+        return cls._trusted(q.shape, q.dtype, values=q.to_dense().reshape(-1))
+
     def to_dense(self) -> np.ndarray:
         self._check_dense_memory()
         return self._arrays["values"].reshape(self.shape).copy()

@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..cost import DEFAULT_TABLE, get_table
 from ..formats import FORMATS, POLICIES, get_format
 from ..networks.model import Network
+from ..recipe import Recipe
 from . import _tasks
 from ._log import SweepLog, row_key
-from ._settings import Setting, make_settings
+from ._settings import make_settings, row_key_of
 from ._source import SweepSource, resolve_source
 from ._table import SweepTable
 from .progress import ProgressBar
@@ -29,7 +30,7 @@ SMALL_SWEEP = 4_000_000
 _MAX_DEATHS = 3
 
 
-def _chunks(settings: list[Setting], n_layers: int, parallel: int) -> int:
+def _chunks(settings: list[Recipe], n_layers: int, parallel: int) -> int:
     """Settings per task: all of a layer's, unless there are too few layers to keep
     ``parallel`` workers busy."""
     if n_layers >= 2 * parallel or len(settings) == 1:
@@ -38,13 +39,15 @@ def _chunks(settings: list[Setting], n_layers: int, parallel: int) -> int:
     return math.ceil(len(settings) / pieces)
 
 
-def _config(src: SweepSource, options: _tasks.Options) -> dict:
+def _config(src: SweepSource, options: _tasks.Options, whole: dict) -> dict:
+    """The log's configuration line; ``whole`` (global threshold, retraining and seed)
+    only when set, so that logs written before those options existed still resume."""
     table = options.table
     return {"version": 1, "network": src.name, "source": src.source or "memory",
             "fingerprint": src.fingerprint, "formats": list(options.formats),
             "policy": options.policy, "value_bits": options.value_bits,
             "table": table if isinstance(table, str) else table.to_dict(),
-            "measure": options.measure}
+            "measure": options.measure, **whole}
 
 
 def _run_local(tasks, run, workers: int, on_result) -> None:
@@ -90,27 +93,31 @@ def _run_dask(client, tasks, run, on_result) -> None:
         raise
 
 
-def _accuracies(src: SweepSource, settings: list[Setting]) -> dict[tuple, float]:
-    """Test accuracy of the whole network compressed at each setting, for the networks
-    :func:`lowentropy.accuracy` knows (the embedded digits networks); else empty."""
-    from ..networks.embedded import ARCHITECTURES, accuracy
-    from ..report import compress_layer
+def _is_digits(src: SweepSource) -> bool:
+    from ..networks.embedded import ARCHITECTURES
 
     layout = [(m.name, m.shape) for m in src.layers]
-    if not any(layout == [(s.layer, s.shape) for s in steps if s.layer]
-               for steps in ARCHITECTURES.values()):
-        return {}
-    net = src.network
-    if net is None:
-        from ..io.network import load_network
+    return any(layout == [(s.layer, s.shape) for s in steps if s.layer]
+               for steps in ARCHITECTURES.values())
 
-        net = load_network(src.source)
-    out = {}
-    for s in settings:
-        c = s.compression()
-        layers = [la.with_weight(compress_layer(la.weight, c)) for la in net.layers]
-        out[s.key] = accuracy(Network(net.name, layers, net.source, net.description))
-    return out
+
+def _network(src: SweepSource) -> Network:
+    if src.network is not None:
+        return src.network
+    from ..io.network import load_network
+
+    return load_network(src.source)
+
+
+def _accuracies(src: SweepSource, settings: list[Recipe]) -> dict[Recipe, float]:
+    """Test accuracy of the whole network compressed at each setting, for the networks
+    :func:`lowentropy.accuracy` knows (the embedded digits networks); else empty."""
+    from ..networks.embedded import accuracy
+
+    if not _is_digits(src):
+        return {}
+    net = _network(src)
+    return {s: accuracy(s.apply(net)) for s in settings}
 
 
 def _progress(progress) -> Callable[[int, int, str], object] | None:
@@ -126,7 +133,7 @@ def _progress(progress) -> Callable[[int, int, str], object] | None:
 
 def sweep(
     network: Network | str | os.PathLike,
-    prune: float | Sequence[float] = (0.0,),
+    prune: float | Mapping[str, float] | Sequence[float | Mapping[str, float]] = (0.0,),
     bits: int | Sequence[int | None] | None = None,
     clusters: int | Sequence[int | None] | None = None,
     method: str | None = None,
@@ -140,6 +147,9 @@ def sweep(
     progress: bool | Callable[[int, int, str], object] = True,
     *,
     table: str = DEFAULT_TABLE.name,
+    global_prune: bool = False,
+    retrain: bool = False,
+    seed: int = 0,
 ) -> SweepTable:
     """Every layer at every pruning x quantization setting, in every format.
 
@@ -155,8 +165,9 @@ def sweep(
         :func:`lowentropy.load_network` reads (a sharded checkpoint's folder or index
         too). Tasks open their layer themselves from a path or a name, memory-mapped where
         the file allows; a network that exists only in memory is sent as its arrays.
-    prune : float or sequence of float
-        Fractions pruned per layer, in [0, 1].
+    prune : float, mapping or sequence of them
+        Fractions pruned per layer, in [0, 1]; a mapping layer name -> fraction prunes
+        the named layers only (each row's ``prune`` is its layer's fraction).
     bits, clusters : int or sequence of int, optional
         Uniform quantizer bits (2..32) or k-means clusters; ``None`` among them (or
         neither given) adds the unquantized setting. Give one of them.
@@ -183,6 +194,17 @@ def sweep(
     progress : bool or callable
         A progress bar on stderr, or ``progress(done, total, layer)`` in layer x setting
         units.
+    global_prune : bool
+        One magnitude threshold over the whole network per fraction (``prune`` must be
+        fractions).
+    retrain : bool
+        Retrain the network at every setting as Deep Compression does
+        (:class:`lowentropy.Recipe` with ``retrain=True``; needs a network with training
+        data, the embedded digits networks). Settings that need the whole network
+        (``global_prune``, ``retrain``) are compressed in this process, one setting at a
+        time; their rows carry the accuracy measured then.
+    seed : int
+        Seed of the retraining.
 
     Returns
     -------
@@ -209,7 +231,41 @@ def sweep(
     >>> row["quantizer"], row["levels"], row["ratio_to_dense"] > 4, row["accuracy"] > 0.9
     ('uniform', 4, True, True)
     """
-    settings = make_settings(prune, bits, clusters, method)
+    settings = make_settings(prune, bits, clusters, method, global_prune=global_prune,
+                             retrain=retrain, seed=seed)
+    formats = _check_options(formats, policy, value_bits, table, workers)
+    report = _progress(progress)
+    src = resolve_source(network, identify=out is not None)
+    _check_layers(src, settings)
+    options = _tasks.Options(src.name, formats, policy, value_bits, table, bool(measure))
+    if retrain:
+        from ..networks.training import training_steps
+
+        training_steps(_network(src))  # ValueError now for a network without data
+    whole = {k: v for k, v in (("global_prune", bool(global_prune)), ("retrain", retrain),
+                               ("seed", seed if retrain else 0)) if v}
+
+    log = SweepLog(out, _config(src, options, whole)) if out is not None else None
+    done = dict(log.done) if log is not None else {}
+    try:
+        if whole:
+            _execute_whole(src, settings, options, done, log, report)
+        else:
+            _execute(src, settings, options, done, log, client, workers, report)
+    finally:
+        if log is not None:
+            log.close()
+    accuracy = {} if whole else _accuracies(src, settings)
+    rows = []
+    for meta in src.layers:
+        for s in settings:
+            for row in done[row_key_of(meta.name, s)]:
+                rows.append({**row, "accuracy": row["accuracy"] if whole
+                             else accuracy.get(s)})
+    return SweepTable(rows)
+
+
+def _check_options(formats, policy, value_bits, table, workers) -> tuple[str, ...]:
     if formats is None:
         formats = list(FORMATS)
     elif isinstance(formats, str):
@@ -227,31 +283,76 @@ def sweep(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ValueError(f"workers must be a positive int or None, got {workers!r}")
-    report = _progress(progress)
-    src = resolve_source(network, identify=out is not None)
-    options = _tasks.Options(src.name, formats, policy, value_bits, table, bool(measure))
-
-    log = SweepLog(out, _config(src, options)) if out is not None else None
-    done = dict(log.done) if log is not None else {}
-    try:
-        _execute(src, settings, options, done, log, client, workers, report)
-    finally:
-        if log is not None:
-            log.close()
-    accuracy = _accuracies(src, settings)
-    rows = []
-    for meta in src.layers:
-        for s in settings:
-            for row in done[(meta.name, *s.key)]:
-                rows.append({**row, "accuracy": accuracy.get(s.key)})
-    return SweepTable(rows)
+    return formats
 
 
-def _execute(src: SweepSource, settings: list[Setting], options, done: dict,
-             log: SweepLog | None, client, workers: int | None, report) -> None:
-    todo = [(m, [s for s in settings if (m.name, *s.key) not in done]) for m in src.layers]
-    todo = [(m, ss) for m, ss in todo if ss]
+def _check_layers(src: SweepSource, settings: list[Recipe]) -> None:
+    """Prune mappings name existing layers; settings compressed as a whole network do
+    not share a layer's log rows (their rows differ even where a layer's fraction is the
+    same)."""
+    names = [m.name for m in src.layers]
+    for s in settings:
+        unknown = [n for n, _ in s.prune if n not in names] if s.per_layer else []
+        if unknown:
+            raise ValueError(f"prune names layers that network {src.name!r} does not "
+                             f"have: {unknown}; its layers are: {', '.join(names)}")
+    if settings[0].retrain:
+        keys = [row_key_of(n, s) for s in settings for n in names]
+        if len(set(keys)) < len(keys):
+            raise ValueError("with retrain=True, two settings give a layer the same fraction "
+                             "and quantizer (their rows would be confused); sweep them "
+                             "separately")
+
+
+def _execute_whole(src: SweepSource, settings: list[Recipe], options, done: dict,
+                   log: SweepLog | None, report) -> None:
+    """Settings that compress the whole network at once (global threshold, retraining):
+    one setting at a time, in this process."""
+    from ..networks.embedded import accuracy
+
     total = len(src.layers) * len(settings)
+    todo = [s for s in settings
+            if any(row_key_of(m.name, s) not in done for m in src.layers)]
+    finished = total - len(src.layers) * len(todo)
+    if report is not None and finished:
+        report(finished, total, "(resumed)")
+    if not todo:
+        return
+    net = _network(src)
+    digits = _is_digits(src)
+    for s in todo:
+        compressed = s.apply(net)
+        acc = accuracy(compressed) if digits else None
+        for meta, layer in zip(src.layers, compressed.layers, strict=True):
+            rows = _tasks.run_task(_tasks.Task("array", "", meta, (s,), options,
+                                               layer.weight, compressed=True))
+            rows = [{**row, "accuracy": acc} for row in rows]
+            done[row_key_of(meta.name, s)] = rows
+            if log is not None:
+                log.write(rows)
+            finished += 1
+            if report is not None:
+                report(finished, total, meta.name)
+
+
+def _todo(src: SweepSource, settings: list[Recipe], done: dict) -> tuple[list, int]:
+    """``([(layer, settings not done)], layer x setting pairs in all)``, one setting per
+    log key (a mapping may give a layer the fraction another setting gives it)."""
+    todo, total = [], 0
+    for m in src.layers:
+        keys: dict[tuple, Recipe] = {}
+        for s in settings:
+            keys.setdefault(row_key_of(m.name, s), s)
+        total += len(keys)
+        missing = [s for k, s in keys.items() if k not in done]
+        if missing:
+            todo.append((m, missing))
+    return todo, total
+
+
+def _execute(src: SweepSource, settings: list[Recipe], options, done: dict,
+             log: SweepLog | None, client, workers: int | None, report) -> None:
+    todo, total = _todo(src, settings, done)
     finished = total - sum(len(ss) for _, ss in todo)
     if report is not None and finished:
         report(finished, total, "(resumed)")

@@ -1,45 +1,18 @@
-"""The settings of a sweep: pruning fraction x quantizer levels."""
+"""The settings of a sweep: pruning fractions x quantizer levels, as :class:`Recipe` s."""
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
-from ..compress._common import as_fraction
-from ..compress.kmeans import MAX_CLUSTERS
-from ..compress.uniform import MAX_BITS, MIN_BITS
-from ..report import Compression
+from ..recipe import Recipe
 
-__all__ = ["Setting", "make_settings"]
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One compression of every layer: prune ``prune``, then quantize (``quantizer``
-    ``"uniform"`` with ``levels`` bits, ``"kmeans"`` with ``levels`` clusters, or
-    ``"none"`` with ``levels`` 0)."""
-
-    prune: float
-    quantizer: str = "none"
-    levels: int = 0
-
-    @property
-    def key(self) -> tuple[float, str, int]:
-        return (self.prune, self.quantizer, self.levels)
-
-    def compression(self) -> Compression:
-        if self.quantizer == "uniform":
-            return Compression(self.prune, "uniform", bits=self.levels)
-        if self.quantizer == "kmeans":
-            return Compression(self.prune, "kmeans", clusters=self.levels)
-        return Compression(self.prune)
+__all__ = ["make_settings", "row_key_of"]
 
 
 def _as_list(values, name: str) -> list:
     if values is None:
         return []
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
         values = [values]
     out = list(values)
     if not out:
@@ -47,40 +20,44 @@ def _as_list(values, name: str) -> list:
     return out
 
 
-def _level(value, name: str, low: int, high: int) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be integers in [{low}, {high}] (or None for no "
-                        f"quantization), got {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
+def _levels(bits: list, clusters: list, method: str | None) -> tuple[str, list]:
+    if method not in (None, "uniform", "kmeans"):
+        raise ValueError(f"method must be 'uniform' or 'kmeans', got {method!r}")
+    if bits and clusters:
+        raise ValueError("give bits= (uniform quantization) or clusters= (k-means), not both")
+    if method is None:
+        method = "kmeans" if clusters else "uniform"
+    if method == "uniform" and clusters:
+        raise ValueError("method='uniform' takes bits=, not clusters=")
+    if method == "kmeans" and bits:
+        raise ValueError("method='kmeans' takes clusters=, not bits=")
+    return method, (bits if method == "uniform" else clusters) or [None]
 
 
-def make_settings(prune, bits, clusters, method: str | None) -> list[Setting]:
-    """Settings in sweep order (pruning outer, levels inner), duplicates dropped.
+def make_settings(prune, bits, clusters, method: str | None, *, global_prune: bool = False,
+                  retrain: bool = False, seed: int = 0) -> list[Recipe]:
+    """Recipes in sweep order (pruning outer, levels inner), duplicates dropped.
+
+    ``prune`` is a fraction, a mapping layer name -> fraction, or a sequence of them.
 
     Examples
     --------
-    >>> [s.key for s in make_settings([0.5, 0.9], [4, None], None, None)]
+    >>> [(r.prune, r.quantizer, r.levels) for r in make_settings([0.5, 0.9], [4, None],
+    ...                                                          None, None)]
     [(0.5, 'uniform', 4), (0.5, 'none', 0), (0.9, 'uniform', 4), (0.9, 'none', 0)]
     """
-    fractions = [as_fraction(p) for p in _as_list(prune, "prune")] or [0.0]
-    bits_list, cluster_list = _as_list(bits, "bits"), _as_list(clusters, "clusters")
-    if method not in (None, "uniform", "kmeans"):
-        raise ValueError(f"method must be 'uniform' or 'kmeans', got {method!r}")
-    if bits_list and cluster_list:
-        raise ValueError("give bits= (uniform quantization) or clusters= (k-means), not both")
-    if method is None:
-        method = "kmeans" if cluster_list else "uniform"
-    if method == "uniform" and cluster_list:
-        raise ValueError("method='uniform' takes bits=, not clusters=")
-    if method == "kmeans" and bits_list:
-        raise ValueError("method='kmeans' takes clusters=, not bits=")
-    if method == "uniform":
-        levels = [_level(b, "bits", MIN_BITS, MAX_BITS) for b in bits_list] or [0]
-    else:
-        levels = [_level(c, "clusters", 1, MAX_CLUSTERS) for c in cluster_list] or [0]
-    settings = [Setting(p, method if q else "none", q) for p in fractions for q in levels]
-    return list(dict.fromkeys(settings))
+    fractions = _as_list(prune, "prune") or [0.0]
+    method, levels = _levels(_as_list(bits, "bits"), _as_list(clusters, "clusters"), method)
+    recipes = []
+    for p in fractions:
+        for q in levels:
+            kind = {"bits": q} if method == "uniform" else {"clusters": q}
+            recipes.append(Recipe(p, **kind, global_prune=global_prune, retrain=retrain,
+                                  seed=seed if retrain else 0))
+    return list(dict.fromkeys(recipes))
+
+
+def row_key_of(layer: str, recipe: Recipe) -> tuple:
+    """The resume-log key of a layer's rows at a recipe (as :func:`._log.row_key` reads
+    it back from a row): ``(layer, fraction, quantizer, levels)``."""
+    return (layer, recipe.fraction(layer), recipe.quantizer, recipe.levels)

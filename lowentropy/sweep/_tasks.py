@@ -8,17 +8,15 @@ process and on a Dask worker.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from ..cost import compare
-from ..report import compress_layer
+from ..recipe import Recipe
 from ..stats import stats
-from ._settings import Setting
+from ..threads import numba_threads
+from ._settings import row_key_of
 
 __all__ = ["LayerMeta", "Options", "Task", "open_weight", "run_task"]
 
@@ -60,19 +58,21 @@ class Options:
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """A layer and the settings to run on it."""
+    """A layer and the settings to run on it (``compressed``: the source holds the layer
+    already compressed at its single setting, e.g. retrained)."""
 
     source_kind: str
     source: str  # path or registry name; "" for arrays
     layer: LayerMeta
-    settings: tuple[Setting, ...]
+    settings: tuple[Recipe, ...]
     options: Options
     array: np.ndarray | None = field(default=None, repr=False)
     threads: int | None = None  # numba threads inside the task (None: leave as is)
+    compressed: bool = False
 
     @property
     def keys(self) -> list[tuple]:
-        return [(self.layer.name, *s.key) for s in self.settings]
+        return [row_key_of(self.layer.name, s) for s in self.settings]
 
 
 def open_weight(task: Task) -> np.ndarray:
@@ -98,19 +98,6 @@ def open_weight(task: Task) -> np.ndarray:
     raise ValueError(f"unknown source kind {task.source_kind!r}")
 
 
-@contextlib.contextmanager
-def _numba_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 def _measure(M: np.ndarray, names: list[str]) -> dict[str, float]:
     from ..bench import time_formats
 
@@ -118,11 +105,9 @@ def _measure(M: np.ndarray, names: list[str]) -> dict[str, float]:
     return {name: result.median(name) * 1e3 for name in names}
 
 
-def setting_rows(W: np.ndarray, setting: Setting, meta: LayerMeta, options: Options,
-                 pruned: np.ndarray | None = None) -> list[dict]:
-    """The rows of one layer at one setting (``pruned``: ``W`` already pruned)."""
-    c = setting.compression()
-    Wc = compress_layer(W if pruned is None else pruned, c, pruned=pruned is not None)
+def setting_rows(Wc: np.ndarray, setting: Recipe, meta: LayerMeta,
+                 options: Options) -> list[dict]:
+    """The rows of one layer compressed at one setting (``Wc``: the compressed layer)."""
     M = Wc.reshape(Wc.shape[0], -1)
     s = stats(M)
     names = list(options.formats)
@@ -131,7 +116,7 @@ def setting_rows(W: np.ndarray, setting: Setting, meta: LayerMeta, options: Opti
     times = _measure(M, names) if options.measure else {}
     base = {"network": options.network, "layer": meta.name, "kind": meta.kind,
             "rows": meta.rows, "cols": meta.cols, "weights": meta.weights,
-            "source_dtype": meta.source_dtype, "prune": setting.prune,
+            "source_dtype": meta.source_dtype, "prune": setting.fraction(meta.name),
             "quantizer": setting.quantizer, "levels": setting.levels}
     return [{**base, "format": r.format, "K": s.K, "entropy_bits": s.H, "p0": s.p0,
              "storage_bits": int(r.storage_bits), "ratio_to_dense": r.storage_gain,
@@ -145,17 +130,21 @@ def run_task(task: Task) -> list[dict]:
     opened once; each pruning fraction is applied once for all its quantizers."""
     from ..compress import prune
 
-    with _numba_threads(task.threads):
+    with numba_threads(task.threads):
         W = open_weight(task)
         if tuple(W.shape) != task.layer.shape:
             raise ValueError(f"layer {task.layer.name!r} has shape {W.shape} where the sweep "
                              f"expected {task.layer.shape} (source changed?)")
+        if task.compressed:
+            (setting,) = task.settings
+            return setting_rows(W, setting, task.layer, task.options)
         rows: list[dict] = []
         pruned: dict[float, np.ndarray] = {}
         for setting in task.settings:
-            p = setting.prune
+            p = setting.fraction(task.layer.name)
             if p > 0 and p not in pruned:
                 pruned.clear()  # keep one pruned copy at a time
                 pruned[p] = prune(W, p)
-            rows += setting_rows(W, setting, task.layer, task.options, pruned.get(p))
+            Wc = setting.quantize(pruned.get(p, W))
+            rows += setting_rows(Wc, setting, task.layer, task.options)
         return rows
