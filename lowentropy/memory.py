@@ -204,7 +204,7 @@ def encoding_bytes(stats, format) -> int:
     from .formats import get_format
 
     cls = get_format(format) if isinstance(format, str) else format
-    total = cls.memory_bytes_for(stats)
+    total = cls.memory_bytes_for(stats) + cls._scratch_bytes_of(stats)
     if cls.name in ("cer", "cser", "efr"):
         total += 8 * stats.N
     return int(total)

@@ -479,6 +479,12 @@ class Format(ABC):
         return -(-bits // (8 * itemsize)) * itemsize
 
     @classmethod
+    def _scratch_bytes_of(cls, stats) -> int:
+        """Bytes the encoder holds besides the arrays at its peak (e.g. the rank of every
+        element); counted by :func:`lowentropy.memory.encoding_bytes`."""
+        return 0
+
+    @classmethod
     def memory_bytes_for(cls, stats) -> int:
         """Bytes the arrays of the matrix ``stats`` describes take in memory in this
         format (equal to ``from_dense(W).nbytes``), without encoding it."""

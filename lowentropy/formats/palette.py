@@ -27,6 +27,7 @@ from numba import uint64
 
 from .._jit import kernel, prange, serial
 from .._values import count_values
+from ..memory import check_memory
 from ._checks import check_values, check_vector
 from ._packed import check_omega_counts, decoded_blocks, element_ranks
 from .base import ArraySpec, Format, Sizes, code_bits
@@ -37,6 +38,8 @@ _inline = numba.njit(inline="always", nogil=True)
 
 #: Bytes of the column tables that all rows of a run walk before the next columns (L1).
 TABLE_BLOCK_BYTES = 1 << 15
+#: Words of a row walked at least per block (wide tables: L2 rather than a short loop).
+MIN_BLOCK_WORDS = 64
 #: Fewer rows than this: tables would cost more than they save.
 TABLE_MIN_ROWS = 16
 
@@ -115,12 +118,12 @@ def _word4(tables, base, v):  # pragma: no cover - compiled
 
 
 @kernel(parallel=True)
-def _matvec_tables(codes, wpr, b, tables, block, chunks, out):
-    """Rows of a run walk ``block`` words at a time, so that those columns' tables stay in
-    L1; 4-bit codes have an unrolled inner loop."""
+def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
+    """Rows of a run walk ``block`` words at a time, so that those columns' tables (``L``
+    entries each, 16 for 4-bit codes) stay in L1; 4-bit codes have an unrolled inner
+    loop."""
     per = 32 // b
-    L = 1 << b
-    mask = uint64(L - 1)
+    mask = uint64((1 << b) - 1)
     for c in prange(chunks.shape[0] - 1):
         r0 = chunks[c]
         r1 = chunks[c + 1]
@@ -140,6 +143,16 @@ def _matvec_tables(codes, wpr, b, tables, block, chunks, out):
                         s1 += a1
                         s2 += a2
                         s3 += a3
+                        w += uint64(1)
+                elif b == 8:
+                    stride = uint64(L)
+                    while w < w1:
+                        v = uint64(row[w])
+                        base = w * uint64(4 * L)
+                        s0 += tables[base + (v & uint64(255))]
+                        s1 += tables[base + stride + ((v >> uint64(8)) & uint64(255))]
+                        s2 += tables[base + uint64(2) * stride + ((v >> uint64(16)) & uint64(255))]
+                        s3 += tables[base + uint64(3) * stride + (v >> uint64(24))]
                         w += uint64(1)
                 else:
                     while w < w1:
@@ -199,9 +212,10 @@ class Palette(Format):
     def _encode(cls, W: np.ndarray) -> Palette:
         m, n = W.shape
         values = count_values(W)
-        ranks = element_ranks(W, values)
         b = code_bits("minimal", values.K - 1)
         wpr = words_per_row(n, b)
+        check_memory(4 * m * n + 4 * m * wpr, f"the palette codes of a {m}×{n} matrix")
+        ranks = element_ranks(W, values)
         codes = np.empty(m * wpr, np.uint32)
         _pack(ranks, m, n, b, wpr, codes)
         return cls._trusted(W.shape, W.dtype, omega=values.omega, codes=codes)
@@ -278,15 +292,16 @@ class Palette(Format):
             run(codes, n, b, wpr, omega, x, chunks, out)
             return
         per = 32 // b
-        omega_padded = np.zeros(1 << b, x.dtype)
+        L = 16 if b == 4 else omega.size  # table entries per column (codes are < K)
+        omega_padded = np.zeros(L, x.dtype)
         omega_padded[:omega.size] = omega
         x_padded = np.zeros(wpr * per, x.dtype)
         x_padded[:n] = x
-        tables = np.empty(x_padded.size << b, x.dtype)
+        tables = np.empty(x_padded.size * L, x.dtype)
         _column_tables(omega_padded, x_padded, tables)
-        block = max(1, TABLE_BLOCK_BYTES // (per * (1 << b) * x.dtype.itemsize))
+        block = max(MIN_BLOCK_WORDS, TABLE_BLOCK_BYTES // (per * L * x.dtype.itemsize))
         run = _matvec_tables if parallel else _matvec_tables_serial
-        run(codes, wpr, b, tables, block, chunks, out)
+        run(codes, wpr, b, L, tables, block, chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         m, n = self.shape
@@ -304,6 +319,10 @@ class Palette(Format):
     @classmethod
     def _sizes_of(cls, stats) -> Sizes:
         return Sizes(stats.shape, stats.dtype, K=stats.K)
+
+    @classmethod
+    def _scratch_bytes_of(cls, stats) -> int:
+        return 4 * stats.size  # the rank of every element (uint32) while encoding
 
     @classmethod
     def _layout_of(cls, sizes: Sizes) -> list[ArraySpec]:
