@@ -334,3 +334,14 @@ def test_load_refuses_a_corrupted_bitstream(tmp_path):
     _write_members(path, meta, arrays)
     with pytest.raises(ValueError, match="w.npz: the stored efr arrays are invalid"):
         load(path)
+
+
+def test_statistics_of_codes_price_efr_like_the_matrix():
+    """``le.stats`` of a ``Quantized`` matrix (counted from its codes) gives the same EFR
+    sizes as the statistics of its dense matrix, and both price the encoded format."""
+    W = synthetic_layer((50, 600), keep=0.1, levels=32, seed=4)
+    q = le.quantize(W, method="uniform", bits=4, return_codes=True)
+    dense = np.asarray(q.to_dense())
+    s_codes, s_dense = le.stats(q), le.stats(dense)
+    assert s_codes.efr == s_dense.efr
+    assert le.EFR.storage_for(s_codes) == le.EFR.from_dense(dense).storage()
