@@ -31,6 +31,7 @@ from numba import int64, uint64
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import overload
 
+from ._huffman import MAX_CODE_LENGTH, huffman_lengths
 from ._jit import kernel, prange, serial, use_threads
 from ._values import _bits, _lookup
 
@@ -39,10 +40,6 @@ __all__ = [
     "efr_sizes_from_hist", "row_costs", "ctz", "floor_log2", "peek", "put", "gamma_bits",
     "ef_low", "ef_bits",
 ]
-
-#: Longest Huffman code EFR writes (longer optimal codes are flattened, see
-#: :func:`huffman_lengths`).
-MAX_CODE_LENGTH = 32
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -170,58 +167,6 @@ def row_costs(hist, touched, nt, n, lengths):  # pragma: no cover - compiled
 
 
 # --- Huffman code lengths and canonical decoding tables ---------------------------------
-
-@kernel()
-def _optimal_lengths(counts):
-    """Optimal prefix-code lengths of ``counts`` sorted by decreasing count (two queues:
-    leaves in increasing count, merged nodes in creation order; a leaf wins a tie)."""
-    K = counts.shape[0]
-    lengths = np.zeros(K, np.int64)
-    if K <= 1:
-        return lengths
-    weight = np.empty(2 * K - 1, np.int64)
-    parent = np.empty(2 * K - 1, np.int64)
-    for t in range(K):
-        weight[t] = counts[K - 1 - t]
-    leaf = 0
-    node = K
-    nxt = K
-    for _ in range(K - 1):
-        pair = np.empty(2, np.int64)
-        for half in range(2):
-            if leaf < K and (node >= nxt or weight[leaf] <= weight[node]):
-                pair[half] = leaf
-                leaf += 1
-            else:
-                pair[half] = node
-                node += 1
-        weight[nxt] = weight[pair[0]] + weight[pair[1]]
-        parent[pair[0]] = nxt
-        parent[pair[1]] = nxt
-        nxt += 1
-    depth = np.zeros(2 * K - 1, np.int64)
-    for v in range(2 * K - 3, -1, -1):
-        depth[v] = depth[parent[v]] + 1
-    for t in range(K):
-        lengths[K - 1 - t] = depth[t]
-    return lengths
-
-
-def huffman_lengths(counts) -> np.ndarray:
-    """Huffman code lengths (int64) for the counts of ``Ω`` (decreasing, all positive).
-
-    ``K = 1`` gives length 0 (nothing to code). When the optimal code is longer than
-    :data:`MAX_CODE_LENGTH` bits, the counts are divided by 2, 4, 8, … (at least 1 each)
-    until it is not: a valid, slightly longer code, determined by the counts alone.
-    """
-    counts = np.ascontiguousarray(counts, dtype=np.int64)
-    lengths = _optimal_lengths(counts)
-    shift = 0
-    while lengths.size and lengths.max() > MAX_CODE_LENGTH:
-        shift += 1
-        lengths = _optimal_lengths(np.maximum(counts >> shift, 1))
-    return lengths
-
 
 @dataclass(frozen=True)
 class CanonicalTables:

@@ -12,7 +12,7 @@ against these functions compares two independent readings of the SPEC.
 - :func:`ref_dot`, :func:`tolerance` — SPEC §3.
 - :func:`ref_storage` — SPEC §4.
 - :func:`ref_op_counts` — SPEC §5 table.
-- :func:`ref_efr_huffman_lengths`, :func:`ref_efr`, :func:`ref_efr_decode` — the EFR format
+- :func:`ref_capped_lengths`, :func:`ref_efr`, :func:`ref_efr_decode` — the EFR format
   (SPEC §9, ``lowentropy/formats/efr.py``): bit strings built and parsed character by
   character.
 """
@@ -29,7 +29,7 @@ __all__ = [
     "ref_entropy", "ref_stats", "ref_dense", "ref_csr", "ref_cer", "ref_cser", "ref_arrays",
     "ref_dot", "tolerance", "index_width", "ref_storage", "ref_op_counts", "ref_palette",
     "ref_huffman", "ref_code_width", "ref_huffman_lengths", "ref_optimal_cost", "ref_efr",
-    "ref_efr_decode", "ref_efr_huffman_lengths",
+    "ref_efr_decode", "ref_capped_lengths",
 ]
 
 # SPEC §2: the arrays of every format, in the order ``arrays()`` returns them.
@@ -266,7 +266,6 @@ def ref_huffman_lengths(counts) -> list[int]:
     equal weight; leaves ordered by ascending count, equal counts by descending rank;
     merged nodes in the order they were made. ``K = 1`` → ``[0]``.
     """
-    import heapq
 
     K = len(counts)
     if K <= 1:
@@ -295,7 +294,6 @@ def ref_huffman_lengths(counts) -> list[int]:
 def ref_optimal_cost(counts) -> int:
     """Bits of an optimal prefix code of ``counts``: the sum of all merged weights of a
     Huffman construction (any tie rule gives the same sum)."""
-    import heapq
 
     heap = [int(c) for c in counts]
     heapq.heapify(heap)
@@ -499,39 +497,27 @@ def _efr_op_counts(st: dict, B: int):
 
 # --- EFR (SPEC §9: the project's own format) ---------------------------------------------------
 
-def ref_efr_huffman_lengths(counts, limit: int = 32) -> list[int]:
-    """Huffman code lengths with a heap: items ``(weight, order)``, leaves ordered by
-    ascending count (the last rank first), merged nodes after every leaf in creation
-    order. Longer than ``limit``: counts halved (at least 1) until it is not."""
-    counts = [int(c) for c in counts]
-    K = len(counts)
-    if K <= 1:
-        return [0] * K
-    shift = 0
-    while True:
-        weights = [max(c >> shift, 1) if shift else c for c in counts]
-        heap = [(weights[K - 1 - t], t) for t in range(K)]
-        heapq.heapify(heap)
-        parent: dict[int, int] = {}
-        order = K
-        while len(heap) > 1:
-            w1, a = heapq.heappop(heap)
-            w2, b = heapq.heappop(heap)
-            parent[a] = parent[b] = order
-            heapq.heappush(heap, (w1 + w2, order))
-            order += 1
-        lengths = [_depth(parent, K - 1 - k) for k in range(K)]
-        if max(lengths) <= limit:
-            return lengths
-        shift += 1
-
-
-def _depth(parent: dict[int, int], v: int) -> int:
-    d = 0
-    while v in parent:
-        v = parent[v]
-        d += 1
-    return d
+def ref_capped_lengths(counts, limit: int = 32) -> list[int]:
+    """:func:`ref_huffman_lengths`, with codes longer than ``limit`` moved up in pairs
+    (JPEG's ``Adjust_BITS``: two words of length ``i`` become one of ``i - 1`` and two of
+    ``j + 1`` for the longest ``j < i - 1`` that has a word), then given back to the
+    ranks shortest first; the code both Huffman-coding formats write."""
+    lengths = ref_huffman_lengths(counts)
+    if max(lengths, default=0) <= limit:
+        return lengths
+    per = [0] * (max(lengths) + 1)
+    for v in lengths:
+        per[v] += 1
+    for i in range(len(per) - 1, limit, -1):
+        while per[i] > 0:
+            j = i - 2
+            while per[j] == 0:
+                j -= 1
+            per[i] -= 2
+            per[i - 1] += 1
+            per[j + 1] += 2
+            per[j] -= 1
+    return [v for v, c in enumerate(per) for _ in range(c)]
 
 
 def _canonical_codes(lengths: list[int]) -> dict[int, str]:
@@ -588,7 +574,7 @@ def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]
 def _efr_row_summary(W: np.ndarray, omega: np.ndarray, counts) -> list[tuple]:
     """Per row: (dense, entries other than ω_0, largest rank, distinct ranks other than 0)."""
     out = []
-    lengths = ref_efr_huffman_lengths(counts)
+    lengths = ref_capped_lengths(counts)
     for bits, row_ranks in zip(_efr_rows(W, omega, lengths), _ranks(W, omega), strict=True):
         present = {k for k in row_ranks if k}
         out.append((bits[0] == "1", sum(1 for k in row_ranks if k), max(present, default=0),
@@ -601,7 +587,7 @@ def ref_efr(W) -> dict[str, np.ndarray]:
     (bit ``p`` of the stream is bit ``p % 64`` of word ``p // 64``), ``row_ptr`` in words."""
     W = as_matrix(W)
     omega, counts = ref_omega_counts(W)
-    lengths = ref_efr_huffman_lengths(counts)
+    lengths = ref_capped_lengths(counts)
     words: list[int] = []
     row_ptr = [0]
     for bits in _efr_rows(W, omega, lengths):

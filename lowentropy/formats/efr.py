@@ -61,8 +61,9 @@ Arrays
 omega : (K,) float32 or float64
     ``Ω``, distinct values by decreasing count, ties by ascending value.
 lengths : (K,) uint8
-    Huffman code length of each rank (at most 32; ``[0]`` when ``K = 1``): the optimal
-    lengths of :func:`lowentropy._rowcodes.huffman_lengths` over the counts of ``Ω``.
+    Huffman code length of each rank (at most 32; ``[0]`` when ``K = 1``): the lengths
+    of :func:`lowentropy._huffman.huffman_lengths` over the counts of ``Ω`` (the code of
+    the ``huffman`` format).
 bits : (words,) uint64
     The rows' codes; storage counts ``64·words`` bits (a stream of bits, SPEC §9).
 row_ptr : (m+1,) int64
