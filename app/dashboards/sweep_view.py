@@ -173,7 +173,7 @@ class SweepView:
         self.metric = w.ToggleButtons(options=list(_METRICS), value="storage",
                                       description="gain in", style=style)
         self.metric.style.button_width = "auto"
-        self.run_prune = w.Text(value="0.5, 0.8, 0.9, 0.95", description="pruned",
+        self.run_prune = w.Text(value="0.5, 0.8, 0.9, 0.95", description="prunings",
                                 style=style, layout=w.Layout(width="260px"))
         self.run_method = w.ToggleButtons(options=[("k-means values", "kmeans"),
                                                    ("uniform bits", "uniform")],
