@@ -79,14 +79,18 @@ def run(network: str, layer: str, moves: int) -> dict:
             page.wait_for_function(f"() => ({STORAGE})() !== null", timeout=300_000)
             out["first_plot_s"] = time.perf_counter() - start
             selects = page.locator("select")
-            if selects.nth(0).input_value() != network:
+            current = selects.nth(0).evaluate("s => s.options[s.selectedIndex].text")
+            if current != network:
                 before = page.evaluate(STORAGE)
-                selects.nth(0).select_option(network)
+                selects.nth(0).select_option(label=network)
                 _wait_change(page, before, 600_000)
-            if selects.nth(1).input_value() != layer:
+            labels = selects.nth(1).locator("option").all_inner_texts()
+            label = next(t for t in labels if t.split()[0] == layer)  # "fc1  300×64"
+            current = selects.nth(1).evaluate("s => s.options[s.selectedIndex].text")
+            if current != label:
                 before = page.evaluate(STORAGE)
                 start = time.perf_counter()
-                selects.nth(1).select_option(layer)
+                selects.nth(1).select_option(label=label)
                 _wait_change(page, before, 600_000)
                 out["layer_switch_s"] = time.perf_counter() - start
             page.wait_for_timeout(2000)
