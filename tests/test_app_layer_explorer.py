@@ -236,15 +236,23 @@ def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch)
     ex = LayerExplorer(small_network(), measure=True)  # timing in the background
     ex.timer.wait(60)
     calls.clear()
-    started = ex.timer.counts["started"]
+    refreshes = dict(ex.refresher.counts)
     for value in (0.5, 0.6, 0.7):  # three moves in quick succession
         ex.prune_slider.value = value
+    ex.refresher.wait(60)
     ex.timer.wait(60)
     assert len(calls) == 1  # only after the last move
-    assert ex.timer.counts["started"] - started == 3 and ex.timer.counts["cancelled"] >= 2
+    assert ex.refresher.counts["started"] - refreshes["started"] == 3
+    assert ex.refresher.counts["done"] - refreshes["done"] == 1  # throttled: drawn once
+    ex.timer.cancel()
+    ex.batch_picker.value = 8  # the timing waits for a pause; a refresh cancels it
+    ex.prune_slider.value = 0.8
+    ex.refresher.wait(60)
+    ex.timer.wait(60)
+    assert calls[1:] == [8] and ex.timer.counts["cancelled"] >= 1
     bars = next(t for t in ex.fig.data if t.name == "measured")
     assert set(bars.x) >= set(le.FORMATS)
-    assert "70% pruned" in ex.describe()
+    assert "80% pruned" in ex.describe()
 
 
 def test_a_file_the_page_refused_to_send_gets_a_message(explorer):
@@ -267,3 +275,51 @@ def test_every_array_of_every_format_has_a_colour_in_the_storage_panel():
     s = le.stats(W)
     for name in le.FORMATS:
         assert set(le.get_format(name).storage_for(s).by_array) <= set(ARRAY_COLORS), name
+
+
+def test_each_kind_of_change_recomputes_only_what_it_should(monkeypatch):
+    """Counted: statistics (compress_and_count), pricing (price), histograms, and the
+    traces the figure sends."""
+    import dashboards.layer_explorer as mod
+
+    calls = {"compress_and_count": 0, "price": 0, "value_histogram": 0}
+    for name in calls:
+        real = getattr(mod, name)
+
+        def counted(*args, _name=name, _real=real, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(mod, name, counted)
+    ex = LayerExplorer(small_network(), measure=False, synchronous=True)
+    assert calls == {"compress_and_count": 1, "price": 1, "value_histogram": 1}
+    sent = []
+    ex.fig._send_update_msg = lambda restyle_data, relayout_data, trace_indexes=None, \
+        **kw: sent.append((set(restyle_data), sorted(trace_indexes or [])))
+
+    def changed_traces() -> set[str]:
+        names = {i: key for key, i in ex._t.items()}
+        return {names[i] for _, indexes in sent for i in indexes}
+
+    other_table = next(p for p in le.PRESETS if p != ex.table_picker.value)
+    for control, value in ((ex.value_bits_picker, 8), (ex.policy_picker, "fixed32"),
+                           (ex.table_picker, other_table)):
+        calls.update(compress_and_count=0, price=0, value_histogram=0)
+        sent.clear()
+        control.value = value  # accounting only: no statistics, no histogram
+        assert calls == {"compress_and_count": 0, "price": 1, "value_histogram": 0}
+        assert len(sent) <= 1  # one batch
+        assert not changed_traces() & {"histogram", "shared values", "matrix"}
+    calls.update(compress_and_count=0, price=0, value_histogram=0)
+    sent.clear()
+    ex.prune_slider.value = 0.5  # the recipe: statistics again, not the histogram
+    assert calls == {"compress_and_count": 1, "price": 1, "value_histogram": 0}
+    assert len(sent) == 1 and "histogram" not in changed_traces()
+    assert {"shared values", "matrix", "array col_idx"} <= changed_traces()
+    calls.update(compress_and_count=0, price=0, value_histogram=0)
+    ex.bits_slider.value = 3  # the hidden slider of the other quantizer: nothing to do
+    assert calls == {"compress_and_count": 0, "price": 0, "value_histogram": 0}
+    ex.layer_picker.value = "conv1"  # a new layer: its histogram, once
+    assert calls == {"compress_and_count": 1, "price": 1, "value_histogram": 1}
+    expected = le.stats(ex.recipe.apply(ex.network["conv1"].matrix))
+    assert (ex.analysis.stats.K, ex.analysis.stats.N) == (expected.K, expected.N)

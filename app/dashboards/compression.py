@@ -19,8 +19,8 @@ import numpy as np
 
 import lowentropy as le
 
-__all__ = ["Accounting", "Analysis", "QUANTIZERS", "recipe_of", "compress", "analyse",
-           "value_histogram", "crop"]
+__all__ = ["Accounting", "Analysis", "Compressed", "QUANTIZERS", "recipe_of", "compress",
+           "compress_and_count", "price", "analyse", "value_histogram", "crop"]
 
 QUANTIZERS = ("none", "uniform", "kmeans")
 
@@ -81,13 +81,22 @@ def compress(W: np.ndarray, recipe: le.Recipe) -> np.ndarray:
     return recipe.apply(W)
 
 
-def analyse(W: np.ndarray, recipe: le.Recipe, accounting: Accounting | None = None,
-            formats=None, compressed: np.ndarray | None = None) -> Analysis:
-    """Compress ``W`` (2-D) and account for every format (``le.FORMATS`` by default);
-    ``compressed``: ``W`` already compressed by the recipe (e.g. by retraining the whole
-    network), used as it is."""
-    accounting = Accounting() if accounting is None else accounting
-    names = list(le.FORMATS) if formats is None else list(formats)
+@dataclass
+class Compressed:
+    """A matrix compressed by a recipe, with what depends on the recipe only: statistics
+    and the quantization error (no accounting)."""
+
+    recipe: le.Recipe
+    matrix: np.ndarray
+    stats: le.Stats
+    error: dict  # quantization error: rmse, relative
+    seconds: dict = field(default_factory=dict)  # step -> seconds
+
+
+def compress_and_count(W: np.ndarray, recipe: le.Recipe,
+                       compressed: np.ndarray | None = None) -> Compressed:
+    """Compress ``W`` (unless ``compressed`` is given) and take its statistics and error:
+    everything that changes with the recipe and not with the accounting."""
     t0 = time.perf_counter()
     q = None
     if compressed is not None:
@@ -100,20 +109,35 @@ def analyse(W: np.ndarray, recipe: le.Recipe, accounting: Accounting | None = No
     t1 = time.perf_counter()
     s = le.stats(Wc if q is None else q)
     t2 = time.perf_counter()
-    kw = dict(policy=accounting.policy, value_bits=accounting.value_bits)
-    rows = le.compare(s, names, batch=1, table=accounting.table, **kw)
-    storage = {name: le.get_format(name).storage_for(s, **kw) for name in names}
-    t3 = time.perf_counter()
     if q is None:
         e = le.quantization_error(W, Wc)
-    else:
-        e = q.error
-        Wc = q.to_dense()  # the matrix the views crop, time and evaluate
-    error = {"rmse": e.rmse, "relative": e.relative}
-    clock = {"compress": t1 - t0, "stats": t2 - t1, "accounting": t3 - t2,
-             "error" if q is None else "dense": time.perf_counter() - t3}
-    return Analysis(recipe, accounting, Wc, s, rows, storage,
-                    s.entropy_floor_bits(accounting.value_bits), error, clock)
+    else:  # the error came with the codes; the views crop, time and evaluate the matrix
+        e, Wc = q.error, q.to_dense()
+    return Compressed(recipe, Wc, s, {"rmse": e.rmse, "relative": e.relative},
+                      {"compress": t1 - t0, "stats": t2 - t1,
+                       "error" if q is None else "dense": time.perf_counter() - t2})
+
+
+def price(c: Compressed, accounting: Accounting | None = None, formats=None) -> Analysis:
+    """Storage, operations and energy of every format (``le.FORMATS`` by default) for
+    compressed statistics: what changes with the accounting (no statistics computed)."""
+    accounting = Accounting() if accounting is None else accounting
+    names = list(le.FORMATS) if formats is None else list(formats)
+    t0 = time.perf_counter()
+    kw = dict(policy=accounting.policy, value_bits=accounting.value_bits)
+    rows = le.compare(c.stats, names, batch=1, table=accounting.table, **kw)
+    storage = {name: le.get_format(name).storage_for(c.stats, **kw) for name in names}
+    clock = {**c.seconds, "accounting": time.perf_counter() - t0}
+    return Analysis(c.recipe, accounting, c.matrix, c.stats, rows, storage,
+                    c.stats.entropy_floor_bits(accounting.value_bits), c.error, clock)
+
+
+def analyse(W: np.ndarray, recipe: le.Recipe, accounting: Accounting | None = None,
+            formats=None, compressed: np.ndarray | None = None) -> Analysis:
+    """Compress ``W`` (2-D) and account for every format (``le.FORMATS`` by default);
+    ``compressed``: ``W`` already compressed by the recipe (e.g. by retraining the whole
+    network), used as it is. ``price(compress_and_count(W, recipe), accounting)``."""
+    return price(compress_and_count(W, recipe, compressed), accounting, formats)
 
 
 def value_histogram(W: np.ndarray, bins: int = 120, sample: int = 2_000_000,

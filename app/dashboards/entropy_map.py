@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 
 import lowentropy as le
 
+from .controls import AccountingControls
 from .entropy_grid import (
     METRICS,
     CostGrid,
@@ -189,15 +190,10 @@ class EntropyMap:
                                         value="cer" if "cer" in le.FORMATS else None,
                                         description="panel 2 format", style=style,
                                         layout=wide)
-        self.policy_picker = w.Dropdown(options=list(le.POLICIES), value="minimal",
-                                        description="index bits", style=style, layout=wide)
-        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
-                                            description="value bits", style=style,
-                                            layout=wide)
-        self.batch_picker = w.Dropdown(options=[1, 8, 64], value=1, description="batch",
-                                       style=style, layout=wide)
-        self.table_picker = w.Dropdown(options=sorted(le.PRESETS), value="horowitz45nm",
-                                       description="energy table", style=style, layout=wide)
+        self.accounting_controls = AccountingControls(width="310px", label_width="96px")
+        acc = self.accounting_controls
+        self.policy_picker, self.value_bits_picker = acc.policy_picker, acc.value_bits_picker
+        self.batch_picker, self.table_picker = acc.batch_picker, acc.table_picker
         self.slice_picker = w.SelectionSlider(options=[("0%", 0)], description="slice at",
                                               continuous_update=False, style=style,
                                               layout=wide)
@@ -217,8 +213,7 @@ class EntropyMap:
             self.resolution_slider, self.y_toggle, self.grid_job.bar,
             w.HTML("<b>What wins</b>"), self.metric_picker, self.format_picker,
             self.slice_picker, self.timer.bar,
-            w.HTML("<b>Accounting</b>"), self.policy_picker, self.value_bits_picker,
-            self.batch_picker, self.table_picker,
+            w.HTML("<b>Accounting</b>"), acc.widget,
             w.HTML("<b>Overlay a network</b>"), self.network_picker, self.network_job.bar,
         ], layout=w.Layout(width="330px", min_width="330px"))
         title = w.HTML(
@@ -236,9 +231,8 @@ class EntropyMap:
         g = self.messages.guard
         for control in (self.shape_picker, self.resolution_slider, self.y_toggle):
             control.observe(g(self._on_grid), "value")
-        for control in (self.policy_picker, self.value_bits_picker, self.table_picker):
-            control.observe(g(self._on_accounting), "value")
-        self.batch_picker.observe(g(self._on_batch), "value")
+        acc.on_change(g(lambda what: self._on_batch() if what == "batch"
+                        else self._on_accounting()))
         self.metric_picker.observe(g(self._on_metric), "value")
         self.format_picker.observe(g(self._on_view), "value")
         self.slice_picker.observe(g(self._on_slice), "value")

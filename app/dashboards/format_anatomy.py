@@ -34,6 +34,7 @@ from .anatomy_walk import (
     progress,
     random_matrix,
 )
+from .controls import AccountingControls
 from .ui import Messages, add_trace, card, dashboard_page, figure_widget, format_color, main_layout
 
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
@@ -437,11 +438,10 @@ class FormatAnatomy:
         self.new_x_button = w.Button(description="new x", icon="refresh",
                                      layout=w.Layout(width="96px"))
         self.x_seed = 0
-        self.policy_picker = w.Dropdown(options=list(le.POLICIES), value="minimal",
-                                        description="index bits", style=style, layout=wide)
-        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
-                                            description="value bits", style=style,
-                                            layout=wide)
+        self.accounting_controls = AccountingControls(width="290px", label_width="90px",
+                                                      table=False, batch=False)
+        acc = self.accounting_controls
+        self.policy_picker, self.value_bits_picker = acc.policy_picker, acc.value_bits_picker
 
         self.prev_button = w.Button(description="Prev", icon="step-backward",
                                     layout=w.Layout(width="90px"))
@@ -471,8 +471,7 @@ class FormatAnatomy:
         self.format_picker.observe(g(self._on_walk_setting), "value")
         self.x_picker.observe(g(self._on_walk_setting), "value")
         self.new_x_button.on_click(g(self._on_new_x))
-        self.policy_picker.observe(g(self._on_storage), "value")
-        self.value_bits_picker.observe(g(self._on_storage), "value")
+        acc.on_change(g(self._on_storage))
         self.step_slider.observe(g(self._on_step), "value")
         self.prev_button.on_click(g(self._on_prev))
         self.next_button.on_click(g(self._on_next))
@@ -491,7 +490,7 @@ class FormatAnatomy:
             w.HTML("<b>The matrix W</b>"), self.source, self.random_box, self.typed_box,
             w.HTML("<b>The walk through y = W x</b>"), self.format_picker, self.x_picker,
             self.new_x_button,
-            w.HTML("<b>Storage accounting</b>"), self.policy_picker, self.value_bits_picker,
+            w.HTML("<b>Storage accounting</b>"), acc.widget,
         ], layout=w.Layout(width="310px", min_width="310px"))
         walk = w.VBox([
             w.HBox([self.prev_button, self.step_slider, self.next_button]),

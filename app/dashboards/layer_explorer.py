@@ -23,15 +23,16 @@ import lowentropy as le
 from lowentropy.bench import read_bandwidth
 
 from .compression import (
-    QUANTIZERS,
     Accounting,
     Analysis,
-    analyse,
+    Compressed,
+    compress_and_count,
     crop,
-    recipe_of,
+    price,
     value_histogram,
 )
-from .model import layer_accuracy, shared_values_note, time_within_limits
+from .controls import AccountingControls, CompressionControls
+from .model import accuracy_or_none, layer_accuracy, shared_values_note, time_within_limits
 from .paths import checked_path
 from .ui import (
     Messages,
@@ -75,6 +76,10 @@ ARRAY_COLORS = _array_colors()
 #: raised too.
 MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
 
+#: Seconds a refresh waits for more input before it starts (slider input is throttled:
+#: the changes of a held key are drawn once the key pauses this long).
+THROTTLE_S = 0.05
+
 #: Seconds the live timing waits after the last change before it starts (the next change
 #: within that time, or while it runs, cancels it: it never competes with a refresh).
 TIMING_DELAY_S = 0.6
@@ -117,11 +122,20 @@ class LayerExplorer:
                  synchronous: bool = False) -> None:
         self.messages = Messages()
         self.timer = Runner(self.messages, "timing", synchronous=synchronous)
+        # refreshes after the first run here, throttled: changes within THROTTLE_S of each
+        # other are drawn once (each cancels the refresh it finds waiting or running)
+        self.refresher = Runner(self.messages, "computing", synchronous=synchronous)
+        self._compressed: Compressed | None = None  # cache: the current layer and recipe
+        self._layer_id = 0
+        self._drawn: dict[str, object] = {}  # what each part of the figure shows
         self.network: le.Network | None = None
         self.analysis: Analysis | None = None
         self._original: np.ndarray | None = None
         self._hist = (np.zeros(0), np.zeros(0))
         self._bandwidth: float | None = None
+        self._before: tuple | None = None  # (network, its uncompressed test accuracy)
+        self._accuracy_after = None
+        self._cache_layer = -1
         self.last_refresh_s = 0.0
         self.timings: dict | None = None
 
@@ -144,26 +158,14 @@ class LayerExplorer:
             f"{fmt_bytes(MAX_UPLOAD_BYTES)}; larger files: type their path</span>")
         self.layer_picker = w.Dropdown(options=[], description="layer", style=style,
                                        layout=lay())
-        self.prune_slider = w.FloatSlider(value=0.9, min=0, max=0.99, step=0.01,
-                                          description="pruned", readout_format=".0%",
-                                          continuous_update=False, style=style, layout=lay())
-        self.quantizer = w.ToggleButtons(options=list(QUANTIZERS), value="kmeans",
-                                         description="quantizer", style=style,
-                                         layout=lay())
-        self.quantizer.style.button_width = "auto"
-        self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
-                                       continuous_update=False, style=style, layout=lay())
-        self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
-                                           continuous_update=False, style=style, layout=lay())
-        self.policy_picker = w.Dropdown(options=list(le.POLICIES), value="minimal",
-                                        description="index bits", style=style, layout=lay())
-        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
-                                            description="value bits", style=style,
-                                            layout=lay())
-        self.table_picker = w.Dropdown(options=sorted(le.PRESETS), value="horowitz45nm",
-                                       description="energy", style=style, layout=lay())
-        self.batch_picker = w.Dropdown(options=[1, 8, 64], value=1, description="timing batch",
-                                       style=style, layout=lay())
+        self.compression_controls = CompressionControls(width="300px", label_width="88px")
+        self.accounting_controls = AccountingControls(width="300px", label_width="88px",
+                                                      batch_label="timing batch")
+        c, acc = self.compression_controls, self.accounting_controls
+        self.prune_slider, self.quantizer = c.prune_slider, c.quantizer
+        self.bits_slider, self.clusters_slider = c.bits_slider, c.clusters_slider
+        self.policy_picker, self.value_bits_picker = acc.policy_picker, acc.value_bits_picker
+        self.table_picker, self.batch_picker = acc.table_picker, acc.batch_picker
         self.measure_box = w.Checkbox(value=measure, description="measure time live",
                                       indent=False)
         self.cards = w.HTML()
@@ -179,8 +181,7 @@ class LayerExplorer:
             w.HTML("<b>Network and layer</b>"), self.network_picker,
             w.HBox([self.path_text, self.path_button]), self.upload, self.upload_note,
             self.layer_picker,
-            w.HTML("<b>Compression</b>"), self.prune_slider, self.quantizer,
-            self.bits_slider, self.clusters_slider,
+            w.HTML("<b>Compression</b>"), c.widget,
             w.HTML("<b>Accounting</b>"), self.policy_picker, self.value_bits_picker,
             self.table_picker, w.HTML("<b>Measured time</b>"), self.batch_picker,
             self.measure_box, self.timer.bar,
@@ -195,13 +196,9 @@ class LayerExplorer:
         self.path_button.on_click(g(self._on_path))
         self.upload.observe(g(self._on_upload), "value")
         self.layer_picker.observe(g(self._on_layer), "value")
-        for control in (self.prune_slider, self.quantizer, self.bits_slider,
-                        self.clusters_slider, self.policy_picker, self.value_bits_picker,
-                        self.table_picker):
-            control.observe(g(self._on_setting), "value")
-        self.batch_picker.observe(g(self._on_batch), "value")
+        c.on_change(g(self._on_setting))
+        acc.on_change(g(self._on_setting))
         self.measure_box.observe(g(self._on_batch), "value")
-        self._sync_quantizer_controls()
 
         start = network if network is not None else (choices[0] if choices else None)
         if isinstance(start, le.Network):
@@ -371,73 +368,96 @@ class LayerExplorer:
             raise ValueError(f"layer {layer.name!r} holds NaN or infinite weights; "
                              "the formats store finite values only")
         self._original = W
-        self._hist = value_histogram(W)
+        self._layer_id += 1
+        self._compressed = None
+        self._hist = value_histogram(W)  # once per layer
         self.refresh()
 
-    def _on_setting(self, change=None) -> None:
-        self._sync_quantizer_controls()
-        self.refresh()
+    def _on_setting(self, what: str = "recipe") -> None:
+        if what == "batch":
+            self._on_batch()
+        else:
+            self.refresh()
 
     def _on_batch(self, change=None) -> None:
         if self.analysis is not None:
             self._start_timing()
 
-    def _sync_quantizer_controls(self) -> None:
-        q = self.quantizer.value
-        self.bits_slider.layout.display = None if q == "uniform" else "none"
-        self.clusters_slider.layout.display = None if q == "kmeans" else "none"
-
     @property
     def recipe(self) -> le.Recipe:
         """How the controls compress the layer."""
-        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
-                         int(self.bits_slider.value), int(self.clusters_slider.value))
+        return self.compression_controls.recipe
 
     @property
     def accounting(self) -> Accounting:
         """How the controls price the compressed layer."""
-        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
-                          self.table_picker.value)
+        return self.accounting_controls.accounting
 
     def refresh(self) -> None:
-        """Recompute for the current layer and setting and update every view."""
+        """Recompute for the current layer, recipe and accounting, only what changed
+        (an accounting change computes no statistics), and redraw what changed. Before the
+        page shows this runs at once; afterwards through a throttled, cancellable runner."""
         if self._original is None:
             return
         self.timer.cancel()  # a timing still running would compete for the cores
+        if not self._ready:
+            self._draw_result(self._compute(None))
+            return
+        self.refresher.start(self._compute, self._draw_result, delay=THROTTLE_S)
+
+    def _compute(self, task) -> tuple:
+        """(analysis, compressed, accuracy, seconds) for the current controls: the
+        statistics only when the layer or the recipe changed."""
         start = time.perf_counter()
-        a = analyse(self._original, self.recipe, self.accounting)
+        W, layer_id = self._original, self._layer_id
+        recipe, accounting = self.recipe, self.accounting
+        c = self._compressed
+        fresh = c is None or c.recipe != recipe or self._cache_layer != layer_id
+        if fresh:
+            c = compress_and_count(W, recipe)
+            self._compressed, self._cache_layer = c, layer_id
+            self._accuracy_after = self._accuracy(c.matrix)
+            if task is not None:
+                task.check()
+        a = price(c, accounting)
+        return a, c, self._accuracy_after, time.perf_counter() - start
+
+    def _draw_result(self, result) -> None:
+        a, compressed, accuracy, seconds = result
+        start = time.perf_counter()
         self.analysis = a
-        accuracy = self._accuracy(a.matrix)
-        self._draw(a)
-        self.last_refresh_s = time.perf_counter() - start
+        self._draw(a, compressed)
+        self.last_refresh_s = seconds + time.perf_counter() - start
         self._draw_cards(a, accuracy)
         self.timing_notes = {}
         self._draw_notes()
         self._start_timing()
 
     def _accuracy(self, Wc: np.ndarray) -> tuple[float, float] | None:
-        """Test accuracy before and after compression, for networks that have test data."""
+        """Test accuracy before and after compression, for networks that have test data
+        (the uncompressed accuracy once per network)."""
         if self.network is None or self.layer is None:
             return None
-        return layer_accuracy(self.network, self.layer.name, Wc)
+        if self._before is None or self._before[0] is not self.network:
+            self._before = (self.network, accuracy_or_none(self.network))
+        if self._before[1] is None:
+            return None
+        return layer_accuracy(self.network, self.layer.name, Wc, before=self._before[1])
 
     # --- drawing -------------------------------------------------------------------------
-    def _draw(self, a: Analysis) -> None:
-        s = a.stats
+    def _draw(self, a: Analysis, compressed: Compressed | None = None) -> None:
+        """Update the figure in one batch; only the traces whose data changed: the
+        histogram once per layer, the shared values and the matrix when the recipe
+        changed, the costs always."""
         names = [row.format for row in a.rows]
-        colors = [format_color(n) for n in names]
-        ranked = np.argsort(s.omega) if s.K else np.zeros(0, int)
-        image = crop(a.matrix).astype(np.float64)
-        omega0 = s.omega[0] if s.K else 0
-        picture = [[None if v == omega0 else float(v) for v in row] for row in image]
         with self.fig.batch_update():
             d, t = self.fig.data, self._t
-            d[t["histogram"]].x, d[t["histogram"]].y = self._hist
-            xs, ys = [], []
-            for v, c in zip(s.omega[ranked], s.counts[ranked], strict=True):
-                xs += [float(v), float(v), None]
-                ys += [1, float(c), None]
-            d[t["shared values"]].x, d[t["shared values"]].y = xs, ys
+            if self._drawn.get("histogram") != self._layer_id:
+                d[t["histogram"]].x, d[t["histogram"]].y = self._hist
+                self._drawn["histogram"] = self._layer_id
+            if compressed is None or self._drawn.get("compressed") is not compressed:
+                self._draw_compressed(a)
+                self._drawn["compressed"] = compressed
             for array in ARRAY_COLORS:
                 d[t[f"array {array}"]].update(
                     x=names, y=[a.storage[n].by_array.get(array, 0) / 8 for n in names])
@@ -445,12 +465,25 @@ class LayerExplorer:
             d[t["adds"]].update(x=names, y=[row.adds for row in a.rows])
             d[t["mults"]].update(x=names, y=[row.mults for row in a.rows])
             d[t["energy"]].update(x=names, y=[row.energy_pj for row in a.rows],
-                                  marker_color=colors)
+                                  marker_color=[format_color(n) for n in names])
             d[t["measured"]].update(x=[], y=[], text=[])
             d[t["bandwidth limit"]].update(x=[], y=[])
-            d[t["matrix"]].z = picture
             _title(self.fig, "time").text = _PANELS["time"] + (
                 " (measuring…)" if self.measure_box.value else " (off)")
+
+    def _draw_compressed(self, a: Analysis) -> None:
+        """The shared values and the matrix (inside the batch of :meth:`_draw`)."""
+        s = a.stats
+        d, t = self.fig.data, self._t
+        ranked = np.argsort(s.omega) if s.K else np.zeros(0, int)
+        xs, ys = [], []
+        for v, c in zip(s.omega[ranked], s.counts[ranked], strict=True):
+            xs += [float(v), float(v), None]
+            ys += [1, float(c), None]
+        d[t["shared values"]].x, d[t["shared values"]].y = xs, ys
+        image = crop(a.matrix).astype(np.float64)
+        omega0 = s.omega[0] if s.K else 0
+        d[t["matrix"]].z = [[None if v == omega0 else float(v) for v in row] for row in image]
 
     def _draw_cards(self, a: Analysis, accuracy) -> None:
         s = a.stats

@@ -20,7 +20,8 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.report import NetworkReport, network_report
 
-from .compression import Accounting, recipe_of
+from .compression import Accounting
+from .controls import AccountingControls, CompressionControls
 from .model import network_accuracy
 from .sweep_view import SweepView
 from .ui import (
@@ -66,6 +67,7 @@ class NetworkOverview:
         self.report: NetworkReport | None = None
         self.accuracy: tuple[float, float] | None = None
         self.formats = list(le.FORMATS)
+        self._accuracy_cache: tuple | None = None  # (network, recipe, accuracies)
 
         style = {"description_width": "80px"}
 
@@ -74,25 +76,16 @@ class NetworkOverview:
 
         self.network_picker = w.Dropdown(options=le.list_networks(), description="network",
                                          style=style, layout=lay())
-        self.prune_slider = w.FloatSlider(value=0.9, min=0, max=0.99, step=0.01,
-                                          description="pruned", readout_format=".0%",
-                                          continuous_update=False, style=style, layout=lay())
-        self.global_box = w.Checkbox(value=False, description="one global threshold",
-                                     indent=False)
-        self.quantizer = w.ToggleButtons(options=["none", "uniform", "kmeans"],
-                                         value="kmeans", description="quantizer",
-                                         style=style)
-        self.quantizer.style.button_width = "auto"
-        self.bits_slider = w.IntSlider(value=5, min=2, max=8, description="bits",
-                                       continuous_update=False, style=style, layout=lay())
-        self.clusters_slider = w.IntSlider(value=32, min=2, max=256, description="clusters",
-                                           continuous_update=False, style=style, layout=lay())
-        self.policy_picker = w.Dropdown(options=list(le.POLICIES), description="index bits",
-                                        style=style, layout=lay())
-        self.value_bits_picker = w.Dropdown(options=[32, 16, 8], value=32,
-                                            description="value bits", style=style, layout=lay())
-        self.table_picker = w.Dropdown(options=sorted(le.PRESETS), value="horowitz45nm",
-                                       description="energy", style=style, layout=lay())
+        self.compression_controls = CompressionControls(width="290px", label_width="80px",
+                                                        global_prune=True)
+        self.accounting_controls = AccountingControls(width="290px", label_width="80px",
+                                                      batch=False)
+        c, acc = self.compression_controls, self.accounting_controls
+        self.prune_slider, self.global_box = c.prune_slider, c.global_box
+        self.quantizer, self.bits_slider = c.quantizer, c.bits_slider
+        self.clusters_slider = c.clusters_slider
+        self.policy_picker, self.value_bits_picker = acc.policy_picker, acc.value_bits_picker
+        self.table_picker = acc.table_picker
         self.cards = w.HTML()
         self.totals_table = w.HTML()
         # The first view is drawn into a plain figure, which becomes the FigureWidget only
@@ -101,9 +94,7 @@ class NetworkOverview:
         self._first = True
 
         controls = w.VBox([
-            self.network_picker, self.prune_slider, self.global_box, self.quantizer,
-            self.bits_slider, self.clusters_slider, self.policy_picker,
-            self.value_bits_picker, self.table_picker, self.worker.bar,
+            self.network_picker, c.widget, acc.widget, self.worker.bar,
         ], layout=w.Layout(width="310px", min_width="310px"))
         title = w.HTML(
             "<h2 style='margin:4px 0'>lowentropy · network overview</h2>"
@@ -112,11 +103,8 @@ class NetworkOverview:
             "(as in the paper's tables).</div>")
         g = self.messages.guard
         self.network_picker.observe(g(self._on_network), "value")
-        for control in (self.prune_slider, self.global_box, self.quantizer, self.bits_slider,
-                        self.clusters_slider, self.policy_picker, self.value_bits_picker,
-                        self.table_picker):
-            control.observe(g(self._on_setting), "value")
-        self._sync_controls()
+        c.on_change(g(self._on_setting))
+        acc.on_change(g(self._on_setting))
         if isinstance(network, le.Network):
             g(self.set_network)(network)
         else:
@@ -181,27 +169,18 @@ class NetworkOverview:
         self.messages.clear()
         self.refresh()
 
-    def _on_setting(self, change=None) -> None:
-        self._sync_controls()
+    def _on_setting(self, what: str = "recipe") -> None:
         self.refresh()
-
-    def _sync_controls(self) -> None:
-        q = self.quantizer.value
-        self.bits_slider.layout.display = None if q == "uniform" else "none"
-        self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
     @property
     def recipe(self) -> le.Recipe:
         """How the controls compress every layer."""
-        return recipe_of(float(self.prune_slider.value), self.quantizer.value,
-                         int(self.bits_slider.value), int(self.clusters_slider.value),
-                         global_prune=bool(self.global_box.value))
+        return self.compression_controls.recipe
 
     @property
     def accounting(self) -> Accounting:
         """How the controls price the compressed network."""
-        return Accounting(self.policy_picker.value, int(self.value_bits_picker.value),
-                          self.table_picker.value)
+        return self.accounting_controls.accounting
 
     def refresh(self) -> None:
         """Recompute the report (in the background) and redraw."""
@@ -214,12 +193,22 @@ class NetworkOverview:
             report = network_report(network, c, formats=self.formats,
                                     progress=task.progress, **options)
             task.check()
-            return report, network_accuracy(network, c)
+            return report, self._accuracy(network, c)
 
         if self._first:  # the first view is computed before the page shows
             self._draw(job(Task()))
         else:
             self.worker.start(job, self._draw)
+
+    def _accuracy(self, network: le.Network, recipe: le.Recipe):
+        """Test accuracy before and after, once per network and recipe (an accounting
+        change does not retest)."""
+        cached = self._accuracy_cache
+        if cached is not None and cached[0] is network and cached[1] == recipe:
+            return cached[2]
+        result = network_accuracy(network, recipe)
+        self._accuracy_cache = (network, recipe, result)
+        return result
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, result) -> None:

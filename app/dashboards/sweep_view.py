@@ -37,7 +37,7 @@ _METRICS = {"storage": ("storage_bits", "storage"), "energy": ("energy_pj", "ene
 _MAX_SWEEP_UPLOAD = 64 * 2**20
 _HINT = ("No sweep yet: press <b>sweep this network</b> above, or open a sweep file; "
          "the formats' gains across the settings appear here.")
-_HINT_HEIGHT, _PLOT_HEIGHT = 140, 500
+_PLOT_HEIGHT = 500
 
 
 def setting_label(row: dict) -> str:
@@ -173,7 +173,7 @@ class SweepView:
         self.metric = w.ToggleButtons(options=list(_METRICS), value="storage",
                                       description="gain in", style=style)
         self.metric.style.button_width = "auto"
-        self.run_prune = w.Text(value="0.5, 0.8, 0.9, 0.95", description="pruned",
+        self.run_prune = w.Text(value="0.5, 0.8, 0.9, 0.95", description="prunings",
                                 style=style, layout=w.Layout(width="260px"))
         self.run_method = w.ToggleButtons(options=[("k-means values", "kmeans"),
                                                    ("uniform bits", "uniform")],
@@ -268,27 +268,26 @@ class SweepView:
         add_trace(fig, t, "trade-off", go.Scatter(
             x=[], y=[], mode="markers+text", name="best format", textposition="top center",
             textfont=dict(size=10), showlegend=False), row=1, col=2)
-        fig.update_layout(autosize=True, height=_HINT_HEIGHT,
-                          margin=dict(l=70, r=30, t=50, b=40), showlegend=False,
+        fig.update_layout(autosize=True, height=_PLOT_HEIGHT,
+                          margin=dict(l=70, r=30, t=50, b=40),
                           legend=dict(orientation="h", x=0, y=1.13), template="plotly_white",
                           font=dict(size=13))
-        for note in fig.layout.annotations:  # the subplot titles: shown with data only
-            note.visible = False
         fig.add_annotation(name="hint", text=_HINT, showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font=dict(size=15, color="#555"))
+                           yref="paper", x=0.5, y=0.5, font=dict(size=15, color="#555"),
+                           bgcolor="white")
         fig.update_yaxes(rangemode="tozero", row=1, col=1)
         fig.update_xaxes(type="log", row=1, col=2)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
         return fig
 
     def _show_axes(self) -> None:
         """From the hint to the plots (inside a batch update)."""
-        self.fig.update_layout(height=_PLOT_HEIGHT, showlegend=True)
         for note in self.fig.layout.annotations:
-            note.visible = note.name != "hint"
-        self.fig.update_xaxes(visible=True)
-        self.fig.update_yaxes(visible=True)
+            if note.name == "hint":
+                note.text = ""
+        self.fig.update_xaxes(showticklabels=True, showgrid=True)
+        self.fig.update_yaxes(showticklabels=True, showgrid=True)
 
     def _on_view(self, change=None) -> None:
         if self.rows:
