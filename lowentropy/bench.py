@@ -463,7 +463,7 @@ def time_formats(
     >>> W = synthetic_layer((16, 32), keep=0.25, levels=4)
     >>> r = time_formats(W, batch=2, budget=0.05)
     >>> sorted(r.timings)
-    ['cer', 'cser', 'csr', 'dense', 'scipy_csr']
+    ['cer', 'cser', 'csr', 'dense', 'efr', 'huffman', 'palette', 'scipy_csr']
     >>> r.rounds >= 3, r.speedup("dense") == 1.0
     (True, True)
     >>> sorted(r.rows()[0])

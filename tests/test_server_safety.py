@@ -488,9 +488,10 @@ def break_library(monkeypatch) -> None:
             monkeypatch.setattr(cls, method, boom)
     import dashboards.entropy_map as em
     import dashboards.layer_explorer as lx
+    import dashboards.model as model
     import dashboards.network_overview as no
 
-    for module, name in ((lx, "time_formats"), (lx, "read_bandwidth"),
+    for module, name in ((model, "time_formats"), (lx, "read_bandwidth"),
                          (no, "network_report"), (em, "stats_grid"), (em, "cost_grid"),
                          (em, "time_cells")):
         monkeypatch.setattr(module, name, boom)
@@ -545,6 +546,10 @@ def test_a_library_error_in_a_callback_is_shown_and_the_dashboard_recovers(
     dash = boards[name]
     if control == "path_button":
         dash.path_text.value = "lenet-5"
+    # a level slider counts only for its own quantizer (other moves recompute nothing)
+    quantizer = {"bits_slider": "uniform", "clusters_slider": "kmeans"}.get(control)
+    if quantizer is not None:
+        dash.quantizer.value = quantizer
     dash.messages.clear()
     with monkeypatch.context() as m:
         break_library(m)
