@@ -166,7 +166,7 @@ def row_costs(hist, touched, nt, n, lengths):  # pragma: no cover - compiled
     return dense, sparse, entries, r
 
 
-# --- Huffman code lengths and canonical decoding tables ---------------------------------
+# --- canonical decoding tables (the code lengths: lowentropy._huffman) ------------------
 
 @dataclass(frozen=True)
 class CanonicalTables:
