@@ -206,7 +206,7 @@ _PEAK = textwrap.dedent("""
     if sys.argv[1] == "sweep":
         from lowentropy.sweep import sweep
         t = sweep(sys.argv[2], prune=[0.5], bits=[4], workers=1, progress=False)
-        assert len(t) == 24 * 4, len(t)
+        assert len(t) == 24 * len(lowentropy.FORMATS), len(t)
     else:
         from lowentropy.__main__ import main
         assert main(["report", sys.argv[2], "--prune", "0.5", "--bits", "4",
