@@ -27,6 +27,13 @@ VALUE_BITS = (32, 16, 8)
 BATCHES = (1, 8, 64)
 
 
+def _forwarder(fn):
+    """Mark a panel's own observer as guarded: it only updates the panel and calls the
+    listeners given to ``on_change``, which the dashboards wrap with ``Messages.guard``."""
+    fn.guarded = True
+    return fn
+
+
 def _layout(width: str) -> w.Layout:  # one per widget: a shared layout hides them together
     return w.Layout(width=width)
 
@@ -77,8 +84,8 @@ class AccountingControls:
         self.widget = w.VBox(shown)
         self._listeners: list[Callable[[str], None]] = []
         for control in (self.policy_picker, self.value_bits_picker, self.table_picker):
-            control.observe(lambda change: self._changed("accounting"), "value")
-        self.batch_picker.observe(lambda change: self._changed("batch"), "value")
+            control.observe(_forwarder(lambda change: self._changed("accounting")), "value")
+        self.batch_picker.observe(_forwarder(lambda change: self._changed("batch")), "value")
 
     @property
     def accounting(self) -> Accounting:
@@ -158,6 +165,7 @@ class CompressionControls:
         self.bits_slider.layout.display = None if q == "uniform" else "none"
         self.clusters_slider.layout.display = None if q == "kmeans" else "none"
 
+    @_forwarder
     def _on_value(self, change) -> None:
         owner = change["owner"] if isinstance(change, dict) else None
         self._sync()
