@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +122,23 @@ def test_progress_is_called_after_every_round(W):
     assert {t for _, t in calls} == {r.rounds} and dones[-1] == r.rounds
 
 
-def test_budget_is_respected(W):
-    time_formats(W, batch=4, budget=0.01)  # compile / load every kernel (batch 4) first
-    start = time.perf_counter()
-    r = time_formats(synthetic_layer((200, 300), keep=0.2, levels=16), batch=4, budget=0.2)
-    assert time.perf_counter() - start < 3.0
-    assert r.rounds >= 3
+def test_budget_sets_the_number_of_rounds(W, monkeypatch):
+    # A fake clock: every product "takes" 10 ms, so a round of n candidates takes n/100 s.
+    import lowentropy.bench as bench
+
+    now = [0.0]
+
+    def tick():
+        now[0] += 0.01  # a call reads the clock at its start and its end
+        return now[0]
+
+    monkeypatch.setattr(bench.time, "perf_counter", tick)
+    r = time_formats(W, batch=4, budget=1.0)
+    per_round = 0.01 * len(r.timings)
+    assert r.rounds == max(3, int((1.0 - per_round) / per_round))
+    assert all(t.median == pytest.approx(0.01) for t in r.timings.values())
+    assert time_formats(W, budget=1e-6).rounds == 3  # at least 3
+    assert time_formats(W, budget=1e6).rounds == 200  # at most 200
 
 
 def test_given_input_and_pre_encoded_formats(W):

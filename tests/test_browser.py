@@ -118,6 +118,9 @@ def test_the_overview_opens_a_sweep_file(page, voila_server, tmp_path):
     path = tmp_path / "lenet.csv"
     sweep("lenet-300-100", prune=[0.5, 0.8, 0.95], clusters=[8, 32], workers=1,
           progress=False).to_csv(path)
+    errors, bundles = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda r: bundles.append(r.url) if "plotly-widget" in r.url else None)
     open_dashboard(page, voila_server, "network_overview.ipynb")
     page.get_by_placeholder("sweep.csv or sweep.json").fill(str(path))
     page.get_by_role("button", name="open", exact=True).click()
@@ -126,6 +129,9 @@ def test_the_overview_opens_a_sweep_file(page, voila_server, tmp_path):
                                 && t.x && t.x.length === 6))""", timeout=60_000)
     assert page.locator(".lowentropy-error").count() == 0
     assert "6 settings" in page.locator(".lowentropy-sweep-summary").inner_text()
+    # two figures, plotly's code fetched once (dashboards/plotly_bundle.py), no model lost
+    assert len(bundles) == 1 and bundles[0].endswith("/dashboards/static/plotly-widget.js")
+    assert errors == []
     page.locator("text=Sweep: every setting at once").scroll_into_view_if_needed()
     screenshot(page, "network_overview_sweep")
 

@@ -85,10 +85,11 @@ def figure_widget(fig: Any) -> Any:
     """The ``FigureWidget`` of a complete figure, sized by its container: plotly's
     ``responsive`` option redraws it at its container's width on every window ``resize``
     event (which :class:`dashboards.fit.FitFigures` sends when the dashboard's width
-    changes)."""
-    import plotly.graph_objects as go
+    changes). Under voila it loads plotly's code from one URL per page
+    (:mod:`dashboards.plotly_bundle`)."""
+    from .plotly_bundle import figure_class
 
-    widget = go.FigureWidget(fig)
+    widget = figure_class()(fig)
     widget._config = {**widget._config, "responsive": True, "displaylogo": False}
     return widget
 

@@ -1,0 +1,74 @@
+"""The dashboards' figures load plotly's widget code from one URL under voila."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from dashboards import plotly_bundle
+from dashboards.plotly_bundle import BUNDLE_NAME, publish, served_path, shim
+
+
+def test_served_path_follows_the_notebook_folder_and_the_base_url(tmp_path):
+    static = tmp_path / "dashboards" / "static"
+    url = "http://127.0.0.1:8866/voila/render/layer_explorer.ipynb"
+    assert served_path(url, tmp_path, static) == \
+        "/voila/files/dashboards/static/plotly-widget.js"
+    url = "https://hub.example/user/ana/voila/render/app/overview.ipynb?tab=1"
+    assert served_path(url, tmp_path, static) == \
+        "/user/ana/voila/files/app/dashboards/static/plotly-widget.js"
+
+
+def test_no_served_path_outside_voila_or_outside_the_notebook_folder(tmp_path):
+    static = tmp_path / "dashboards" / "static"
+    assert served_path(None, tmp_path, static) is None
+    assert served_path("", tmp_path, static) is None
+    assert served_path("http://127.0.0.1:8866/", tmp_path, static) is None  # one notebook
+    assert served_path("http://h/voila/render/a.ipynb", tmp_path / "sub", static) is None
+
+
+def test_publish_copies_the_bundle_once_and_follows_a_new_version(tmp_path):
+    bundle = tmp_path / "widgetbundle.js"
+    bundle.write_text("export default {};\n")
+    static = tmp_path / "static"
+    assert publish(static, bundle)
+    target = static / BUNDLE_NAME
+    assert target.read_text() == bundle.read_text() and not target.is_symlink()
+    mtime = target.stat().st_mtime_ns
+    assert publish(static, bundle) and target.stat().st_mtime_ns == mtime  # unchanged
+    bundle.write_text("export default {render() {}};\n")
+    assert publish(static, bundle) and target.read_text() == bundle.read_text()
+    assert [p.name for p in static.iterdir()] == [BUNDLE_NAME]  # no temporary left
+
+
+def test_publish_reports_a_folder_it_cannot_write(tmp_path):
+    bundle = tmp_path / "widgetbundle.js"
+    bundle.write_text("export default {};\n")
+    blocker = tmp_path / "static"
+    blocker.write_text("a file where the folder should be")
+    assert not publish(blocker, bundle)
+    assert not publish(tmp_path / "static2", tmp_path / "missing.js")
+
+
+def test_the_shim_imports_the_bundle_from_the_page_origin():
+    code = shim("/voila/files/dashboards/static/plotly-widget.js")
+    assert 'import(new URL("/voila/files/dashboards/static/plotly-widget.js", ' \
+        'location.href).href)' in code
+    assert "export default bundle.default" in code
+
+
+def test_figure_class_is_plotlys_outside_voila_and_a_shim_under_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("VOILA_REQUEST_URL", raising=False)
+    plotly_bundle.figure_class.cache_clear()
+    try:
+        assert plotly_bundle.figure_class() is go.FigureWidget
+        plotly_bundle.figure_class.cache_clear()
+        static = tmp_path / "dashboards" / "static"
+        monkeypatch.setattr(plotly_bundle, "STATIC", static)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("VOILA_REQUEST_URL", "http://h/voila/render/a.ipynb")
+        cls = plotly_bundle.figure_class()
+        assert issubclass(cls, go.FigureWidget) and cls is not go.FigureWidget
+        widget = cls(go.Figure(go.Bar(y=[1, 2])))
+        assert widget._esm == shim("/voila/files/dashboards/static/plotly-widget.js")
+        assert (static / BUNDLE_NAME).stat().st_size > 1_000_000  # plotly.js itself
+    finally:
+        plotly_bundle.figure_class.cache_clear()
