@@ -179,6 +179,7 @@ def network_report(
     table: str = DEFAULT_TABLE.name,
     measure: bool = False,
     progress: Callable[[int, int, str], object] | None = None,
+    compressed: Network | None = None,
 ) -> NetworkReport:
     """Compress every layer of ``network`` and account for it in every format.
 
@@ -196,6 +197,9 @@ def network_report(
         Also time one product ``W @ x`` per layer and format (slower; encodes the layer).
     progress : callable, optional
         ``progress(done, total, layer_name)`` after each layer.
+    compressed : Network, optional
+        ``network`` already compressed by ``recipe`` (e.g. retrained with a progress bar
+        of its own, or cached), used as it is: same layer names and shapes.
 
     Examples
     --------
@@ -214,8 +218,14 @@ def network_report(
     report = NetworkReport(network.name, recipe, {"policy": policy, "value_bits": value_bits,
                                                   "energy table": table})
     n_layers = len(network.layers)
-    for i, (layer, compressed) in enumerate(recipe.compressed_layers(network)):
-        Wc = np.asarray(compressed.weight)
+    if compressed is None:
+        pairs = recipe.compressed_layers(network)
+    else:
+        if [(x.name, x.shape) for x in compressed] != [(x.name, x.shape) for x in network]:
+            raise ValueError(f"compressed has other layers than network {network.name!r}")
+        pairs = zip(network.layers, compressed.layers, strict=True)
+    for i, (layer, done) in enumerate(pairs):
+        Wc = np.asarray(done.weight)
         M = Wc.reshape(Wc.shape[0], -1)
         s = stats(M)
         rows = compare(s, names, policy=policy, value_bits=value_bits, table=table)

@@ -71,7 +71,8 @@ def _metric(value, evaluate) -> float:
 
 def sensitivity(network: Network, sparsities: Iterable[float] = DEFAULT_SPARSITIES,
                 evaluate: Callable[[Network], float] | None = None, *,
-                layers: Iterable[str] | None = None) -> SensitivityTable:
+                layers: Iterable[str] | None = None,
+                progress: Callable[[int, int], object] | None = None) -> SensitivityTable:
     """How a metric responds to pruning each layer alone.
 
     For every layer and every sparsity, the layer is magnitude-pruned to that sparsity
@@ -89,6 +90,9 @@ def sensitivity(network: Network, sparsities: Iterable[float] = DEFAULT_SPARSITI
         embedded digits networks).
     layers : iterable of str, optional
         Only these layers (default every layer).
+    progress : callable, optional
+        ``progress(done, total)`` after each evaluation (e.g. a progress bar; raising in
+        it stops the analysis).
 
     Returns
     -------
@@ -119,6 +123,7 @@ def sensitivity(network: Network, sparsities: Iterable[float] = DEFAULT_SPARSITI
         raise ValueError(f"layers names layers that network {network.name!r} does not have: "
                          f"{unknown}; its layers are: {', '.join(network.names)}")
     rows = []
+    total = len(names) * len(fractions)
     for name in names:
         i = network.names.index(name)
         layer = network.layers[i]
@@ -129,6 +134,8 @@ def sensitivity(network: Network, sparsities: Iterable[float] = DEFAULT_SPARSITI
                                      network.description))
             rows.append({"network": network.name, "layer": name, "weights": layer.size,
                          "sparsity": s, "metric": _metric(value, evaluate)})
+            if progress is not None:
+                progress(len(rows), total)
     return SensitivityTable(rows)
 
 
@@ -155,7 +162,8 @@ def _rates_within(table: SensitivityTable, names: list[str], baseline: float,
 def choose_rates(network: Network, max_drop: float | None = 0.01,
                  sparsities: Iterable[float] = DEFAULT_SPARSITIES,
                  evaluate: Callable[[Network], float] | None = None, *,
-                 target: float | None = None) -> dict[str, float]:
+                 target: float | None = None,
+                 table: SensitivityTable | None = None) -> dict[str, float]:
     """Per-layer pruning rates from a sensitivity analysis: for each layer, the largest
     sparsity whose metric stays within ``max_drop`` of the unpruned network's.
 
@@ -166,7 +174,9 @@ def choose_rates(network: Network, max_drop: float | None = 0.01,
     The metric is by default :func:`validation_accuracy`: the rates are chosen on images
     held out of the training split, never on the test split. The result can be given to
     :class:`lowentropy.Recipe` as ``prune``. ``evaluate`` is called once on the network
-    as it is, then once per layer x sparsity.
+    as it is, then once per layer x sparsity, unless ``table`` is given: the
+    :func:`sensitivity` of this network under the same ``evaluate``, already computed
+    (e.g. to choose for several targets, or to show it).
 
     Examples
     --------
@@ -188,8 +198,13 @@ def choose_rates(network: Network, max_drop: float | None = 0.01,
         raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
     evaluate = validation_accuracy if evaluate is None else evaluate
     baseline = _metric(evaluate(network), evaluate)
-    table = sensitivity(network, sparsities, evaluate)
+    if table is None:
+        table = sensitivity(network, sparsities, evaluate)
     names = network.names
+    missing = [n for n in names if n not in set(table.column("layer"))]
+    if missing:
+        raise ValueError(f"the sensitivity table has no rows for layers {missing} of "
+                         f"network {network.name!r}")
     if target is None:
         return _rates_within(table, names, baseline, float(max_drop))
     sizes = {layer.name: layer.size for layer in network}

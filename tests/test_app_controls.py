@@ -18,7 +18,8 @@ import lowentropy as le
 
 MODULES = [layer_explorer, network_overview, entropy_map, format_anatomy]
 PANEL_LABELS = ("index bits", "value bits", "energy", "timing batch", "batch", "pruned",
-                "quantizer", "bits", "clusters", "one global threshold")
+                "quantizer", "bits", "clusters", "one global threshold",
+                "rates from sensitivity", "retrain (fine-tune after pruning)")
 
 
 def _network() -> le.Network:
@@ -87,3 +88,23 @@ def test_the_dashboards_compute_from_the_panels_recipe_and_accounting(dashboards
     em = dashboards["entropy_map"]
     em.accounting_controls.batch_picker.value = 8
     assert em.costs.values["ops"].shape[0] == len(le.FORMATS)
+
+
+def test_retrain_and_the_ways_of_choosing_rates():
+    c = CompressionControls(global_prune=True, sensitivity=True, retrain=True)
+    seen = []
+    c.on_change(seen.append)
+    c.retrain_box.value = True
+    assert c.recipe == le.Recipe(prune=0.9, clusters=32, retrain=True) and seen == ["recipe"]
+    c.sensitivity_box.value = True
+    c.global_box.value = True  # one way of choosing the rates at a time, one notification
+    assert (c.global_box.value, c.from_sensitivity, len(seen)) == (True, False, 3)
+    c.sensitivity_box.value = True
+    assert (c.global_box.value, c.from_sensitivity, len(seen)) == (False, True, 4)
+    c.allow_training(False)  # a network without training data: off, greyed, no redraw
+    assert not c.retrain_box.value and not c.from_sensitivity and len(seen) == 4
+    assert c.retrain_box.disabled and c.sensitivity_box.disabled and not c.recipe.retrain
+    c.allow_training(True)
+    assert not c.retrain_box.disabled and not c.retrain_box.value
+    plain = CompressionControls()
+    assert plain.retrain_box not in plain.widgets and plain.sensitivity_box not in plain.widgets

@@ -161,3 +161,43 @@ def test_uploads_over_the_limit_get_a_message_and_smaller_ones_load(page, voila_
     page.wait_for_function("""() => [...document.querySelectorAll('select option')].some(
         o => o.textContent.includes('fc9'))""", timeout=30_000)
     assert page.locator(".lowentropy-error").count() == 0
+
+
+def _accuracy_pair(page) -> tuple[float, float]:
+    """(one-shot, retrained) from the accuracy card, e.g. '28.2% → 95.1%'."""
+    import re
+
+    text = page.locator(".widget-html", has_text="one-shot → retrained").first.inner_text()
+    found = re.search(r"([\d.]+)% → ([\d.]+)%", text)
+    assert found, text
+    return float(found.group(1)) / 100, float(found.group(2)) / 100
+
+
+def test_the_explorers_retrain_switch_shows_one_shot_and_retrained(page, voila_server):
+    open_dashboard(page, voila_server, "layer_explorer.ipynb")
+    page.get_by_text("test accuracy").first.wait_for(timeout=60_000)
+    page.get_by_role("checkbox", name="retrain (fine-tune after pruning)").check()
+    page.get_by_text("one-shot → retrained").first.wait_for(timeout=180_000)
+    one_shot, retrained = _accuracy_pair(page)
+    assert retrained > 0.9 > one_shot
+    assert page.locator(".lowentropy-error").count() == 0
+    screenshot(page, "layer_explorer_retrained")
+
+
+def test_the_overviews_sensitivity_panel_and_rates_from_sensitivity(page, voila_server):
+    open_dashboard(page, voila_server, "network_overview.ipynb")
+    page.get_by_role("button", name="analyse sensitivity").click()
+    lines = """() => [...document.querySelectorAll('.lowentropy-sensitivity .js-plotly-plot')]
+        .some(gd => ['fc1', 'fc2', 'fc3'].every(n => gd.data.some(
+            t => t.name === n && t.mode === 'lines+markers' && t.x.length === 10)))"""
+    page.wait_for_function(lines, timeout=120_000)
+    page.get_by_role("checkbox", name="rates from sensitivity").check()
+    page.wait_for_function("""() => [...document.querySelectorAll(
+        '.lowentropy-sensitivity .js-plotly-plot')].some(
+        gd => gd.data.filter(t => (t.name || '').endsWith(' chosen')).length === 3)""",
+                           timeout=120_000)
+    summary = page.locator(".lowentropy-sensitivity-summary").inner_text()
+    assert "chosen: fc1" in summary
+    assert page.locator(".lowentropy-error").count() == 0
+    page.locator(".lowentropy-sensitivity").scroll_into_view_if_needed()
+    screenshot(page, "network_overview_sensitivity")

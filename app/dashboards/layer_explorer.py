@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.bench import read_bandwidth
 
+from . import retraining
 from .compression import (
     Accounting,
     Analysis,
@@ -32,11 +33,12 @@ from .compression import (
     value_histogram,
 )
 from .controls import AccountingControls, CompressionControls
-from .model import accuracy_or_none, layer_accuracy, shared_values_note, time_within_limits
+from .model import shared_values_note, time_within_limits, with_layer
 from .paths import checked_path
 from .ui import (
     Messages,
     Runner,
+    accuracy_card,
     add_trace,
     card,
     dashboard_page,
@@ -133,8 +135,7 @@ class LayerExplorer:
         self._original: np.ndarray | None = None
         self._hist = (np.zeros(0), np.zeros(0))
         self._bandwidth: float | None = None
-        self._before: tuple | None = None  # (network, its uncompressed test accuracy)
-        self._accuracy_after = None
+        self._accuracy_after: retraining.Accuracy | None = None
         self._cache_layer = -1
         self.last_refresh_s = 0.0
         self.timings: dict | None = None
@@ -158,7 +159,8 @@ class LayerExplorer:
             f"{fmt_bytes(MAX_UPLOAD_BYTES)}; larger files: type their path</span>")
         self.layer_picker = w.Dropdown(options=[], description="layer", style=style,
                                        layout=lay())
-        self.compression_controls = CompressionControls(width="300px", label_width="88px")
+        self.compression_controls = CompressionControls(width="300px", label_width="88px",
+                                                        retrain=True)
         self.accounting_controls = AccountingControls(width="300px", label_width="88px",
                                                       batch_label="timing batch")
         c, acc = self.compression_controls, self.accounting_controls
@@ -181,16 +183,17 @@ class LayerExplorer:
             w.HTML("<b>Network and layer</b>"), self.network_picker,
             w.HBox([self.path_text, self.path_button]), self.upload, self.upload_note,
             self.layer_picker,
-            w.HTML("<b>Compression</b>"), c.widget,
+            w.HTML("<b>Compression</b>"), c.widget, self.refresher.bar,
             w.HTML("<b>Accounting</b>"), self.policy_picker, self.value_bits_picker,
             self.table_picker, w.HTML("<b>Measured time</b>"), self.batch_picker,
             self.measure_box, self.timer.bar,
         ], layout=w.Layout(width="320px", min_width="320px"))
         title = w.HTML(
             "<h2 style='margin:4px 0'>lowentropy · layer explorer</h2>"
-            "<div style='color:#555'>Prune and quantize one layer and see how the entropy of "
-            "its weights turns into bytes and operations in dense, CSR, and the paper's CER "
-            "and CSER formats (Wiedemann et al., arXiv 1805.10692).</div>")
+            "<div style='color:#555'>Prune and quantize one layer (or retrain the whole "
+            "network) and see how the entropy of its weights turns into bytes and operations "
+            "in dense, CSR, the paper's CER and CSER (Wiedemann et al., arXiv 1805.10692), "
+            "the codebook form (palette), Huffman codes and EFR.</div>")
         g = self.messages.guard
         self.network_picker.observe(g(self._on_network), "value")
         self.path_button.on_click(g(self._on_path))
@@ -302,6 +305,7 @@ class LayerExplorer:
             raise ValueError(f"{network.name!r} has no weight layers")
         self.network = network
         self.messages.clear()
+        self.compression_controls.allow_training(retraining.can_retrain(network))
         labels = [(f"{layer.name}  {'×'.join(map(str, layer.matrix.shape))}"
                    f"{'  (synthetic)' if layer.synthetic else ''}", layer.name)
                   for layer in network.layers]
@@ -414,11 +418,12 @@ class LayerExplorer:
         c = self._compressed
         fresh = c is None or c.recipe != recipe or self._cache_layer != layer_id
         if fresh:
-            c = compress_and_count(W, recipe)
-            self._compressed, self._cache_layer = c, layer_id
-            self._accuracy_after = self._accuracy(c.matrix)
+            c = compress_and_count(W, recipe, self._retrained_layer(recipe, task))
+            accuracy = self._accuracy(c.matrix, recipe, task)
             if task is not None:
                 task.check()
+            self._compressed, self._cache_layer = c, layer_id
+            self._accuracy_after = accuracy
         a = price(c, accounting)
         return a, c, self._accuracy_after, time.perf_counter() - start
 
@@ -433,16 +438,29 @@ class LayerExplorer:
         self._draw_notes()
         self._start_timing()
 
-    def _accuracy(self, Wc: np.ndarray) -> tuple[float, float] | None:
-        """Test accuracy before and after compression, for networks that have test data
-        (the uncompressed accuracy once per network)."""
+    def _retrained_layer(self, recipe: le.Recipe, task) -> np.ndarray | None:
+        """With a retraining recipe: the chosen layer of the network retrained as a whole,
+        every layer under the recipe (cached per network and recipe; ``task`` moves the
+        progress bar every epoch and stops the retraining when cancelled)."""
+        if not recipe.retrain:
+            return None
+        if task is not None:
+            self.messages.info(f"retraining {self.network.name}: {recipe.describe()} …")
+        done = retraining.retrained(self.network, recipe, task)
+        if task is not None:
+            self.messages.clear()
+        return np.asarray(done[self.layer.name].matrix).reshape(self._original.shape)
+
+    def _accuracy(self, Wc: np.ndarray, recipe: le.Recipe, task) -> retraining.Accuracy | None:
+        """Test accuracy uncompressed and compressed (for networks that have test data):
+        this layer alone compressed, or, when retraining, every layer one-shot against
+        the retrained network."""
         if self.network is None or self.layer is None:
             return None
-        if self._before is None or self._before[0] is not self.network:
-            self._before = (self.network, accuracy_or_none(self.network))
-        if self._before[1] is None:
-            return None
-        return layer_accuracy(self.network, self.layer.name, Wc, before=self._before[1])
+        if recipe.retrain:
+            return retraining.accuracy(self.network, recipe, task)
+        return retraining.accuracy(self.network, recipe,
+                                   one_shot=with_layer(self.network, self.layer.name, Wc))
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, a: Analysis, compressed: Compressed | None = None) -> None:
@@ -500,11 +518,15 @@ class LayerExplorer:
         if best is not None:
             cards.append(card("smallest format", best.format.upper(),
                               f"×{best.storage_gain:.1f} smaller than dense"))
-        cards.append(card("quantization error", f"{a.error['relative']:.2%}",
-                          "‖W−Wq‖ / ‖W‖"))
+        if a.recipe.retrain:  # fine-tuning moved the weights too, not only the rounding
+            cards.append(card("change by retraining", f"{a.error['relative']:.2%}",
+                              "‖W−Wr‖ / ‖W‖, W the original"))
+        else:
+            cards.append(card("quantization error", f"{a.error['relative']:.2%}",
+                              "‖W−Wq‖ / ‖W‖"))
         if accuracy is not None:
-            cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
-                              f"uncompressed {accuracy[0]:.1%}"))
+            cards.append(accuracy_card(accuracy, "every layer" if a.recipe.retrain
+                                       else "this layer compressed"))
         cards.append(card("refresh", f"{self.last_refresh_s * 1e3:.0f} ms",
                           a.recipe.describe()))
         self.cards.value = "".join(cards)

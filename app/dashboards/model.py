@@ -17,7 +17,7 @@ from lowentropy.bench import time_formats
 from lowentropy.memory import encoding_bytes
 
 __all__ = ["MAX_TIMING_BYTES", "fmt_bytes", "shared_values_note", "time_within_limits",
-           "accuracy_or_none", "layer_accuracy", "network_accuracy"]
+           "accuracy_or_none", "with_layer"]
 
 #: Formats whose arrays would take more memory than this are not timed (the statistics
 #: tell their size before encoding); ``LOWENTROPY_MAX_TIMING_MB``, 256 MB by default.
@@ -126,25 +126,9 @@ def accuracy_or_none(network: le.Network) -> float | None:
         return None
 
 
-def layer_accuracy(network: le.Network, layer: str, Wc: np.ndarray, *,
-                   before: float | None = None) -> tuple[float, float] | None:
-    """Test accuracy of ``network`` before and after its layer ``layer`` is replaced by
-    the compressed matrix ``Wc`` (reshaped to the layer's weight); ``None`` for networks
-    without test data. ``before``: the uncompressed accuracy when already known."""
-    before = accuracy_or_none(network) if before is None else before
-    if before is None:
-        return None
-    changed = le.Network(network.name, [
+def with_layer(network: le.Network, layer: str, Wc: np.ndarray) -> le.Network:
+    """``network`` with its layer ``layer`` replaced by the matrix ``Wc`` (reshaped to the
+    layer's weight): one layer compressed, the others as they are."""
+    return le.Network(network.name, [
         lay.with_weight(Wc.reshape(lay.weight.shape)) if lay.name == layer else lay
         for lay in network.layers], source=network.source, description=network.description)
-    return before, le.accuracy(changed)
-
-
-def network_accuracy(network: le.Network, recipe: le.Recipe, *,
-                     before: float | None = None) -> tuple[float, float] | None:
-    """Test accuracy before and after every layer is compressed as ``recipe`` says
-    (``recipe.apply(network)``), for networks that carry test data."""
-    before = accuracy_or_none(network) if before is None else before
-    if before is None:
-        return None
-    return before, le.accuracy(recipe.apply(network))

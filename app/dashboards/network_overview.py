@@ -3,9 +3,11 @@ quantization setting — the paper's tables, live.
 
 Per layer and in total, for every registered format: storage, operations and energy of
 one inference (``lowentropy.report.network_report``), the entropy of each layer and, for
-the networks trained by the project, the test accuracy after compression. Big networks
-are computed in a background thread with a progress bar, layer by layer. Below, a sweep
-file (``lowentropy sweep``) shows every format across all its settings.
+the networks trained by the project, the test accuracy after compression, one-shot and,
+with "retrain", after Deep Compression's retraining. Big networks (and retraining) are
+computed in a background thread with a progress bar, cancelled by the next change. Below,
+the sensitivity of each layer to pruning (which also chooses per-layer rates), then a
+sweep file (``lowentropy sweep``) shows every format across all its settings.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.report import NetworkReport, network_report
 
+from . import retraining
 from .compression import Accounting
 from .controls import AccountingControls, CompressionControls
-from .model import network_accuracy
+from .sensitivity_view import SensitivityView
 from .sweep_view import SweepView
 from .ui import (
     Messages,
     Runner,
     Task,
+    accuracy_card,
     add_trace,
     card,
     dashboard_page,
@@ -65,9 +69,9 @@ class NetworkOverview:
         self.worker = Runner(self.messages, "layers", synchronous=synchronous)
         self.network: le.Network | None = None
         self.report: NetworkReport | None = None
-        self.accuracy: tuple[float, float] | None = None
+        self.accuracy: retraining.Accuracy | None = None
         self.formats = list(le.FORMATS)
-        self._accuracy_cache: tuple | None = None  # (network, recipe, accuracies)
+        self._sensitivity_wanted = False  # the user asked for the sensitivity panel
 
         style = {"description_width": "80px"}
 
@@ -77,7 +81,8 @@ class NetworkOverview:
         self.network_picker = w.Dropdown(options=le.list_networks(), description="network",
                                          style=style, layout=lay())
         self.compression_controls = CompressionControls(width="290px", label_width="80px",
-                                                        global_prune=True)
+                                                        global_prune=True, sensitivity=True,
+                                                        retrain=True)
         self.accounting_controls = AccountingControls(width="290px", label_width="80px",
                                                       batch=False)
         c, acc = self.compression_controls, self.accounting_controls
@@ -102,6 +107,7 @@ class NetworkOverview:
             "what each format stores and computes for one inference, per layer and in total "
             "(as in the paper's tables).</div>")
         g = self.messages.guard
+        self.sensitivity = SensitivityView(g(self._on_sensitivity))
         self.network_picker.observe(g(self._on_network), "value")
         c.on_change(g(self._on_setting))
         acc.on_change(g(self._on_setting))
@@ -117,7 +123,7 @@ class NetworkOverview:
         self.sweep = SweepView(self.messages, network=lambda: self.network,
                                synchronous=synchronous)
         self.widget = dashboard_page("network-overview", title, controls, main,
-                                     self.sweep.widget)
+                                     self.sensitivity.widget, self.sweep.widget)
 
     def _build_figure(self) -> go.Figure:
         fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16,
@@ -167,15 +173,33 @@ class NetworkOverview:
             raise ValueError(f"{network.name!r} has no weight layers")
         self.network = network
         self.messages.clear()
+        trainable = retraining.can_retrain(network)
+        self.compression_controls.allow_training(trainable)
+        self.sensitivity.allow(trainable)
         self.refresh()
 
     def _on_setting(self, what: str = "recipe") -> None:
         self.refresh()
 
+    def _on_sensitivity(self, _button=None) -> None:
+        self._sensitivity_wanted = True
+        self.refresh()
+
     @property
     def recipe(self) -> le.Recipe:
-        """How the controls compress every layer."""
+        """How the controls compress every layer (with rates from sensitivity, the
+        fraction stands for the share of all weights; see :meth:`resolved_recipe`)."""
         return self.compression_controls.recipe
+
+    def resolved_recipe(self, network: le.Network, task=None) -> tuple[le.Recipe, dict | None]:
+        """The recipe to apply, and the per-layer rates when they come from sensitivity:
+        those that prune the slider's share of all weights where the validation accuracy
+        suffers least."""
+        recipe = self.recipe
+        if not self.compression_controls.from_sensitivity:
+            return recipe, None
+        rates = retraining.rates_from_sensitivity(network, float(recipe.prune), task)
+        return dataclasses.replace(recipe, prune=rates, global_prune=False), rates
 
     @property
     def accounting(self) -> Accounting:
@@ -186,34 +210,35 @@ class NetworkOverview:
         """Recompute the report (in the background) and redraw."""
         if self.network is None:
             return
-        network, c = self.network, self.recipe
+        network = self.network
         options = dataclasses.asdict(self.accounting)
+        sensitivity = self._sensitivity_wanted or self.compression_controls.from_sensitivity
 
         def job(task):
-            report = network_report(network, c, formats=self.formats,
-                                    progress=task.progress, **options)
+            self.worker.bar.description = "sensitivity"
+            table = retraining.sensitivity(network, task) if (
+                sensitivity and retraining.can_retrain(network)) else None
+            recipe, rates = self.resolved_recipe(network, task)
+            self.worker.bar.description = "retraining"
+            compressed = retraining.retrained(network, recipe, task) if recipe.retrain \
+                else None
+            self.worker.bar.description = "layers"
+            report = network_report(network, recipe, formats=self.formats,
+                                    progress=task.progress, compressed=compressed, **options)
+            accuracy = retraining.accuracy(network, recipe, task)
             task.check()
-            return report, self._accuracy(network, c)
+            return report, accuracy, table, rates
 
         if self._first:  # the first view is computed before the page shows
             self._draw(job(Task()))
         else:
             self.worker.start(job, self._draw)
 
-    def _accuracy(self, network: le.Network, recipe: le.Recipe):
-        """Test accuracy before and after, once per network and recipe (an accounting
-        change does not retest)."""
-        cached = self._accuracy_cache
-        if cached is not None and cached[0] is network and cached[1] == recipe:
-            return cached[2]
-        result = network_accuracy(network, recipe)
-        self._accuracy_cache = (network, recipe, result)
-        return result
-
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, result) -> None:
-        report, accuracy = result
+        report, accuracy, table, rates = result
         self.report, self.accuracy = report, accuracy
+        self.sensitivity.show(table, rates)
         layers = list(dict.fromkeys(r.layer for r in report.rows))
         by = {(r.layer, r.format): r for r in report.rows}
         totals = {r.format: r for r in report.totals()}
@@ -246,8 +271,7 @@ class NetworkOverview:
                  f"H = {dense.H:.3f} bits/weight"),
         ]
         if accuracy is not None:
-            cards.append(card("test accuracy", f"{accuracy[1]:.1%}",
-                              f"uncompressed {accuracy[0]:.1%}"))
+            cards.append(accuracy_card(accuracy))
         self.cards.value = "".join(cards)
         self.totals_table.value = _totals_html(report)
 

@@ -18,9 +18,12 @@ from typing import Any
 
 import ipywidgets as w
 
+import lowentropy as le
+
 from .model import fmt_bytes
 
 __all__ = ["FORMAT_COLORS", "format_color", "Messages", "Runner", "Task", "Cancelled", "card",
+           "accuracy_card",
            "fmt_bytes", "add_trace", "dashboard_page", "figure_widget", "main_layout",
            "row_layout"]
 
@@ -53,6 +56,26 @@ def card(title: str, value: str, note: str = "") -> str:
         f'<div style="font-size:18px;font-weight:600">{html.escape(value)}</div>'
         f'<div style="font-size:11px;color:#777">{html.escape(note)}</div></div>'
     )
+
+
+def accuracy_card(accuracy: Any, scope: str = "") -> str:
+    """The test-accuracy card of a :class:`dashboards.retraining.Accuracy`: the compressed
+    accuracy, or one-shot → retrained side by side when the recipe retrains; ``scope``
+    says what was compressed (e.g. ``"this layer"``).
+
+    Examples
+    --------
+    >>> from dashboards.retraining import Accuracy
+    >>> "28.2% → 95.1%" in accuracy_card(Accuracy(0.951, 0.282, 0.951))
+    True
+    """
+    where = f"{scope}; " if scope else ""
+    if accuracy.retrained is None:
+        return card("test accuracy", f"{accuracy.one_shot:.1%}",
+                    f"{where}uncompressed {accuracy.uncompressed:.1%}")
+    return card("test accuracy: one-shot → retrained",
+                f"{accuracy.one_shot:.1%} → {accuracy.retrained:.1%}",
+                f"{where}uncompressed {accuracy.uncompressed:.1%}")
 
 
 def main_layout() -> w.Layout:
@@ -170,9 +193,10 @@ class Messages:
         return wrapper
 
 
-class Cancelled(Exception):
-    """Raised inside a job by :meth:`Task.check` (and by ``Task.progress``) once a newer
-    start, or :meth:`Runner.cancel`, has cancelled it."""
+#: Raised inside a job by :meth:`Task.check` (and by ``Task.progress``) once a newer start,
+#: or :meth:`Runner.cancel`, has cancelled it: the library's own, which retraining raises
+#: when its ``cancelled()`` answers true, so either way the runner drops the job quietly.
+Cancelled = le.Cancelled
 
 
 class Task:
@@ -191,7 +215,7 @@ class Task:
     >>> t.check()
     Traceback (most recent call last):
         ...
-    dashboards.ui.Cancelled: a newer request replaced this one
+    lowentropy.networks.training.Cancelled: a newer request replaced this one
     """
 
     def __init__(self, on_progress: Callable[[int, int], None] | None = None) -> None:
@@ -315,9 +339,7 @@ class Runner:
         if delay > 0 and task.wait(delay):
             self.counts["cancelled"] += 1
             return
-        try:
-            if not task.cancelled:
-                self._show(task, 0, 1)
+        try:  # the bar shows at the job's first progress report: quick jobs never flash it
             task.check()
             result = job(task)
         except Cancelled:

@@ -23,8 +23,9 @@ import numpy as np
 from .embedded import ARCHITECTURES, EMBEDDED, Step, _architecture, digits, im2col
 from .model import Layer, Network
 
-__all__ = ["Cancelled", "Schedule", "SCHEDULES", "SETTINGS", "VALIDATION", "col2im", "shift",
-           "forward_backward", "train", "retrain", "training_steps", "training_split"]
+__all__ = ["Cancelled", "has_training_data", "Schedule", "SCHEDULES", "SETTINGS",
+           "VALIDATION", "col2im", "shift", "forward_backward", "train", "retrain",
+           "training_steps", "training_split"]
 
 #: Per network: epochs, peak Adam learning rate (cosine schedule), batch size, L2 weight
 #: decay, random +-1 pixel shifts of the training images, dropout after fc ReLUs.
@@ -446,6 +447,25 @@ def _one_blas_thread():
     except ImportError:  # pragma: no cover - threadpoolctl is optional
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def has_training_data(network: Network) -> bool:
+    """Whether ``network`` is one of the digits networks, whose training images come with
+    the package (what :func:`retrain` and :func:`lowentropy.choose_rates` need).
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> has_training_data(le.load_network("lenet-5"))
+    True
+    >>> has_training_data(le.Network("x", [le.Layer("fc", np.ones((2, 3), np.float32))]))
+    False
+    """
+    try:
+        _architecture(network)
+    except ValueError:
+        return False
+    return True
 
 
 def retrain(network: Network, recipe, *, schedule: Schedule | None = None,
