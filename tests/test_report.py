@@ -67,6 +67,20 @@ def test_exports_parse_back():
     assert md.count("\n| ") == len(rows) + 1 and "time ms" in md
 
 
+def test_an_already_compressed_network_is_reported_as_it_is():
+    net = tiny_network()
+    recipe = le.Recipe(prune=0.8, clusters=8)
+    done = recipe.apply(net)
+    assert network_report(net, recipe, compressed=done).rows == \
+        network_report(net, recipe).rows
+    zeroed = le.Network("tiny", [la.with_weight(np.zeros_like(la.weight)) for la in net])
+    rep = network_report(net, recipe, compressed=zeroed)
+    assert rep.recipe == recipe and all(r.K == 1 for r in rep.rows)
+    other = le.Network("tiny", [net.layers[0]])
+    with pytest.raises(ValueError, match="compressed has other layers"):
+        network_report(net, recipe, compressed=other)
+
+
 def test_progress_is_called_per_layer():
     seen = []
     network_report(tiny_network(), progress=lambda i, n, name: seen.append((i, n, name)))

@@ -198,6 +198,31 @@ def test_choose_rates_takes_the_largest_sparsity_within_the_drop(mlp):
         le.choose_rates(mlp, target=2)
 
 
+def test_sensitivity_reports_progress_and_choose_rates_reuses_a_table(mlp):
+    calls, evaluations = [], []
+
+    def evaluate(network: le.Network) -> float:
+        evaluations.append(1)
+        return 1.0 - float((network["fc1"].weight == 0).mean())
+
+    grid = [0.0, 0.5, 0.6, 0.9]
+    table = le.sensitivity(mlp, grid, evaluate, progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(i, 12) for i in range(1, 13)]
+    evaluations.clear()
+    rates = le.choose_rates(mlp, target=0.78, evaluate=evaluate, table=table)
+    assert len(evaluations) == 1  # the unpruned network only; the rows come from the table
+    assert rates == le.choose_rates(mlp, target=0.78, sparsities=grid, evaluate=evaluate)
+    partial = le.sensitivity(mlp, grid, evaluate, layers=["fc1"])
+    with pytest.raises(ValueError, match=r"no rows for layers \['fc2', 'fc3'\]"):
+        le.choose_rates(mlp, target=0.5, evaluate=evaluate, table=partial)
+
+    def stop(i, n):
+        raise le.Cancelled("stopped")
+
+    with pytest.raises(le.Cancelled):
+        le.sensitivity(mlp, grid, evaluate, progress=stop)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(sparsities=[1.5]), ValueError, r"sparsities must be a fraction in \[0, 1\]"),
     (dict(sparsities=[]), ValueError, "sparsities is empty"),
