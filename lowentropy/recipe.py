@@ -247,15 +247,20 @@ class Recipe:
         return args
 
     # --- doing it -------------------------------------------------------------------------
-    def quantize(self, W) -> np.ndarray:
-        """Only the quantization step (``W`` itself when not quantized)."""
+    def quantize(self, W, *, prune: float = 0.0, return_codes: bool = False):
+        """The quantization step (``W`` itself when not quantized), after pruning
+        ``prune`` of ``W`` in the same pass (:func:`lowentropy.quantize`'s ``prune=``);
+        ``return_codes``: the :class:`~lowentropy.Quantized` codes instead of the array."""
         from .compress import quantize
 
-        if self.method == "uniform":
-            return quantize(W, method="uniform", bits=self.bits)
-        if self.method == "kmeans":
-            return quantize(W, method="kmeans", clusters=self.clusters)
-        return W
+        if self.method is None:
+            if return_codes:
+                raise ValueError("return_codes=True needs a quantizing recipe (method "
+                                 "'uniform' with bits or 'kmeans' with clusters)")
+            return W
+        levels = {"bits": self.bits} if self.method == "uniform" else {
+            "clusters": self.clusters}
+        return quantize(W, self.method, prune=prune, return_codes=return_codes, **levels)
 
     def apply(self, target, *, progress: Callable[[int, int], object] | None = None,
               cancelled: Callable[[], bool] | threading.Event | None = None,
@@ -291,16 +296,8 @@ class Recipe:
             need = "a prune mapping of layer names" if self.per_layer else "retrain=True"
             raise ValueError(f"{need} needs a network: apply the recipe to a "
                              "lowentropy.Network, not to one matrix")
-        if return_codes and self.method is None:
-            raise ValueError("return_codes=True needs a quantizing recipe (method "
-                             "'uniform' with bits or 'kmeans' with clusters)")
-        if self.method is not None:
-            from .compress import quantize
-
-            levels = {"bits": self.bits} if self.method == "uniform" else {
-                "clusters": self.clusters}
-            return quantize(target, self.method, prune=self.prune, return_codes=return_codes,
-                            **levels)
+        if self.method is not None or return_codes:
+            return self.quantize(target, prune=self.prune, return_codes=return_codes)
         from .compress import prune
 
         return prune(target, self.prune) if self.prune > 0 else target
@@ -339,8 +336,11 @@ class Recipe:
 
         for layer in network.layers:
             p = self.fraction(layer.name)
-            W = prune(layer.weight, p) if p > 0 else layer.weight
-            yield layer, layer.with_weight(self.quantize(W))
+            if self.method is not None:  # one pass: pruned on the fly, quantized
+                yield layer, layer.with_weight(self.quantize(layer.weight, prune=p))
+            else:
+                yield layer, layer.with_weight(prune(layer.weight, p) if p > 0
+                                               else layer.weight)
 
 
 def parse_prune(text: str) -> PruneSpec:

@@ -20,11 +20,11 @@ import numpy as np
 
 from .cost import DEFAULT_TABLE, compare
 from .formats import FORMATS, get_format
-from .networks import Network
+from .networks import Layer, Network
 from .recipe import Recipe
-from .stats import stats
+from .stats import Stats, stats
 
-__all__ = ["LayerRow", "NetworkReport", "network_report"]
+__all__ = ["LayerRow", "NetworkReport", "network_report", "network_stats"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,69 @@ def _mb(bits: float) -> str:
     return f"{bits / 8e6:.3f} MB"
 
 
+def _matrix(weight) -> np.ndarray:
+    """A layer's weight as the matrix its product uses: rows × everything else."""
+    W = np.asarray(weight)
+    return W.reshape(W.shape[0], -1)
+
+
+def _checked_recipe(recipe: Recipe | None) -> Recipe:
+    recipe = Recipe() if recipe is None else recipe
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a lowentropy.Recipe, got {type(recipe).__name__}")
+    return recipe
+
+
+def _compressed_pairs(network: Network, recipe: Recipe, compressed: Network | None):
+    if compressed is None:
+        return recipe.compressed_layers(network)
+    if [(x.name, x.shape) for x in compressed] != [(x.name, x.shape) for x in network]:
+        raise ValueError(f"compressed has other layers than network {network.name!r}")
+    return zip(network.layers, compressed.layers, strict=True)
+
+
+def network_stats(
+    network: Network,
+    recipe: Recipe | None = None,
+    *,
+    progress: Callable[[int, int, str], object] | None = None,
+    compressed: Network | None = None,
+) -> list[tuple[Layer, Stats]]:
+    """The statistics of every layer of ``network`` compressed by ``recipe``, as the
+    matrix its product uses (rows × the rest), in network order: what
+    :func:`network_report` prices (give them as its ``layer_stats`` to price them again
+    under another accounting without compressing again).
+
+    A quantizing recipe applied layer by layer is counted from the codes of one
+    prune-and-quantize pass per layer (no dense copy); a global threshold, retraining
+    or ``compressed`` (the network already compressed by ``recipe``) go through the
+    compressed weights. ``progress(done, total, layer_name)`` after each layer.
+
+    Examples
+    --------
+    >>> import numpy as np, lowentropy as le
+    >>> net = le.Network("tiny", [le.Layer("fc", np.eye(4, dtype=np.float32))])
+    >>> [(layer.name, s.K, s.p0) for layer, s in network_stats(net, le.Recipe(bits=4))]
+    [('fc', 2, 0.75)]
+    """
+    recipe = _checked_recipe(recipe)
+    if compressed is None and recipe.method is not None and not (
+            recipe.retrain or recipe.global_prune):
+        items = ((layer, stats(recipe.quantize(_matrix(layer.weight), return_codes=True,
+                                               prune=recipe.fraction(layer.name))))
+                 for layer in network.layers)
+        recipe.check_network(network)
+    else:
+        items = ((layer, stats(_matrix(done.weight)))
+                 for layer, done in _compressed_pairs(network, recipe, compressed))
+    out = []
+    for layer, s in items:
+        out.append((layer, s))
+        if progress is not None:
+            progress(len(out), len(network.layers), layer.name)
+    return out
+
+
 def network_report(
     network: Network,
     recipe: Recipe | None = None,
@@ -180,6 +243,7 @@ def network_report(
     measure: bool = False,
     progress: Callable[[int, int, str], object] | None = None,
     compressed: Network | None = None,
+    layer_stats: Sequence[tuple[Layer, Stats]] | None = None,
 ) -> NetworkReport:
     """Compress every layer of ``network`` and account for it in every format.
 
@@ -200,6 +264,9 @@ def network_report(
     compressed : Network, optional
         ``network`` already compressed by ``recipe`` (e.g. retrained with a progress bar
         of its own, or cached), used as it is: same layer names and shapes.
+    layer_stats : sequence of (Layer, Stats), optional
+        The layers' statistics under ``recipe``, already taken (:func:`network_stats`):
+        only the accounting is done (not with ``measure``, which needs the matrices).
 
     Examples
     --------
@@ -209,39 +276,45 @@ def network_report(
     >>> [(r.layer, r.format, r.storage_bits) for r in rep.totals()]
     [('total', 'dense', 512), ('total', 'cser', 208)]
     """
-    recipe = Recipe() if recipe is None else recipe
-    if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a lowentropy.Recipe, got {type(recipe).__name__}")
+    recipe = _checked_recipe(recipe)
     names = list(FORMATS) if formats is None else list(formats)
     for name in names:
         get_format(name)
     report = NetworkReport(network.name, recipe, {"policy": policy, "value_bits": value_bits,
                                                   "energy table": table})
-    n_layers = len(network.layers)
-    if compressed is None:
-        pairs = recipe.compressed_layers(network)
-    else:
-        if [(x.name, x.shape) for x in compressed] != [(x.name, x.shape) for x in network]:
-            raise ValueError(f"compressed has other layers than network {network.name!r}")
-        pairs = zip(network.layers, compressed.layers, strict=True)
-    for i, (layer, done) in enumerate(pairs):
-        Wc = np.asarray(done.weight)
-        M = Wc.reshape(Wc.shape[0], -1)
-        s = stats(M)
-        rows = compare(s, names, policy=policy, value_bits=value_bits, table=table)
-        times = _measure(M, names) if measure else {}
-        uses = int(layer.uses_per_inference)
-        for r in rows:
-            report.rows.append(LayerRow(
-                layer=layer.name, format=r.format, kind=layer.kind, shape=tuple(layer.shape),
-                uses_per_inference=uses, weights=s.size, K=s.K, H=s.H, p0=s.p0,
-                storage_bits=r.storage_bits, dense_bits=s.size * value_bits,
-                floor_bits=s.entropy_floor_bits(value_bits), adds=r.adds * uses,
-                mults=r.mults * uses, energy_pj=r.energy_pj * uses, time_s=times.get(r.format),
-            ))
-        if progress is not None:
-            progress(i + 1, n_layers, layer.name)
+    accounting = dict(policy=policy, value_bits=value_bits, table=table)
+    if measure:
+        if layer_stats is not None:
+            raise ValueError("measure=True times the compressed matrices; it cannot start "
+                             "from layer_stats")
+        for i, (layer, done) in enumerate(_compressed_pairs(network, recipe, compressed)):
+            M = _matrix(done.weight)
+            _add_rows(report, layer, stats(M), names, accounting, _measure(M, names))
+            if progress is not None:
+                progress(i + 1, len(network.layers), layer.name)
+        return report
+    if layer_stats is None:
+        layer_stats = network_stats(network, recipe, progress=progress, compressed=compressed)
+    elif [layer.name for layer, _ in layer_stats] != network.names:
+        raise ValueError(f"layer_stats are not those of network {network.name!r}'s layers")
+    for layer, s in layer_stats:
+        _add_rows(report, layer, s, names, accounting, {})
     return report
+
+
+def _add_rows(report: NetworkReport, layer: Layer, s: Stats, names: list[str],
+              accounting: dict, times: dict[str, float]) -> None:
+    rows = compare(s, names, **accounting)
+    uses = int(layer.uses_per_inference)
+    value_bits = accounting["value_bits"]
+    for r in rows:
+        report.rows.append(LayerRow(
+            layer=layer.name, format=r.format, kind=layer.kind, shape=tuple(layer.shape),
+            uses_per_inference=uses, weights=s.size, K=s.K, H=s.H, p0=s.p0,
+            storage_bits=r.storage_bits, dense_bits=s.size * value_bits,
+            floor_bits=s.entropy_floor_bits(value_bits), adds=r.adds * uses,
+            mults=r.mults * uses, energy_pj=r.energy_pj * uses, time_s=times.get(r.format),
+        ))
 
 
 def _measure(M: np.ndarray, names: list[str]) -> dict[str, float]:

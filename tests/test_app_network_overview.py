@@ -62,3 +62,29 @@ def test_embedded_network_shows_accuracy_after_compression():
     view.quantizer.value = "uniform"
     view.bits_slider.value = 2
     assert view.accuracy.compressed < after
+
+
+def test_an_accounting_change_prices_the_same_statistics_again(monkeypatch):
+    from dashboards import network_overview
+
+    calls = []
+    real = network_overview.network_stats
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(network_overview, "network_stats", counted)
+    view = NetworkOverview(demo(), synchronous=True)
+    assert len(calls) == 1
+    before = bars(view, "cser", 0).y
+    view.value_bits_picker.value = 8
+    view.policy_picker.value = "fixed32"
+    view.table_picker.value = sorted(le.PRESETS)[0]
+    assert len(calls) == 1 and bars(view, "cser", 0).y != before
+    expected = network_report(demo(), view.recipe, policy="fixed32", value_bits=8,
+                              table=sorted(le.PRESETS)[0])
+    assert [r.storage_bits for r in view.report.rows] == \
+        [r.storage_bits for r in expected.rows]
+    view.prune_slider.value = 0.5  # a new recipe: counted again
+    assert len(calls) == 2 and calls[-1].prune == 0.5

@@ -128,3 +128,41 @@ def test_the_text_table_prints_whole_layer_names():
     width = header.index("format") + len("format")
     assert all(len(line) == len(header) for line in lines[1:] if not line.startswith("note"))
     assert width > len("classifier.1.weight")
+
+
+@pytest.mark.parametrize("recipe", [
+    le.Recipe(prune=0.5, bits=4),
+    le.Recipe(prune={"conv": 0.3, "fc": 0.9}, clusters=8),
+    le.Recipe(prune=0.7),
+    le.Recipe(prune=0.8, clusters=4, global_prune=True),
+    le.Recipe(bits=3),
+], ids=lambda r: r.describe())
+def test_network_stats_are_those_of_the_compressed_matrices(recipe):
+    from test_codes import assert_stats_equal
+
+    from lowentropy.report import network_stats
+
+    net = tiny_network()
+    done = recipe.apply(net)
+    got = network_stats(net, recipe)
+    assert [layer.name for layer, _ in got] == net.names
+    for (_, s), layer in zip(got, done, strict=True):
+        assert_stats_equal(s, le.stats(np.asarray(layer.weight).reshape(layer.shape[0], -1)))
+
+
+def test_a_report_from_given_stats_only_prices_them(monkeypatch):
+    from lowentropy import report as report_module
+    from lowentropy.report import network_stats
+
+    net, recipe = tiny_network(), le.Recipe(prune=0.9, clusters=16)
+    layer_stats = network_stats(net, recipe)
+    monkeypatch.setattr(report_module, "stats", lambda *a, **k: pytest.fail("recounted"))
+    for bits in (32, 16, 8):
+        again = network_report(net, recipe, value_bits=bits, layer_stats=layer_stats)
+        monkeypatch.undo()
+        assert again.rows == network_report(net, recipe, value_bits=bits).rows
+        monkeypatch.setattr(report_module, "stats", lambda *a, **k: pytest.fail("recounted"))
+    with pytest.raises(ValueError, match="cannot start from layer_stats"):
+        network_report(net, recipe, layer_stats=layer_stats, measure=True)
+    with pytest.raises(ValueError, match="are not those of network"):
+        network_report(net, recipe, layer_stats=layer_stats[:1])

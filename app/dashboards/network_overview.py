@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import lowentropy as le
-from lowentropy.report import NetworkReport, network_report
+from lowentropy.report import NetworkReport, network_report, network_stats
 
 from . import retraining
 from .compression import Accounting
@@ -72,6 +72,7 @@ class NetworkOverview:
         self.accuracy: retraining.Accuracy | None = None
         self.formats = list(le.FORMATS)
         self._sensitivity_wanted = False  # the user asked for the sensitivity panel
+        self._stats_cache: tuple | None = None  # (network, recipe, per-layer statistics)
 
         style = {"description_width": "80px"}
 
@@ -223,8 +224,9 @@ class NetworkOverview:
             compressed = retraining.retrained(network, recipe, task) if recipe.retrain \
                 else None
             self.worker.bar.description = "layers"
+            layer_stats = self._layer_stats(network, recipe, compressed, task)
             report = network_report(network, recipe, formats=self.formats,
-                                    progress=task.progress, compressed=compressed, **options)
+                                    layer_stats=layer_stats, **options)
             accuracy = retraining.accuracy(network, recipe, task)
             task.check()
             return report, accuracy, table, rates
@@ -233,6 +235,18 @@ class NetworkOverview:
             self._draw(job(Task()))
         else:
             self.worker.start(job, self._draw)
+
+    def _layer_stats(self, network: le.Network, recipe: le.Recipe,
+                     compressed: le.Network | None, task) -> list:
+        """The layers' statistics, once per network and recipe: an accounting change
+        (index bits, value bits, energy table) only prices them again."""
+        cached = self._stats_cache
+        if cached is not None and cached[0] is network and cached[1] == recipe:
+            return cached[2]
+        layer_stats = network_stats(network, recipe, progress=task.progress,
+                                    compressed=compressed)
+        self._stats_cache = (network, recipe, layer_stats)
+        return layer_stats
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, result) -> None:
