@@ -277,6 +277,18 @@ def test_every_array_of_every_format_has_a_colour_in_the_storage_panel():
         assert set(le.get_format(name).storage_for(s).by_array) <= set(ARRAY_COLORS), name
 
 
+def test_no_two_legend_entries_share_a_colour(explorer):
+    def colour(trace):
+        if trace.type == "bar" or trace.mode == "markers":
+            return trace.marker.color
+        return trace.line.color
+
+    shown = [(t.name, colour(t)) for t in explorer.fig.data
+             if t.type in ("bar", "scatter") and t.showlegend is not False]
+    colours = [c for _, c in shown]
+    assert len(shown) > 10 and len(set(colours)) == len(colours), shown
+
+
 def test_each_kind_of_change_recomputes_only_what_it_should(monkeypatch):
     """Counted: statistics (compress_and_count), pricing (price), histograms, and the
     traces the figure sends."""

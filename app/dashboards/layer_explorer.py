@@ -52,12 +52,15 @@ from .upload import LimitedUpload
 __all__ = ["LayerExplorer", "ARRAY_COLORS", "MAX_UPLOAD_BYTES"]
 
 #: Colours of the stored arrays in the storage panel.
+#: No colour of the figure's legend is used twice (the entropy floor is vermilion, the
+#: operations slate and dark red, the bandwidth limit black).
 _KNOWN_ARRAY_COLORS = {
-    "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#d55e00",
+    "values": "#7f7f7f", "col_idx": "#56b4e9", "row_ptr": "#cc79a7", "omega": "#332288",
     "omega_idx": "#f0e442", "omega_ptr": "#009e73", "codes": "#8c564b", "lengths": "#e69f00",
-    "bits": "#9467bd",
+    "bits": "#17becf",
 }
-_SPARE_ARRAY_COLORS = ("#8c564b", "#17becf", "#bcbd22", "#9467bd", "#000000", "#aec7e8")
+_SPARE_ARRAY_COLORS = ("#bcbd22", "#9467bd", "#aec7e8", "#ff9896", "#c5b0d5")
+_OPERATION_COLORS = {"adds": "#44546a", "mults": "#b2182b"}
 
 
 def _array_colors() -> dict[str, str]:
@@ -258,10 +261,11 @@ class LayerExplorer:
             line=dict(color=format_color("entropy floor"), dash="dash", width=2),
             hovertemplate="entropy floor %{y:.3s}B<extra></extra>"), row=1, col=2)
         add_trace(fig, t, "adds", go.Bar(
-            name="adds", x=[], y=[], marker_color="#56b4e9", legendgroup="ops",
+            name="adds", x=[], y=[], marker_color=_OPERATION_COLORS["adds"], legendgroup="ops",
             hovertemplate="%{y:.3s} adds<extra>%{x}</extra>"), row=2, col=1)
         add_trace(fig, t, "mults", go.Bar(
-            name="mults", x=[], y=[], marker_color="#e69f00", legendgroup="ops",
+            name="mults", x=[], y=[], marker_color=_OPERATION_COLORS["mults"],
+            legendgroup="ops",
             hovertemplate="%{y:.3s} mults<extra>%{x}</extra>"), row=2, col=1)
         add_trace(fig, t, "energy", go.Bar(
             name="energy", x=[], y=[], marker_color=[], showlegend=False,
@@ -272,7 +276,7 @@ class LayerExplorer:
             row=3, col=1)
         add_trace(fig, t, "bandwidth limit", go.Scatter(
             name="bandwidth limit", x=[], y=[], mode="markers",
-            marker=dict(symbol="line-ew-open", size=34, color="#d55e00", line=dict(width=3)),
+            marker=dict(symbol="line-ew-open", size=34, color="#000000", line=dict(width=3)),
             hovertemplate="limit %{y:.3f} ms<extra>%{x}</extra>"), row=3, col=1)
         add_trace(fig, t, "matrix", go.Heatmap(
             name="matrix", z=[[0]], colorscale="RdBu", zmid=0, showscale=True,
