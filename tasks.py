@@ -120,8 +120,33 @@ def forwarded(args: Sequence[str]) -> list[str]:
     return args[1:] if args[:1] == ["--"] else args
 
 
+def sources_digest() -> str:
+    """A digest of the library's and the dashboards' sources (names, sizes, mtimes)."""
+    h = hashlib.sha256()
+    for path in sorted([*ROOT.glob("lowentropy/**/*.py"), *APP_DIR.glob("dashboards/*.py")]):
+        st = path.stat()
+        h.update(f"{path.relative_to(ROOT)} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def warm_up(python: Path) -> None:
+    """Compile the dashboards' kernels into numba's on-disk cache before the first page
+    (``python -m dashboards.warmup`` in app/), once per change of the sources: on a fresh
+    install about a minute, which every first page would otherwise pay."""
+    stamp = VENV / f".lowentropy-warm-{sources_digest()}"
+    if stamp.exists():
+        print("[numba cache already warm for these sources; skipping the warm-up]")
+        return
+    header("warming numba's cache for the dashboards (once per change of the sources)")
+    run([python, "-m", "dashboards.warmup"], cwd=APP_DIR, env=app_env())
+    for old in VENV.glob(".lowentropy-warm-*"):
+        old.unlink()
+    stamp.touch()
+
+
 def cmd_app(args: Sequence[str]) -> int:
     python = ensure_venv("app")
+    warm_up(python)
     port = free_port()
     header("serving the dashboards (Ctrl-C stops)")
     print(f"\n    open  http://127.0.0.1:{port}/voila/render/{MAIN_DASHBOARD}\n"

@@ -72,3 +72,19 @@ def test_figure_class_is_plotlys_outside_voila_and_a_shim_under_it(monkeypatch, 
         assert (static / BUNDLE_NAME).stat().st_size > 1_000_000  # plotly.js itself
     finally:
         plotly_bundle.figure_class.cache_clear()
+
+
+def test_a_page_kernel_skips_jsonschemas_slow_optional_imports():
+    """Importing the dashboards and plotly's FigureWidget (what a page's kernel does) does
+    not import rfc3987_syntax or isoduration (seconds of import for checks no page uses)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[1] / "app"
+    code = ("import sys, dashboards.layer_explorer, plotly.graph_objects as go; "
+            "go.FigureWidget; import jsonschema; "
+            "print([sys.modules.get(m) for m in ('rfc3987_syntax', 'isoduration')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=app, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[None, None]", out.stderr

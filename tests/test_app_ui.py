@@ -150,3 +150,14 @@ def test_an_error_shows_one_line_and_no_traceback(capfd):
     assert "Traceback" in capfd.readouterr().err  # the server's log keeps it
     config = json.loads((Path(__file__).parent.parent / "app" / "voila.json").read_text())
     assert config["VoilaConfiguration"]["show_tracebacks"] is False
+
+
+def test_the_warm_up_builds_every_dashboard_and_times_every_format(capsys):
+    from dashboards import warmup
+
+    assert [name for name, _ in warmup._dashboards()] == [
+        "layer explorer", "network overview", "format anatomy", "entropy map"]
+    assert warmup.main() == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name}: " in out for name in ("layer explorer", "entropy map", "products"))
+    assert "warm-up done" in out

@@ -175,3 +175,28 @@ def test_the_test_command_installs_torch_as_ci_did(monkeypatch, tmp_path):
     assert tasks.TORCH_REQUIREMENT.startswith("torch==")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install" not in ci and "torch==" not in ci
+
+
+def test_the_app_command_warms_the_numba_cache_once_per_change_of_the_sources(
+        monkeypatch, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    try:
+        import tasks
+    finally:
+        sys.path.pop(0)
+    commands = []
+    monkeypatch.setattr(tasks, "VENV", tmp_path)
+    monkeypatch.setattr(tasks, "ensure_venv", lambda extra: tmp_path / "python")
+    monkeypatch.setattr(tasks, "run", lambda cmd, env=None, cwd=None: commands.append(
+        ([str(c) for c in cmd], cwd)))
+    warm = [str(tmp_path / "python"), "-m", "dashboards.warmup"]
+    digest = tasks.sources_digest()
+    assert len(digest) == 16 and digest == tasks.sources_digest()
+    assert tasks.cmd_app([]) == 0
+    assert commands[0] == (warm, tasks.APP_DIR) and "voila" in commands[1][0]
+    assert tasks.cmd_app([]) == 0  # the same sources: no warm-up
+    assert [c for c, _ in commands].count(warm) == 1
+    monkeypatch.setattr(tasks, "sources_digest", lambda: "changed")
+    assert tasks.cmd_app([]) == 0
+    assert [c for c, _ in commands].count(warm) == 2
+    assert [p.name for p in tmp_path.glob(".lowentropy-warm-*")] == [".lowentropy-warm-changed"]
