@@ -8,7 +8,10 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
   dependent additions is limited by the adder's latency, several chains by the loads;
 - batches add four gathered rows of ``X`` together before touching the accumulator row,
   so the accumulator (in memory) is updated once per four entries;
-- ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here.
+- ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here;
+- batches of 8 columns and more go 8 columns at a time: the sums of a group are 8
+  scalars (two sets, for two entries in flight), which LLVM's SLP vectorizer turns into
+  one vector addition per gathered row (``kernel(vectorize=True)``).
 
 The helpers are inlined into the kernels of each format; they are not kernels themselves.
 """
@@ -19,7 +22,8 @@ import numba
 import numpy as np
 from numba import uint64
 
-__all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "row_chunks"]
+__all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "gather_sum8",
+           "row_chunks", "by_column_blocks"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -113,6 +117,71 @@ def gather_dot_rows(values, col_idx, X, lo, hi, o):  # pragma: no cover - compil
         for b in range(B):
             o[b] += v0 * x0[b]
         p += uint64(1)
+
+
+@_inline
+def gather_sum8(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
+    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as 8 scalars, two rows in flight."""
+    z = X.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = z
+    p = uint64(lo)
+    e = uint64(hi)
+    while p + uint64(2) <= e:
+        j = col_idx[p]
+        q = col_idx[p + uint64(1)]
+        s0 += X[j, k]
+        s1 += X[j, k + 1]
+        s2 += X[j, k + 2]
+        s3 += X[j, k + 3]
+        s4 += X[j, k + 4]
+        s5 += X[j, k + 5]
+        s6 += X[j, k + 6]
+        s7 += X[j, k + 7]
+        t0 += X[q, k]
+        t1 += X[q, k + 1]
+        t2 += X[q, k + 2]
+        t3 += X[q, k + 3]
+        t4 += X[q, k + 4]
+        t5 += X[q, k + 5]
+        t6 += X[q, k + 6]
+        t7 += X[q, k + 7]
+        p += uint64(2)
+    if p < e:
+        j = col_idx[p]
+        s0 += X[j, k]
+        s1 += X[j, k + 1]
+        s2 += X[j, k + 2]
+        s3 += X[j, k + 3]
+        s4 += X[j, k + 4]
+        s5 += X[j, k + 5]
+        s6 += X[j, k + 6]
+        s7 += X[j, k + 7]
+    return (s0 + t0, s1 + t1, s2 + t2, s3 + t3, s4 + t4, s5 + t5, s6 + t6, s7 + t7)
+
+
+def by_column_blocks(X: np.ndarray, out: np.ndarray, offset: np.ndarray, blocked, generic):
+    """Run a product over the columns of ``X``: ``blocked(X, offset, out, B8)`` computes
+    the first ``B8`` columns (the largest multiple of 8, 8 at a time), ``generic(X_rest,
+    offset_rest, out_rest)`` the others, on contiguous copies of them.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> X, out = np.ones((3, 19)), np.zeros((2, 19))
+    >>> by_column_blocks(X, out, np.zeros(19), lambda X, o, out, b: calls.append(b),
+    ...                  lambda X, o, out: calls.append(X.shape))
+    >>> calls
+    [16, (3, 3)]
+    """
+    B = X.shape[1]
+    B8 = B - B % 8
+    if B8:
+        blocked(X, offset, out, B8)
+    if B8 < B:
+        rest = np.zeros((out.shape[0], B - B8), out.dtype)
+        generic(np.ascontiguousarray(X[:, B8:]), np.ascontiguousarray(offset[B8:]), rest)
+        out[:, B8:] = rest
 
 
 def row_chunks(work: np.ndarray, parts: int) -> np.ndarray:
