@@ -309,6 +309,9 @@ def test_the_storage_table_counts_every_format():
     d = FormatAnatomy()
     for name in le.FORMATS:
         assert f">{name.upper()}</th>" in d.storage.value
+    names = re.findall(r"<code>(\w+)</code></td>", d.storage.value)
+    arrays = {a for f in d.formats.values() for a in f.arrays()}
+    assert sorted(names) == sorted(arrays)  # one line per array name, shared or not
 
 
 def test_the_codebook_modules_use_only_the_public_api():

@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 
 __all__ = ["OMEGA0_COLOR", "RANK_COLORS", "HIGHLIGHT", "PAD_COLOR", "rank_color", "num", "sub",
-           "box", "row_label", "line", "word_box", "panel"]
+           "box", "row_label", "row_group", "line", "word_box", "panel"]
 
 #: Colour of ``ω_0``: pale and neutral, since CER and CSER leave its entries implicit.
 OMEGA0_COLOR = "#eeeeee"
@@ -95,6 +95,19 @@ def row_label(i: int, text: str | None = None) -> str:
             f"vertical-align:top'>{html.escape(shown)}</span>")
 
 
+def row_group(i: int, boxes: Sequence[str], text: str | None = None) -> str:
+    """Row ``i``'s label and boxes, the label kept on the line of the first box.
+
+    Examples
+    --------
+    >>> row_group(2, ["<b>a</b>", "<b>b</b>"]).count("white-space:nowrap")
+    1
+    """
+    first = boxes[0] if boxes else ""
+    return (f"<span style='white-space:nowrap'>{row_label(i, text)}{first}</span>"
+            + "".join(boxes[1:]))
+
+
 def line(name: str, note: str, boxes: Sequence[str]) -> str:
     """A table row: an array's name and a note on the left, its boxes on the right."""
     return (f"<tr><td style='vertical-align:top;padding:4px 8px 0 0;white-space:nowrap'>"
@@ -102,19 +115,22 @@ def line(name: str, note: str, boxes: Sequence[str]) -> str:
             f"color:#777'>{html.escape(note)}</span></td><td>{''.join(boxes)}</td></tr>")
 
 
-def word_box(segments: Sequence[tuple[str, str, str]], tip: str, index: str) -> str:
-    """A stored word as its bits, in segments ``(bits, colour, tip)``, with ``index`` below.
+def word_box(segments: Sequence[tuple[str, str, str, bool]], tip: str, index: str) -> str:
+    """A stored word as its bits, in segments ``(bits, colour, tip, starts a row)``, with
+    ``index`` below; a segment that starts a row has a dark bar on its left.
 
     Examples
     --------
-    >>> w = word_box([("00", PAD_COLOR, "padding"), ("10", rank_color(2), "ω₂")], "w", "0")
-    >>> w.count("<span title=")
-    2
+    >>> w = word_box([("00", PAD_COLOR, "padding", False), ("10", rank_color(2), "ω₂", True)],
+    ...              "w", "0")
+    >>> w.count("<span title="), w.count("border-left:2px solid #333")
+    (2, 1)
     """
     parts = "".join(
         f"<span title='{html.escape(t, quote=True)}' style='background:{c};padding:0 1px;"
-        f"border-right:1px solid #fff'>{html.escape(bits)}</span>"
-        for bits, c, t in segments)
+        f"border-right:1px solid #fff{';border-left:2px solid #333' if mark else ''}'>"
+        f"{html.escape(bits)}</span>"
+        for bits, c, t, mark in segments)
     return (f"<span class='le-word' title='{html.escape(tip, quote=True)}' style='display:"
             "inline-block;margin:2px 2px;padding:1px 2px;border:1px solid #888;"
             "border-radius:3px;font-family:monospace;font-size:12px;line-height:1.2;"

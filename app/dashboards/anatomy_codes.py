@@ -26,7 +26,17 @@ from .anatomy_bits import (
     rows_to_ranks,
     stream_bits,
 )
-from .anatomy_boxes import PAD_COLOR, box, line, num, panel, rank_color, row_label, sub, word_box
+from .anatomy_boxes import (
+    PAD_COLOR,
+    box,
+    line,
+    num,
+    panel,
+    rank_color,
+    row_group,
+    sub,
+    word_box,
+)
 from .ui import format_color
 
 __all__ = ["CODEBOOK_FORMATS", "palette_html", "huffman_html", "efr_html", "codebook_html",
@@ -77,13 +87,14 @@ def _palette_word(word: int, index: int, b: int, n: int, first: tuple[int, int],
     per = 32 // b
     used = min(per, n - j0)
     bits = format(word, "032b")
-    segments = [(bits[:32 - used * b], PAD_COLOR, "padding after the row's last code")] \
-        if used < per else []
+    segments = [(bits[:32 - used * b], PAD_COLOR, "padding after the row's last code",
+                 False)] if used < per else []
     for s in range(used - 1, -1, -1):
         chunk = bits[32 - (s + 1) * b:32 - s * b]
         k = int(chunk, 2)
         name = _value(omega, k) if k < omega.size else "out of range"
-        segments.append((chunk, rank_color(k), f"W[{i}, {j0 + s}] = {name}: code {chunk}"))
+        segments.append((chunk, rank_color(k), f"W[{i}, {j0 + s}] = {name}: code {chunk}",
+                         False))
     tip = (f"codes[{index}] = {word} = 0x{word:08x}: row {i}, columns {j0}…{j0 + used - 1}. "
            f"A 32-bit word holds {per} codes of {b} bits, the first column in the lowest "
            "bits: read it right to left.")
@@ -109,14 +120,12 @@ def palette_html(f: le.Format) -> str:
     per, wpr = 32 // b, words.size // max(m, 1)
     cells, stored = [], []
     for i in range(m):
-        cells.append(row_label(i))
-        cells += [_cell_box(Piece("code", labels[int(k)], 0, int(k), (j,)), i, omega)
-                  for j, k in enumerate(ranks[i])]
-        stored.append(row_label(i))
-        stored += [_palette_word(int(words[i * wpr + w]), i * wpr + w, b, n, (i, w * per),
-                                 omega) for w in range(wpr)]
-    lines = [_omega_line(omega, labels),
-             line("codes", f"per cell, {b} bits", cells),
+        cells.append(line(f"row {i}", f"{n} codes × {b} bits", [
+            _cell_box(Piece("code", labels[int(k)], 0, int(k), (j,)), i, omega)
+            for j, k in enumerate(ranks[i])]))
+        stored.append(row_group(i, [_palette_word(int(words[i * wpr + w]), i * wpr + w, b, n,
+                                                  (i, w * per), omega) for w in range(wpr)]))
+    lines = [_omega_line(omega, labels), *cells,
              line("codes", f"{words.size} words × 32 bits", stored)]
     head = (f"b = {b} bit{'s' if b > 1 else ''} per code, {m * n} codes (zeros included), "
             f"{per} per 32-bit word")
@@ -134,22 +143,21 @@ def _code_table_lines(omega: np.ndarray, lengths: np.ndarray) -> list[str]:
                 for k, ell in enumerate(lengths)])]
 
 
-def _stream_segments(rows: Sequence[CodedRow], omega: np.ndarray) -> list[tuple[int, str, str]]:
-    """Every piece of the stream as ``(start, colour, tip)``, in order."""
+def _stream_segments(rows: Sequence[CodedRow], omega: np.ndarray) -> list[tuple]:
+    """Every code of the stream as ``(start, colour, tip, starts a row)``, in order."""
     out = []
     for r in rows:
-        for p in r.pieces:
-            if p.kind == "code":
+        for q, p in enumerate(r.pieces):
+            if p.kind == "code" and p.bits:
                 out.append((p.start, rank_color(int(p.rank)),
                             f"row {r.row}: W[{r.row}, {p.cols[0]}] = "
-                            f"{_value(omega, int(p.rank))}: code {p.bits}"))
+                            f"{_value(omega, int(p.rank))}: code {p.bits}", q == 0))
     return out
 
 
-def _bit_words(stream: str, width: int, segments: list[tuple[int, str, str]],
-               end: int) -> list[str]:
+def _bit_words(stream: str, width: int, segments: list[tuple], end: int) -> list[str]:
     """The stream cut into ``width``-bit words, each cut where a code starts."""
-    marks = sorted(segments + [(end, PAD_COLOR, "padding after the last code")])
+    marks = sorted(segments + [(end, PAD_COLOR, "padding after the last code", False)])
     out = []
     for w in range(len(stream) // width):
         lo, hi = w * width, (w + 1) * width
@@ -160,7 +168,7 @@ def _bit_words(stream: str, width: int, segments: list[tuple[int, str, str]],
         for q, s in enumerate(cuts):
             a = max(marks[s][0], lo)
             z = marks[cuts[q + 1]][0] if q + 1 < len(cuts) else hi
-            segs.append((stream[a:z], marks[s][1], marks[s][2]))
+            segs.append((stream[a:z], marks[s][1], marks[s][2], marks[s][3] and a == marks[s][0]))
         value = int(stream[lo:hi], 2)
         out.append(word_box(segs, f"bits[{w}] = {value} = 0x{value:08x}: stream bits "
                             f"{lo}…{hi - 1}, the first bit the highest", f"[{w}]"))
@@ -183,17 +191,14 @@ def huffman_html(f: le.Format) -> str:
     row_ptr = np.asarray(a["row_ptr"]).astype(np.int64)
     m, n = f.shape
     rows = huffman_rows(a, f.shape)
-    cells = []
-    for r in rows:
-        cells.append(row_label(r.row, f"r{r.row} · {r.used_bits} bits"))
-        cells += [_cell_box(p, r.row, omega) for p in r.pieces]
+    cells = [line(f"row {r.row}", f"{r.used_bits} bits from bit {int(row_ptr[r.row])}",
+                  [_cell_box(p, r.row, omega) for p in r.pieces]) for r in rows]
     ptrs = [box(str(int(v)), f"row_ptr[{i}] = {int(v)}: " + (
         f"row {i} is bits {int(v)}…{int(row_ptr[i + 1]) - 1}" if i < m else
         "the total of bits, Σ count·ℓ"), "#ffffff", i) for i, v in enumerate(row_ptr)]
     stream = stream_bits(a["bits"], 32, lsb_first=False)
     total = int(row_ptr[-1])
-    lines = _code_table_lines(omega, lengths) + [
-        line("bits", "per cell, by row", cells),
+    lines = _code_table_lines(omega, lengths) + cells + [
         line("row_ptr", "bit offsets", ptrs),
         line("bits", f"{len(stream) // 32} words × 32 bits",
              _bit_words(stream, 32, _stream_segments(rows, omega), total))]
@@ -273,19 +278,24 @@ def efr_html(f: le.Format) -> str:
         "words"), "#ffffff", i) for i, v in enumerate(row_ptr)]
     stored = []
     for i in range(m):
-        stored.append(row_label(i))
+        boxes = []
         for w in range(int(row_ptr[i]), int(row_ptr[i + 1])):
             v = int(words[w])
             bits = format(v, "064b")[::-1]
-            stored.append(box(f"{v:016x}", f"bits[{w}] = 0x{v:016x}; from its lowest bit up "
-                              f"(stream order): {bits}", "#ffffff", w, row=i))
+            boxes.append(box(f"{v:016x}", f"bits[{w}] = 0x{v:016x}; from its lowest bit up "
+                             f"(stream order): {bits}", "#ffffff", w, row=i))
+        stored.append(row_group(i, boxes))
     dense = sum(r.dense for r in rows)
     lines = _code_table_lines(omega, lengths) + row_lines + [
         line("row_ptr", "word offsets", ptrs),
         line("bits", f"{words.size} words × 64 bits", stored)]
     head = (f"{dense} row{'s' if dense != 1 else ''} dense (Huffman codes), {m - dense} "
             f"sparse (Elias–Fano per value); {words.size} words of 64 bits")
-    return panel("efr", format_color("efr"), head, lines)
+    foot = "" if dense < m else (
+        "<div style='font-size:12px;color:#555'>Every row is dense here. A row with few "
+        "entries other than ω<sub>0</sub> goes sparse: try a random matrix with a larger "
+        "share of 0, or more columns.</div>")
+    return panel("efr", format_color("efr"), head, lines, foot)
 
 
 _VIEWS = {"palette": palette_html, "huffman": huffman_html, "efr": efr_html}

@@ -182,10 +182,11 @@ def storage_html(formats: dict[str, le.Format], stats: le.Stats, policy: str = "
     ops = {n: f.op_counts() for n, f in formats.items()}
     names = list(formats)
     arrays = [a for a in _ARRAY_ORDER if any(a in r.by_array for r in reports.values())]
-    arrays += [a for r in reports.values() for a in r.by_array if a not in arrays]
+    arrays = list(dict.fromkeys(arrays + [a for r in reports.values() for a in r.by_array]))
     cell = "padding:3px 10px;text-align:right;border-bottom:1px solid #ddd"
     head = "".join(
-        f"<th style='{cell};color:{format_color(n)};font-size:15px'>{n.upper()}</th>"
+        f"<th style='{cell};border-bottom:4px solid {format_color(n)};font-size:15px'>"
+        f"{n.upper()}</th>"
         for n in names)
     rows = []
     for a in arrays:
