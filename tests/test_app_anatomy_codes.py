@@ -31,7 +31,7 @@ few = settings(max_examples=30, deadline=None)
 small = low_entropy_matrices(min_rows=1, min_cols=1, max_rows=6, max_cols=14, max_levels=5)
 _DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _CELL = re.compile(r"class='le-box' title='W\[(\d+), (\d+)\] = ω([₀-₉]+) = [^:]*: "
-                   r"(?:code|how) ?([01]*)")
+                   r"code ?([01]*)")
 
 
 def ranks_in_omega(W: np.ndarray) -> np.ndarray:
@@ -239,8 +239,10 @@ def test_random_anatomy_matrices_in_all_three_views(seed, zero_share):
     check_efr(W)
 
 
-@pytest.mark.parametrize("W", [np.full((2, 3), 5.0), np.array([[-0.0, 0.0, 1.0]])],
-                         ids=["one value", "negative zero"])
+@pytest.mark.parametrize("W", [np.full((2, 3), 5.0), np.array([[-0.0, 0.0, 1.0]]),
+                               np.arange(16 * 24, dtype=np.float32).reshape(16, 24),
+                               np.eye(16, 24) * 3 - 1],
+                         ids=["one value", "negative zero", "384 values", "non-zero ω0"])
 def test_edge_matrices(W):
     check_palette(W)
     check_huffman(W)

@@ -70,10 +70,10 @@ def _omega_line(omega: np.ndarray, labels: Sequence[str] | None = None) -> str:
         for k, v in enumerate(omega)])
 
 
-def _cell_box(piece: Piece, i: int, omega: np.ndarray, how: str = "code") -> str:
+def _cell_box(piece: Piece, i: int, omega: np.ndarray) -> str:
     j, k = piece.cols[0], int(piece.rank)
     shown = piece.bits or "·"
-    tip = f"W[{i}, {j}] = {_value(omega, k)}: {how} {piece.bits or '(empty: K = 1)'}"
+    tip = f"W[{i}, {j}] = {_value(omega, k)}: code {piece.bits or '(empty: K = 1)'}"
     return box(shown, tip, rank_color(k), j, ghost=not piece.bits, row=i)
 
 
