@@ -1,11 +1,13 @@
-"""Format anatomy: how CER and CSER store a small matrix and how they compute ``y = W x``.
+"""Format anatomy: how the formats store a small matrix and how CER and CSER compute ``y = W x``.
 
 A teaching dashboard (``app/format_anatomy.ipynb``). Pick a small matrix (SPEC §2's worked
 example, its padding case, a random low-entropy one or one typed in); see it as a grid
 coloured by the rank of each value in ``Ω``, the arrays of CER and CSER coloured the same
-way, the storage of every format next to the entropy, and walk through the dot product
+way, the codes of the codebook formats (palette, Huffman, EFR) read back from their stored
+words, the storage of every format next to the entropy, and walk through the dot product
 group by group, with the additions and multiplications counted against ``f.op_counts()``.
-The step logic is :mod:`dashboards.anatomy_walk`.
+The step logic is :mod:`dashboards.anatomy_walk`, the codebook views
+:mod:`dashboards.anatomy_codes`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from plotly.subplots import make_subplots
 
 import lowentropy as le
 
+from .anatomy_boxes import HIGHLIGHT as _HIGHLIGHT
+from .anatomy_boxes import OMEGA0_COLOR, RANK_COLORS, rank_color
+from .anatomy_boxes import box as _box
+from .anatomy_boxes import line as _line
+from .anatomy_boxes import num as _num
+from .anatomy_boxes import row_label as _row_label
+from .anatomy_boxes import sub as _sub
+from .anatomy_codes import codebook_html
 from .anatomy_walk import (
     MAX_COLS,
     MAX_ROWS,
@@ -40,35 +50,9 @@ from .ui import Messages, add_trace, card, dashboard_page, figure_widget, format
 __all__ = ["FormatAnatomy", "OMEGA0_COLOR", "RANK_COLORS", "rank_color", "arrays_html",
            "storage_html", "describe_step", "matrix_text"]
 
-#: Colour of ``ω_0``: pale and neutral, since CER and CSER leave its entries implicit.
-OMEGA0_COLOR = "#eeeeee"
-#: Colours of the ranks 1, 2, … of ``Ω`` (pastel, black text stays readable; they cycle).
-RANK_COLORS = ("#80b1d3", "#fdb462", "#b3de69", "#fb8072", "#bebada", "#8dd3c7", "#fccde5",
-               "#ffed6f", "#bc80bd", "#ccebc5")
-_HIGHLIGHT = "#000000"
-_SUB = str.maketrans("0123456789-", "₀₁₂₃₄₅₆₇₈₉₋")
 _SOURCES = [("SPEC worked example", "spec"), ("SPEC padding case", "padding"),
             ("random", "random"), ("typed in", "typed")]
 _ARRAY_ORDER = ("values", "omega", "col_idx", "omega_idx", "omega_ptr", "row_ptr")
-
-
-def rank_color(rank: int) -> str:
-    """The colour of the value of rank ``rank`` in ``Ω`` (``ω_0`` pale grey).
-
-    Examples
-    --------
-    >>> rank_color(0) == OMEGA0_COLOR, rank_color(1) == rank_color(1 + len(RANK_COLORS))
-    (True, True)
-    """
-    return OMEGA0_COLOR if rank == 0 else RANK_COLORS[(rank - 1) % len(RANK_COLORS)]
-
-
-def _num(v: float) -> str:
-    return f"{float(v) + 0.0:.4g}"
-
-
-def _sub(k: int) -> str:
-    return str(k).translate(_SUB)
 
 
 def matrix_text(W: np.ndarray) -> str:
@@ -84,35 +68,6 @@ def matrix_text(W: np.ndarray) -> str:
 
 
 # --- the arrays, coloured ------------------------------------------------------------------
-
-def _box(text: str, tip: str, color: str, index: int | str | None = None, *,
-         ghost: bool = False, hot: bool = False, row: int | None = None) -> str:
-    style = [f"background:{color}", "display:inline-block", "min-width:22px",
-             "margin:2px 1px", "padding:1px 3px", "text-align:center", "border-radius:3px",
-             "font-family:monospace", "font-size:14px", "line-height:1.15",
-             "border:1px dashed #666" if ghost else "border:1px solid #aaa"]
-    if hot:
-        style.append(f"outline:3px solid {_HIGHLIGHT};outline-offset:0")
-    if row is not None:  # alternate dark/light underline: which row an entry belongs to
-        style.append(f"border-bottom:3px solid {'#444' if row % 2 == 0 else '#bbb'}")
-    small = "" if index is None else (
-        f"<div style='font-size:9px;color:#666;line-height:1'>{html.escape(str(index))}</div>")
-    cls = "le-box le-hot" if hot else "le-box"
-    return (f"<span class='{cls}' title='{html.escape(tip, quote=True)}' "
-            f"style='{';'.join(style)}'>{html.escape(text)}{small}</span>")
-
-
-def _row_label(i: int) -> str:
-    return (f"<span title='row {i}' style='display:inline-block;margin:2px 2px 2px 8px;"
-            "padding-left:3px;border-left:2px solid #333;font-size:10px;color:#555;"
-            f"vertical-align:top'>r{i}</span>")
-
-
-def _line(name: str, note: str, boxes: Sequence[str]) -> str:
-    return (f"<tr><td style='vertical-align:top;padding:4px 8px 0 0;white-space:nowrap'>"
-            f"<code style='font-size:13px'>{name}</code><br><span style='font-size:10px;"
-            f"color:#777'>{html.escape(note)}</span></td><td>{''.join(boxes)}</td></tr>")
-
 
 def arrays_html(f: le.Format, step: Step | None = None) -> str:
     """The arrays of a CER or CSER matrix as coloured boxes (HTML).
@@ -207,7 +162,9 @@ _LEGEND = (
     "cells). <b>r0, r1, …</b> and the dark/light underline: the row an entry belongs to "
     "(row_ptr splits the groups into rows). Dashed <b>∅</b>: an empty CER group, padding "
     "for a rank the row lacks. Small grey numbers: positions in the array. Outlined: "
-    "what the current step reads. Hover an entry for its meaning.</div>")
+    "what the current step reads. Hover an entry for its meaning. The codebook formats "
+    "(palette, Huffman, EFR) store a code for every cell instead, shown in the section "
+    "below.</div>")
 
 
 def storage_html(formats: dict[str, le.Format], stats: le.Stats, policy: str = "minimal",
@@ -225,10 +182,11 @@ def storage_html(formats: dict[str, le.Format], stats: le.Stats, policy: str = "
     ops = {n: f.op_counts() for n, f in formats.items()}
     names = list(formats)
     arrays = [a for a in _ARRAY_ORDER if any(a in r.by_array for r in reports.values())]
-    arrays += [a for r in reports.values() for a in r.by_array if a not in arrays]
+    arrays = list(dict.fromkeys(arrays + [a for r in reports.values() for a in r.by_array]))
     cell = "padding:3px 10px;text-align:right;border-bottom:1px solid #ddd"
     head = "".join(
-        f"<th style='{cell};color:{format_color(n)};font-size:15px'>{n.upper()}</th>"
+        f"<th style='{cell};border-bottom:4px solid {format_color(n)};font-size:15px'>"
+        f"{n.upper()}</th>"
         for n in names)
     rows = []
     for a in arrays:
@@ -455,6 +413,7 @@ class FormatAnatomy:
         self.cards = w.HTML()
         self.cer_html = w.HTML(layout=w.Layout(flex="1 1 0", min_width="360px"))
         self.cser_html = w.HTML(layout=w.Layout(flex="1 1 0", min_width="360px"))
+        self.codebook = w.HTML()
         self.storage = w.HTML()
         # the figure is drawn complete before it becomes a FigureWidget (voila keeps no
         # change made between a widget's creation and the page connecting to it)
@@ -501,7 +460,11 @@ class FormatAnatomy:
             w.HTML("<div style='font-size:16px;font-weight:600;margin-top:6px'>The stored "
                    "arrays (f.arrays()), side by side</div>"),
             w.HBox([self.cer_html, self.cser_html], layout=w.Layout(flex_flow="row wrap")),
-            w.HTML(_LEGEND), self.storage,
+            w.HTML(_LEGEND),
+            w.HTML("<div style='font-size:16px;font-weight:600;margin-top:6px'>The codebook "
+                   "formats: palette, Huffman, EFR (their stored words read back code by "
+                   "code)</div>"),
+            self.codebook, self.storage,
         ], layout=main_layout())
         title = w.HTML(
             "<h2 style='margin:4px 0'>lowentropy · format anatomy</h2>"
@@ -509,7 +472,13 @@ class FormatAnatomy:
             "1805.10692) store a small matrix: Ω lists the distinct values by decreasing "
             "count; the most frequent, ω<sub>0</sub>, is left implicit; every row keeps, per "
             "shared value, the group of columns holding it. A product W x then adds the "
-            "x<sub>j</sub> of a group and multiplies once per group.</div>")
+            "x<sub>j</sub> of a group and multiplies once per group. The codebook formats "
+            "give every cell a short code naming its value in Ω instead: <b>palette</b>, "
+            "fixed-width codes into the table of values (GGML/llama.cpp, Deep Compression's "
+            "weight sharing); <b>Huffman</b>, shorter codes for frequent values (Deep "
+            "Compression's last stage); <b>EFR</b>, the project's own format near the "
+            "entropy floor (per row, Huffman codes or the columns of each value as small "
+            "gaps, whichever is shorter).</div>")
         self.widget = dashboard_page("format-anatomy", title, controls, main)
 
     # --- figure --------------------------------------------------------------------------
@@ -631,6 +600,7 @@ class FormatAnatomy:
         self._make_x()
         self._draw_matrix()
         self._draw_cards()
+        self.codebook.value = codebook_html(formats)
         self._on_storage()
         self._rebuild_steps(keep=False)
 
