@@ -3,8 +3,10 @@ cancels the running job."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from dashboards.ui import Cancelled, Messages, Runner, Task
@@ -135,8 +137,6 @@ def test_task_progress_takes_extra_arguments_and_checks():
 
 
 def test_an_error_shows_one_line_and_no_traceback(capfd):
-    import json
-    from pathlib import Path
 
     messages = Messages()
 
@@ -161,3 +161,20 @@ def test_the_warm_up_builds_every_dashboard_and_times_every_format(capsys):
     out = capsys.readouterr().out
     assert all(f"  {name}: " in out for name in ("layer explorer", "entropy map", "products"))
     assert "warm-up done" in out
+
+
+def test_the_main_dashboard_waits_in_a_preheated_kernel():
+    """voila keeps one kernel with the layer explorer already executed (the README's first
+    command opens it); the other dashboards start a kernel per page."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    try:
+        import tasks
+    finally:
+        sys.path.pop(0)
+    config = json.loads((Path(__file__).parent.parent / "app" / "voila.json").read_text())
+    assert config["VoilaConfiguration"]["preheat_kernel"] is True
+    pools = config["VoilaKernelManager"]["kernel_pools_config"]
+    assert pools["default"]["pool_size"] == 0
+    assert pools[tasks.MAIN_DASHBOARD]["pool_size"] == 1

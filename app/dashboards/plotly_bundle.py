@@ -39,7 +39,8 @@ def plotly_bundle() -> Path:
     return Path(plotly.__file__).resolve().parent / "package_data" / "widgetbundle.js"
 
 
-def served_path(request_url: str | None, cwd: str | Path, static: Path = STATIC) -> str | None:
+def served_path(request_url: str | None, cwd: str | Path, static: Path = STATIC, *,
+                base_url: str | None = None) -> str | None:
     """The URL path under which voila serves ``static/plotly-widget.js``, or ``None``.
 
     Parameters
@@ -52,23 +53,31 @@ def served_path(request_url: str | None, cwd: str | Path, static: Path = STATIC)
         ``voila/files/<notebook folder>/``.
     static : Path
         The folder holding the bundle; it must lie inside ``cwd``.
+    base_url : str, optional
+        Without a request (a preheated kernel starts before any page asks for it): the
+        server's base URL (``VOILA_BASE_URL``); the notebooks are then taken to sit in
+        the folder voila serves, as the app's do.
 
     Examples
     --------
     >>> served_path("http://h:1/base/voila/render/sub/a.ipynb?x=1", "/app/sub",
     ...             Path("/app/sub/dashboards/static"))
     '/base/voila/files/sub/dashboards/static/plotly-widget.js'
+    >>> served_path(None, "/app", Path("/app/dashboards/static"), base_url="/")
+    '/voila/files/dashboards/static/plotly-widget.js'
     >>> served_path("http://h:1/", "/app", Path("/app/dashboards/static")) is None
     True
     """
-    if not request_url:
-        return None
-    prefix, found, notebook = urlsplit(request_url).path.partition("/voila/render/")
-    if not found:
-        return None  # voila serving a single notebook: no file route
     inside = os.path.relpath(static / BUNDLE_NAME, cwd).replace(os.sep, "/")
     if inside.startswith("../"):
         return None
+    if not request_url:
+        if base_url is None:
+            return None
+        return posixpath.join("/" + base_url.strip("/"), "voila/files", inside)
+    prefix, found, notebook = urlsplit(request_url).path.partition("/voila/render/")
+    if not found:
+        return None  # voila serving a single notebook: no file route
     return posixpath.join(f"{prefix}/voila/files", posixpath.dirname(notebook), inside)
 
 
@@ -102,7 +111,8 @@ def figure_class() -> type:
     is :func:`shim` (decided once per kernel)."""
     import plotly.graph_objects as go
 
-    path = served_path(os.environ.get("VOILA_REQUEST_URL"), Path.cwd(), STATIC)
+    path = served_path(os.environ.get("VOILA_REQUEST_URL"), Path.cwd(), STATIC,
+                       base_url=os.environ.get("VOILA_BASE_URL"))
     if path is None or not publish(STATIC):
         return go.FigureWidget
     return type("FigureWidget", (go.FigureWidget,), {"_esm": shim(path),
