@@ -121,7 +121,12 @@ def gather_dot_rows(values, col_idx, X, lo, hi, o):  # pragma: no cover - compil
 
 @_inline
 def gather_sum8(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
-    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as 8 scalars, two rows in flight."""
+    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as 8 scalars, two rows in flight (column
+    offsets unsigned: a signed index gets a wrap-around test that keeps LLVM from seeing
+    the 8 loads as one)."""
+    k = uint64(k)
+    c1, c2, c3, c4 = k + uint64(1), k + uint64(2), k + uint64(3), k + uint64(4)
+    c5, c6, c7 = k + uint64(5), k + uint64(6), k + uint64(7)
     z = X.dtype.type(0)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = z
@@ -131,32 +136,32 @@ def gather_sum8(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
         j = col_idx[p]
         q = col_idx[p + uint64(1)]
         s0 += X[j, k]
-        s1 += X[j, k + 1]
-        s2 += X[j, k + 2]
-        s3 += X[j, k + 3]
-        s4 += X[j, k + 4]
-        s5 += X[j, k + 5]
-        s6 += X[j, k + 6]
-        s7 += X[j, k + 7]
+        s1 += X[j, c1]
+        s2 += X[j, c2]
+        s3 += X[j, c3]
+        s4 += X[j, c4]
+        s5 += X[j, c5]
+        s6 += X[j, c6]
+        s7 += X[j, c7]
         t0 += X[q, k]
-        t1 += X[q, k + 1]
-        t2 += X[q, k + 2]
-        t3 += X[q, k + 3]
-        t4 += X[q, k + 4]
-        t5 += X[q, k + 5]
-        t6 += X[q, k + 6]
-        t7 += X[q, k + 7]
+        t1 += X[q, c1]
+        t2 += X[q, c2]
+        t3 += X[q, c3]
+        t4 += X[q, c4]
+        t5 += X[q, c5]
+        t6 += X[q, c6]
+        t7 += X[q, c7]
         p += uint64(2)
     if p < e:
         j = col_idx[p]
         s0 += X[j, k]
-        s1 += X[j, k + 1]
-        s2 += X[j, k + 2]
-        s3 += X[j, k + 3]
-        s4 += X[j, k + 4]
-        s5 += X[j, k + 5]
-        s6 += X[j, k + 6]
-        s7 += X[j, k + 7]
+        s1 += X[j, c1]
+        s2 += X[j, c2]
+        s3 += X[j, c3]
+        s4 += X[j, c4]
+        s5 += X[j, c5]
+        s6 += X[j, c6]
+        s7 += X[j, c7]
     return (s0 + t0, s1 + t1, s2 + t2, s3 + t3, s4 + t4, s5 + t5, s6 + t6, s7 + t7)
 
 
