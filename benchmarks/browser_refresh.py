@@ -6,7 +6,7 @@ Debian's chromium (``/usr/bin/chromium``), picks a network and layer (AlexNet fc
 
 - the first plot: from opening the page to the storage bars of the chosen layer;
 - pruning moves with k-means 32: ``ArrowRight`` on the pruning slider → storage redrawn;
-- bits moves with the uniform quantizer at 0 % pruning.
+- bits moves with the uniform quantizer at 0 % pruning (from 2 bits up, at most 6).
 
 Each time runs from the key press to the moment the storage bars in the page differ from
 before. Medians are printed (and written as JSON with ``--out``). The machine is shared and
@@ -102,7 +102,12 @@ def run(network: str, layer: str, moves: int) -> dict:
             sliders.nth(0).focus()
             page.keyboard.press("Home")  # 0 % pruning
             page.wait_for_timeout(3000)
-            out["bits_uniform_s"] = _moves(page, sliders.nth(1), moves)
+            before = page.evaluate(STORAGE)
+            sliders.nth(1).focus()
+            page.keyboard.press("Home")  # 2 bits: up to 6 moves to 8 bits
+            _wait_change(page, before, 300_000)
+            page.wait_for_timeout(2000)
+            out["bits_uniform_s"] = _moves(page, sliders.nth(1), min(moves, 6))
             browser.close()
     finally:
         server.stop()
