@@ -39,8 +39,11 @@ def kernel(*, parallel: bool = False, fastmath: bool = False, vectorize: bool = 
 
 def _with_slp(dispatcher):
     """Make ``dispatcher`` compile with the SLP vectorizer on (a load from numba's cache
-    is unaffected: it loads what was compiled so)."""
-    plain = dispatcher.compile
+    is unaffected: it loads what was compiled so). Under ``NUMBA_DISABLE_JIT=1`` the
+    plain Python function comes back as it is."""
+    plain = getattr(dispatcher, "compile", None)
+    if plain is None:  # the JIT is off: a Python function, nothing to compile
+        return dispatcher
 
     def compile(sig):
         with global_compiler_lock:  # numba compiles under this (reentrant) lock

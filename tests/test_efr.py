@@ -345,3 +345,19 @@ def test_statistics_of_codes_price_efr_like_the_matrix():
     s_codes, s_dense = le.stats(q), le.stats(dense)
     assert s_codes.efr == s_dense.efr
     assert le.EFR.storage_for(s_codes) == le.EFR.from_dense(dense).storage()
+
+
+@pytest.mark.nojit
+def test_the_column_decoder_stops_at_its_last_column_at_the_end_of_the_stream():
+    """A group's unary high parts share their word with the next groups' bits: decoding
+    stops after the group's last column instead of reading on, which had run past the end
+    of the stream on the last row (seen by the no-JIT pass, which checks bounds)."""
+    W = np.zeros((10, 35), np.float32)
+    W[0, 0] = -1.0
+    W[9, [0, 1, 19, 23]] = [0.5, -1.0, 1.0, 0.5]
+    f = le.FORMATS["efr"].from_dense(W)
+    assert f.arrays()["bits"].size == 10  # the last row ends in the stream's last word
+    x = np.arange(35, dtype=np.float32)
+    assert np.array_equal(f @ x, W @ x)
+    X = np.stack([x, 2 * x + 1, -x], axis=1)
+    assert np.array_equal(f @ X, W @ X)

@@ -367,7 +367,7 @@ def _ef_decode(words, pos, cnt, L, cols):  # pragma: no cover - compiled
     lb = _upeek(words, low, last)
     left = per
     while True:
-        while w != uint64(0):
+        while w != uint64(0) and t < ucnt:  # the stream goes on after the last column
             b = uint64(ctz(w))
             w &= w - uint64(1)
             if left == uint64(0):
