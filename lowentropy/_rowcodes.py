@@ -38,7 +38,7 @@ from ._values import _bits, _lookup
 __all__ = [
     "MAX_CODE_LENGTH", "EFRSizes", "huffman_lengths", "canonical_tables", "efr_sizes",
     "efr_sizes_from_hist", "row_costs", "ctz", "floor_log2", "peek", "put", "gamma_bits",
-    "ef_low", "ef_bits",
+    "ef_low", "ef_bits", "tally",
 ]
 
 _inline = numba.njit(inline="always", nogil=True)
@@ -263,6 +263,18 @@ class EFRSizes:
 
 
 @_inline
+def tally(hist, touched, nt, r):  # pragma: no cover - compiled
+    """Count one element of rank ``r`` in a row: ``hist[r] += 1``, and the ``nt`` ranks
+    seen so far in ``touched`` (so that only they are read and cleared). Returns the new
+    ``nt``."""
+    if hist[r] == 0:
+        touched[nt] = r
+        nt += 1
+    hist[r] += 1
+    return nt
+
+
+@_inline
 def _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                 nonempty):  # pragma: no cover - compiled
     d, s, N, r = row_costs(hist, touched, nt, n, lengths)
@@ -293,11 +305,7 @@ def _rows_hashed(bits, omega0, negzero, m, n, keys, slot_rank, shift, lengths, c
                 if key == negzero:
                     key = np.uint64(0)
                 if key != omega0:
-                    r = _lookup(keys, slot_rank, shift, key)
-                    if hist[r] == 0:
-                        touched[nt] = r
-                        nt += 1
-                    hist[r] += 1
+                    nt = tally(hist, touched, nt, _lookup(keys, slot_rank, shift, key))
             _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                         nonempty)
 
@@ -314,10 +322,7 @@ def _rows_ranked(element_rank, m, n, lengths, chunks, words, dense, entries, gro
             for j in range(n):
                 r = element_rank[i * n + j]
                 if r != 0:
-                    if hist[r] == 0:
-                        touched[nt] = r
-                        nt += 1
-                    hist[r] += 1
+                    nt = tally(hist, touched, nt, r)
             _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                         nonempty)
 

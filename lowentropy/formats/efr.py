@@ -116,6 +116,7 @@ from .._rowcodes import (
     put,
     read_gamma,
     row_costs,
+    tally,
     write_gamma,
 )
 from .._values import count_values, row_entries
@@ -281,10 +282,7 @@ def _checked_dense(words, pos, end, n, i, tables, hist, touched, omega, out, wri
             return 4, pos, nt
         pos += length
         if k > 0:
-            if hist[k] == 0:
-                touched[nt] = k
-                nt += 1
-            hist[k] += 1
+            nt = tally(hist, touched, nt, k)
         if write:
             out[i, j] = omega[k]
     if pos > end:
