@@ -8,14 +8,17 @@ the choice is made when a kernel is compiled (one machine code for each format).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import types
 from numba.extending import overload
 
 from .._jit import kernel, prange, serial
-from ._sums import gather_sum, gather_sum8, gather_sum_rows
+from ._sums import axpy8, gather_sum, gather_sum8, gather_sum16, gather_sum_rows
 
-__all__ = ["grouped_matvec", "grouped_matmat", "grouped_matmat8"]
+__all__ = ["grouped_matvec", "grouped_matmat", "grouped_matmat8", "tiles_of_row"]
+
+_inline = numba.njit(inline="always", nogil=True)
 
 def _delta(deltas, omega_idx, g, g0):
     """``ω_k − ω_0`` of group ``g``, the first group of its row being ``g0`` (its rank is
@@ -64,43 +67,52 @@ def grouped_matmat(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, ch
                         o[b] += d * s[b]
 
 
-@kernel(parallel=True, vectorize=True)
+@_inline
+def _store8(out, i, k, o):  # pragma: no cover - compiled
+    for b in range(8):
+        out[i, k + b] = o[b]
+
+
+@kernel(vectorize=True)
+def tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i):
+    """Row ``i`` of ``W @ X[:, :B8]`` (``B8`` a multiple of 8), 16 columns at a time and
+    the last 8 alone: the row's groups are walked once per tile (their column indices
+    stay in L1), each sum a pair of vectors. A function of its own, called by the
+    parallel kernel: numba's analysis of parallel loops rejects its tuples."""
+    B16 = B8 - B8 % 16
+    g0 = row_ptr[i]
+    for k in range(0, B16, 16):
+        o = (offset[k], offset[k + 1], offset[k + 2], offset[k + 3], offset[k + 4],
+             offset[k + 5], offset[k + 6], offset[k + 7])
+        q = (offset[k + 8], offset[k + 9], offset[k + 10], offset[k + 11], offset[k + 12],
+             offset[k + 13], offset[k + 14], offset[k + 15])
+        for g in range(g0, row_ptr[i + 1]):
+            if omega_ptr[g + 1] > omega_ptr[g]:
+                s, t = gather_sum16(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
+                d = _delta(deltas, omega_idx, g, g0)
+                o = axpy8(o, d, s)
+                q = axpy8(q, d, t)
+        _store8(out, i, k, o)
+        _store8(out, i, k + 8, q)
+    if B16 < B8:
+        k = B16
+        o = (offset[k], offset[k + 1], offset[k + 2], offset[k + 3], offset[k + 4],
+             offset[k + 5], offset[k + 6], offset[k + 7])
+        for g in range(g0, row_ptr[i + 1]):
+            if omega_ptr[g + 1] > omega_ptr[g]:
+                s = gather_sum8(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
+                o = axpy8(o, _delta(deltas, omega_idx, g, g0), s)
+        _store8(out, i, k, o)
+
+
+@kernel(parallel=True)
 def grouped_matmat8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chunks, out,
                     B8):
-    """Columns ``0..B8`` (a multiple of 8), 8 at a time: a row's groups are walked once
-    per block of 8 columns (their column indices stay in L1), each sum a vector."""
+    """Columns ``0..B8`` (a multiple of 8) of ``out = W @ X``, row by row
+    (:func:`tiles_of_row`)."""
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
-            g0 = row_ptr[i]
-            for k in range(0, B8, 8):
-                o0 = offset[k]
-                o1 = offset[k + 1]
-                o2 = offset[k + 2]
-                o3 = offset[k + 3]
-                o4 = offset[k + 4]
-                o5 = offset[k + 5]
-                o6 = offset[k + 6]
-                o7 = offset[k + 7]
-                for g in range(g0, row_ptr[i + 1]):
-                    if omega_ptr[g + 1] > omega_ptr[g]:
-                        s = gather_sum8(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
-                        d = _delta(deltas, omega_idx, g, g0)
-                        o0 += d * s[0]
-                        o1 += d * s[1]
-                        o2 += d * s[2]
-                        o3 += d * s[3]
-                        o4 += d * s[4]
-                        o5 += d * s[5]
-                        o6 += d * s[6]
-                        o7 += d * s[7]
-                out[i, k] = o0
-                out[i, k + 1] = o1
-                out[i, k + 2] = o2
-                out[i, k + 3] = o3
-                out[i, k + 4] = o4
-                out[i, k + 5] = o5
-                out[i, k + 6] = o6
-                out[i, k + 7] = o7
+            tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i)
 
 
 grouped_matvec_serial = serial(grouped_matvec)
