@@ -59,7 +59,18 @@ def test_the_shim_imports_the_bundle_from_the_page_origin():
         'location.href).href;' in code
     # a failed early request (modulepreload) is kept by the browser: retried under a new URL
     assert 'await import(url).catch(() => import(url + "?retry"))' in code
+    # no report of plotly.js's defaults after every update (the kernel never reads them)
+    assert "view._sendTraceDeltas = view._sendLayoutDelta = function () {};" in code
     assert "export default bundle.default" in code
+
+
+def test_the_installed_bundle_has_what_the_shim_relies_on():
+    code = plotly_bundle.plotly_bundle().read_text(encoding="utf-8")
+    exported = re.findall(r"export\{([^}]*)\}", code)[-1]
+    view = re.search(r"(\w+) as FigureView", exported).group(1)
+    assert "as default" in exported
+    body = code[code.index(f"{view}=class"):]
+    assert "_sendTraceDeltas(" in body and "_sendLayoutDelta(" in body
 
 
 @pytest.mark.parametrize("base", ["/", "/user/ana/"])
