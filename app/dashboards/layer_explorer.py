@@ -515,11 +515,20 @@ class LayerExplorer:
         ys[:, 0], ys[:, 1] = 1, s.counts[ranked].astype(np.float64)
         d[t["shared values"]].x = xs.reshape(-1).tolist()
         d[t["shared values"]].y = ys.reshape(-1).tolist()
+        # the corner as columns (x, y, z): flat numeric arrays, which plotly sends as
+        # binary buffers (a nested list of 8192 floats took 15-20 ms to check and encode
+        # on every move); NaN, a gap, for the cells holding ω₀
         corner = a.corner()
-        image = corner.astype(np.float64).astype(object)
+        image = corner.astype(np.float64 if corner.dtype == np.float64 else np.float32)
         if s.K:
-            image[corner == s.omega[0]] = None
-        d[t["matrix"]].z = image.tolist()
+            image[corner == s.omega[0]] = np.nan
+        heat = d[t["matrix"]]
+        heat.z = image.reshape(-1)
+        if self._drawn.get("matrix shape") != image.shape:  # the cells' rows and columns
+            rows, cols = image.shape
+            heat.x = np.tile(np.arange(cols, dtype=np.int32), rows)
+            heat.y = np.repeat(np.arange(rows, dtype=np.int32), cols)
+            self._drawn["matrix shape"] = image.shape
 
     def _draw_cards(self, a: Analysis, accuracy) -> None:
         s = a.stats
