@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from dashboards.compression import Accounting, analyse, compress, compress_and_count, price
@@ -152,6 +154,21 @@ def test_the_matrix_is_written_from_the_codes_only_when_asked_for(monkeypatch):
     plain = compress_and_count(W, le.Recipe(prune=0.7))  # no quantizer: no codes
     assert plain.quantized is None and np.array_equal(plain.matrix, le.prune(W, 0.7))
     assert np.array_equal(price(plain).corner(2, 2), le.prune(W, 0.7)[:2, :2])
+
+
+def test_a_move_writes_no_dense_matrix_before_the_timing_runs(monkeypatch):
+    ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    ex.timer.wait(60)
+    dense_calls = []
+    real = le.Quantized.to_dense
+    monkeypatch.setattr(le.Quantized, "to_dense",
+                        lambda q: dense_calls.append(q.shape) or real(q))
+    started = threading.Event()
+    monkeypatch.setattr(ex.timer, "start", lambda job, done, **kw: started.set())
+    ex.prune_slider.value = 0.6
+    ex.refresher.wait(60)
+    assert started.is_set() and "60% pruned" in ex.describe()
+    assert dense_calls == []  # drawn from the codes; the timing job writes it later
 
 
 def test_a_move_after_a_pause_starts_at_once_a_burst_waits():

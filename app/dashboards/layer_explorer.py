@@ -575,13 +575,15 @@ class LayerExplorer:
     def _start_timing(self) -> None:
         if not self._ready or not self.measure_box.value or self.analysis is None:
             return
-        W, stats = self.analysis.matrix, self.analysis.stats
+        a = self.analysis
         batch = int(self.batch_picker.value)
 
         def job(task):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            return time_within_limits(W, stats, batch=batch, budget=0.4,
+            task.check()
+            # the dense matrix is written from the codes here, once the controls rested
+            return time_within_limits(a.matrix, a.stats, batch=batch, budget=0.4,
                                       progress=task.progress, check=task.check)
 
         self.timer.start(job, self._draw_timing, delay=TIMING_DELAY_S)
