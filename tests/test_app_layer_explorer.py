@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
-from dashboards.compression import Accounting, analyse, compress
+from dashboards.compression import Accounting, analyse, compress, compress_and_count, price
 from dashboards.layer_explorer import ARRAY_COLORS, LayerExplorer
 
 import lowentropy as le
@@ -80,7 +82,12 @@ def test_switching_layer_reshapes_convolutions(explorer):
     ex.layer_picker.value = "conv1"
     assert ex.analysis.matrix.shape == (16, 36)
     heat = next(t for t in ex.fig.data if t.type == "heatmap")
-    assert np.asarray(heat.z).shape == (16, 36)
+    assert len(heat.z) == len(heat.x) == len(heat.y) == 16 * 36  # as columns (x, y, z)
+    assert (max(heat.x), max(heat.y)) == (35, 15)
+    W = ex.recipe.apply(ex.network["conv1"].matrix)
+    omega0 = ex.analysis.stats.omega[0]
+    for x, y, z in zip(heat.x, heat.y, heat.z, strict=True):
+        assert np.isnan(z) if W[y, x] == omega0 else z == W[y, x]
 
 
 def test_measured_time_fills_the_time_panel():
@@ -128,6 +135,64 @@ def test_analyse_equals_compress_then_library():
     assert [r.storage_bits for r in a.rows] == [r.storage_bits for r in expected]
 
 
+def test_the_matrix_is_written_from_the_codes_only_when_asked_for(monkeypatch):
+    W = synthetic_layer((64, 160), keep=1.0, levels=300, seed=5)
+    recipe = le.Recipe(prune=0.7, clusters=8)
+    expected = compress(W, recipe)
+    dense_calls = []
+    real = le.Quantized.to_dense
+    monkeypatch.setattr(le.Quantized, "to_dense",
+                        lambda q: dense_calls.append(q.shape) or real(q))
+    c = compress_and_count(W, recipe)
+    a = price(c, Accounting())
+    assert np.array_equal(a.corner(), expected[:64, :128])  # the picture: from the codes
+    assert np.array_equal(a.corner(3, 5), expected[:3, :5])
+    assert dense_calls == []
+    assert np.array_equal(a.matrix, expected) and np.array_equal(c.matrix, expected)
+    assert a.matrix is c.matrix and dense_calls == [(64, 160)]  # written once
+    assert np.array_equal(a.corner(), expected[:64, :128])
+    plain = compress_and_count(W, le.Recipe(prune=0.7))  # no quantizer: no codes
+    assert plain.quantized is None and np.array_equal(plain.matrix, le.prune(W, 0.7))
+    assert np.array_equal(price(plain).corner(2, 2), le.prune(W, 0.7)[:2, :2])
+
+
+def test_a_move_writes_no_dense_matrix_before_the_timing_runs(monkeypatch):
+    ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    ex.timer.wait(60)
+    dense_calls = []
+    real = le.Quantized.to_dense
+    monkeypatch.setattr(le.Quantized, "to_dense",
+                        lambda q: dense_calls.append(q.shape) or real(q))
+    started = threading.Event()
+    monkeypatch.setattr(ex.timer, "start", lambda job, done, **kw: started.set())
+    ex.prune_slider.value = 0.6
+    ex.refresher.wait(60)
+    assert started.is_set() and "60% pruned" in ex.describe()
+    assert dense_calls == []  # drawn from the codes; the timing job writes it later
+
+
+def test_a_move_after_a_pause_starts_at_once_a_burst_waits():
+    import dashboards.layer_explorer as mod
+
+    ex = LayerExplorer(small_network(), measure=False)
+    delays = []
+    real = ex.refresher.start
+
+    def start(job, done, *, delay=0.0):
+        delays.append(delay)
+        real(job, done, delay=delay)
+
+    ex.refresher.start = start
+    ex.prune_slider.value = 0.5
+    ex.prune_slider.value = 0.6  # within the throttle time of the first
+    ex.refresher.wait(60)
+    assert delays == [0.0, mod.THROTTLE_S]
+    ex._last_refresh_start -= 10 * mod.THROTTLE_S  # as after a pause
+    ex.prune_slider.value = 0.7
+    ex.refresher.wait(60)
+    assert delays[-1] == 0.0 and "70% pruned" in ex.describe()
+
+
 # --- numerical edge cases --------------------------------------------------------------------
 
 _rng = np.random.default_rng(7)
@@ -142,11 +207,17 @@ EDGE_LAYERS = {
 
 
 def finite_figure(fig) -> bool:
-    """Every number the figure holds is finite (JSON has no NaN/inf: plotly would break)."""
+    """Every number the figure holds is finite (JSON has no NaN/inf: plotly would break),
+    except NaN (a gap) in flat numeric arrays, which plotly sends as binary buffers."""
     for trace in fig.data:
         for key in ("x", "y", "z"):
             values = getattr(trace, key, None)
             if values is None:
+                continue
+            if isinstance(values, np.ndarray) and values.ndim == 1 and \
+                    values.dtype.kind in "uif" and values.dtype not in (np.int64, np.uint64):
+                if np.isinf(values).any():
+                    return False
                 continue
             flat = np.asarray(values, dtype=object).ravel()
             if isinstance(flat[0] if flat.size else None, (list, tuple)):
@@ -243,7 +314,10 @@ def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch)
     ex.timer.wait(60)
     assert len(calls) == 1  # only after the last move
     assert ex.refresher.counts["started"] - refreshes["started"] == 3
-    assert ex.refresher.counts["done"] - refreshes["done"] == 1  # throttled: drawn once
+    # throttled: the first move starts at once, the next ones wait for the burst to end:
+    # drawn once, or twice when the first refresh finished before the second move came
+    assert 1 <= ex.refresher.counts["done"] - refreshes["done"] <= 2
+    assert "70% pruned" in ex.describe()
     ex.timer.cancel()
     ex.batch_picker.value = 8  # the timing waits for a pause; a refresh cancels it
     ex.prune_slider.value = 0.8

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from urllib.parse import urljoin
+
 import plotly.graph_objects as go
+import pytest
 from dashboards import plotly_bundle
-from dashboards.plotly_bundle import BUNDLE_NAME, publish, served_path, shim
+from dashboards.plotly_bundle import BUNDLE_NAME, preload_link, publish, served_path, shim
 
 
 def test_served_path_follows_the_notebook_folder_and_the_base_url(tmp_path):
@@ -50,9 +55,44 @@ def test_publish_reports_a_folder_it_cannot_write(tmp_path):
 
 def test_the_shim_imports_the_bundle_from_the_page_origin():
     code = shim("/voila/files/dashboards/static/plotly-widget.js")
-    assert 'import(new URL("/voila/files/dashboards/static/plotly-widget.js", ' \
-        'location.href).href)' in code
+    assert 'const url = new URL("/voila/files/dashboards/static/plotly-widget.js", ' \
+        'location.href).href;' in code
+    # a failed early request (modulepreload) is kept by the browser: retried under a new URL
+    assert 'await import(url).catch(() => import(url + "?retry"))' in code
+    # no report of plotly.js's defaults after every update (the kernel never reads them)
+    assert "view._sendTraceDeltas = view._sendLayoutDelta = function () {};" in code
     assert "export default bundle.default" in code
+
+
+def test_the_installed_bundle_has_what_the_shim_relies_on():
+    code = plotly_bundle.plotly_bundle().read_text(encoding="utf-8")
+    exported = re.findall(r"export\{([^}]*)\}", code)[-1]
+    view = re.search(r"(\w+) as FigureView", exported).group(1)
+    assert "as default" in exported
+    body = code[code.index(f"{view}=class"):]
+    assert "_sendTraceDeltas(" in body and "_sendLayoutDelta(" in body
+
+
+@pytest.mark.parametrize("base", ["/", "/user/ana/"])
+@pytest.mark.parametrize("folder", ["", "sub/dir"])
+def test_the_preload_link_names_the_url_the_shim_imports(tmp_path, base, folder):
+    href = re.fullmatch(r'<link rel="modulepreload" href="([^"]+)">',
+                        preload_link(folder)).group(1)
+    page = f"http://h:1{base}voila/render/{folder + '/' if folder else ''}x.ipynb"
+    cwd = tmp_path / folder
+    imported = served_path(page, cwd, cwd / "dashboards" / "static")
+    assert urljoin(page, href) == urljoin(page, imported)
+    if base == "/" and not folder:  # a preheated kernel knows only the base URL
+        assert imported == served_path(None, cwd, cwd / "dashboards" / "static",
+                                       base_url=base)
+
+
+def test_the_layer_explorer_page_preloads_the_bundle_first():
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).parent.parent / "app" / "layer_explorer.ipynb", 4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.strip() == preload_link()
 
 
 def test_figure_class_is_plotlys_outside_voila_and_a_shim_under_it(monkeypatch, tmp_path):

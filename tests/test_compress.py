@@ -436,6 +436,32 @@ def test_binned_kmeans_equals_lloyd_when_bins_separate_values(seed, clusters, dt
 
 
 @settings(max_examples=25)
+@given(tensors(min_size=1), fractions)
+def test_the_pruning_pass_gives_the_kmeans_range_exactly(W, fraction):
+    """The counting pass of the pruning also finds the smallest and largest non-zero
+    entries and the zeros; when both extremes survive the pruning, the k-means quantizer
+    takes its (min, max, count) from there instead of a pass of its own: the same as
+    that pass, whenever it answers."""
+    from lowentropy.compress import quantization as qz
+
+    flat = W.reshape(-1)
+    extremes: list = []
+    rule = qz._prune_rule(flat, fraction, extremes)
+    if fraction == 0:
+        assert extremes == []  # no pruning pass
+        return
+    nonzero = flat[flat != 0]
+    assert extremes[0][2] == flat.size - nonzero.size
+    if nonzero.size:  # the extremes, as signed keys, are those of min and max
+        lo_hi = qz._kept_range(flat, (0, -1), extremes[0], 0)
+        assert lo_hi[:2] == (float(nonzero.min()), float(nonzero.max()))
+    known = qz._kept_range(flat, rule, extremes[0], qz._pruned_count(flat.size, fraction))
+    if known is not None:
+        assert known == km.nonzero_range(flat, rule)
+    q = quantize(W, "kmeans", clusters=3, prune=fraction)
+    assert same_bits(q, quantize(prune(W, fraction), "kmeans", clusters=3))
+
+
 @given(tensors(max_side=20, min_size=9), st.integers(1, 9))
 def test_binned_kmeans_assignment_is_exact_nearest(W, clusters):
     with binned():

@@ -12,8 +12,9 @@ weights well under a second.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,19 +62,35 @@ def recipe_of(prune: float, quantizer: str, bits: int, clusters: int, **options)
                      clusters=clusters if quantizer == "kmeans" else None, **options)
 
 
-@dataclass
 class Analysis:
-    """Everything the views show for one matrix, recipe and accounting."""
+    """Everything the views show for one matrix, recipe and accounting.
 
-    recipe: le.Recipe
-    accounting: Accounting
-    matrix: np.ndarray  # the compressed matrix
-    stats: le.Stats
-    rows: list  # le.CostRow per format
-    storage: dict  # format -> le.StorageReport
-    floor_bits: float
-    error: dict  # quantization error: rmse, relative
-    seconds: dict = field(default_factory=dict)  # step -> seconds
+    ``matrix`` (the compressed matrix) is made from the quantizer's codes when first
+    asked for: drawing the figures needs only its corner (:meth:`corner`)."""
+
+    def __init__(self, recipe: le.Recipe, accounting: Accounting, matrix, stats: le.Stats,
+                 rows: list, storage: dict, floor_bits: float, error: dict,
+                 seconds: dict | None = None) -> None:
+        self.recipe = recipe
+        self.accounting = accounting
+        self._matrix = matrix  # an array, or the Compressed it comes from
+        self.stats = stats
+        self.rows = rows  # le.CostRow per format
+        self.storage = storage  # format -> le.StorageReport
+        self.floor_bits = floor_bits
+        self.error = error  # quantization error: rmse, relative
+        self.seconds = {} if seconds is None else seconds  # step -> seconds
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The compressed matrix."""
+        m = self._matrix
+        return m.matrix if isinstance(m, Compressed) else m
+
+    def corner(self, rows: int = 64, cols: int = 128) -> np.ndarray:
+        """The top-left ``rows x cols`` corner of the compressed matrix (see :func:`crop`)."""
+        m = self._matrix
+        return m.corner(rows, cols) if isinstance(m, Compressed) else crop(m, rows, cols)
 
 
 def compress(W: np.ndarray, recipe: le.Recipe) -> np.ndarray:
@@ -81,41 +98,65 @@ def compress(W: np.ndarray, recipe: le.Recipe) -> np.ndarray:
     return recipe.apply(W)
 
 
-@dataclass
 class Compressed:
     """A matrix compressed by a recipe, with what depends on the recipe only: statistics
-    and the quantization error (no accounting)."""
+    and the quantization error (no accounting).
 
-    recipe: le.Recipe
-    matrix: np.ndarray
-    stats: le.Stats
-    error: dict  # quantization error: rmse, relative
-    seconds: dict = field(default_factory=dict)  # step -> seconds
+    ``quantized``: the quantizer's codes when the recipe quantizes; the dense ``matrix``
+    is then written from them when first asked for (once), not on every slider move."""
+
+    def __init__(self, recipe: le.Recipe, matrix: np.ndarray | None, stats: le.Stats,
+                 error: dict, seconds: dict | None = None,
+                 quantized: le.Quantized | None = None) -> None:
+        if matrix is None and quantized is None:
+            raise ValueError("Compressed needs the matrix or its quantized codes")
+        self.recipe = recipe
+        self.stats = stats
+        self.error = error  # quantization error: rmse, relative
+        self.seconds = {} if seconds is None else seconds  # step -> seconds
+        self.quantized = quantized
+        self._matrix = matrix
+        self._lock = threading.Lock()
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The compressed matrix (from the codes on first use)."""
+        with self._lock:  # the timing thread and a redraw may both ask
+            if self._matrix is None:
+                self._matrix = self.quantized.to_dense()
+            return self._matrix
+
+    def corner(self, rows: int = 64, cols: int = 128) -> np.ndarray:
+        """The top-left ``rows x cols`` corner (from the codes, without the matrix)."""
+        if self._matrix is None:
+            q = self.quantized
+            return q.codebook[crop(q.codes, rows, cols)]
+        return crop(self._matrix, rows, cols)
 
 
 def compress_and_count(W: np.ndarray, recipe: le.Recipe,
                        compressed: np.ndarray | None = None) -> Compressed:
     """Compress ``W`` (unless ``compressed`` is given) and take its statistics and error:
-    everything that changes with the recipe and not with the accounting."""
+    everything that changes with the recipe and not with the accounting. A quantizing
+    recipe's matrix stays as codes until asked for (:attr:`Compressed.matrix`)."""
     t0 = time.perf_counter()
-    q = None
-    if compressed is not None:
-        Wc = compressed
-    elif recipe.method is not None:
+    if compressed is None and recipe.method is not None:
         # one pass prunes, quantizes to codes and measures the error; statistics count codes
         q = recipe.apply(W, return_codes=True)
-    else:
-        Wc = recipe.apply(W)
+        t1 = time.perf_counter()
+        s = le.stats(q)
+        e = q.error
+        return Compressed(recipe, None, s, {"rmse": e.rmse, "relative": e.relative},
+                          {"compress": t1 - t0, "stats": time.perf_counter() - t1},
+                          quantized=q)
+    Wc = compressed if compressed is not None else recipe.apply(W)
     t1 = time.perf_counter()
-    s = le.stats(Wc if q is None else q)
+    s = le.stats(Wc)
     t2 = time.perf_counter()
-    if q is None:
-        e = le.quantization_error(W, Wc)
-    else:  # the error came with the codes; the views crop, time and evaluate the matrix
-        e, Wc = q.error, q.to_dense()
+    e = le.quantization_error(W, Wc)
     return Compressed(recipe, Wc, s, {"rmse": e.rmse, "relative": e.relative},
                       {"compress": t1 - t0, "stats": t2 - t1,
-                       "error" if q is None else "dense": time.perf_counter() - t2})
+                       "error": time.perf_counter() - t2})
 
 
 def price(c: Compressed, accounting: Accounting | None = None, formats=None) -> Analysis:
@@ -128,7 +169,7 @@ def price(c: Compressed, accounting: Accounting | None = None, formats=None) -> 
     rows = le.compare(c.stats, names, batch=1, table=accounting.table, **kw)
     storage = {name: le.get_format(name).storage_for(c.stats, **kw) for name in names}
     clock = {**c.seconds, "accounting": time.perf_counter() - t0}
-    return Analysis(c.recipe, accounting, c.matrix, c.stats, rows, storage,
+    return Analysis(c.recipe, accounting, c, c.stats, rows, storage,
                     c.stats.entropy_floor_bits(accounting.value_bits), c.error, clock)
 
 

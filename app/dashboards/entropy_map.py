@@ -152,6 +152,22 @@ class EntropyMap:
                  shape: tuple[int, int] = (256, 1024), resolution: int = 12, seed: int = 0,
                  time_budget: float = 0.1, time_cells: int = _TIME_CELLS,
                  synchronous: bool = False) -> None:
+        self._init_state(seed, time_budget, time_cells, synchronous)
+        self._build_controls(shape, resolution)
+        self._compute_grid_now()
+        self._update_slice_options()
+        self.costs = self._costs()
+        fig = self._build_figure()
+        self._draw(fig)
+        self.fig = figure_widget(fig)
+        self.widget = self._build_page()
+        self._connect()
+        self._draw_cards()
+        self._open_network(network)
+
+    def _init_state(self, seed: int, time_budget: float, time_cells: int,
+                    synchronous: bool) -> None:
+        """Settings, background runners and caches (no widgets yet)."""
         self.seed = int(seed)
         self.time_budget = float(time_budget)
         self.time_cells = int(time_cells)
@@ -169,6 +185,8 @@ class EntropyMap:
         self._quiet = False
         self._slice_sparsity = 0.9
 
+    def _build_controls(self, shape: tuple[int, int], resolution: int) -> None:
+        """The control widgets, at their starting values (nothing observed yet)."""
         style = {"description_width": "96px"}
         wide = w.Layout(width="310px")
         shape_label = next((k for k, v in SHAPES.items() if v == tuple(shape)), None)
@@ -201,19 +219,14 @@ class EntropyMap:
                                          description="network", style=style, layout=wide)
         self.cards = w.HTML()
 
-        self._compute_grid_now()
-        self._update_slice_options()
-        self.costs = self._costs()
-        fig = self._build_figure()
-        self._draw(fig)
-        self.fig = figure_widget(fig)
-
+    def _build_page(self) -> w.Widget:
+        """The page: title, the control column, and the cards, messages and figure."""
         controls = w.VBox([
             w.HTML("<b>Grid of synthetic matrices</b>"), self.shape_picker,
             self.resolution_slider, self.y_toggle, self.grid_job.bar,
             w.HTML("<b>What wins</b>"), self.metric_picker, self.format_picker,
             self.slice_picker, self.timer.bar,
-            w.HTML("<b>Accounting</b>"), acc.widget,
+            w.HTML("<b>Accounting</b>"), self.accounting_controls.widget,
             w.HTML("<b>Overlay a network</b>"), self.network_picker, self.network_job.bar,
         ], layout=w.Layout(width="330px", min_width="330px"))
         title = w.HTML(
@@ -226,21 +239,25 @@ class EntropyMap:
             "its real sparsity, K and entropy; click it to move the slice below.</div>")
         main = w.VBox([self.cards, self.messages.widget, self.fig],
                       layout=main_layout())
-        self.widget = dashboard_page("entropy-map", title, controls, main)
+        return dashboard_page("entropy-map", title, controls, main)
 
+    def _connect(self) -> None:
+        """Observe the controls and the figure's clicks (every callback guarded)."""
         g = self.messages.guard
         for control in (self.shape_picker, self.resolution_slider, self.y_toggle):
             control.observe(g(self._on_grid), "value")
-        acc.on_change(g(lambda what: self._on_batch() if what == "batch"
-                        else self._on_accounting()))
+        self.accounting_controls.on_change(g(lambda what: self._on_batch() if what == "batch"
+                                             else self._on_accounting()))
         self.metric_picker.observe(g(self._on_metric), "value")
         self.format_picker.observe(g(self._on_view), "value")
         self.slice_picker.observe(g(self._on_slice), "value")
         self.network_picker.observe(g(self._on_network), "value")
         for k in (self._t["winner"], self._t["gain"]):
             self.fig.data[k].on_click(g(self._on_click))
-        self._draw_cards()
 
+    def _open_network(self, network: str | le.Network | None) -> None:
+        """Lay the starting network (a name or a loaded one) over the map, if any."""
+        g = self.messages.guard
         if isinstance(network, le.Network):
             g(self.add_network)(network)
         elif network:

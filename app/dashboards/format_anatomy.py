@@ -315,6 +315,10 @@ def _discrete_scale(colors: Sequence[str]) -> list:
     return scale
 
 
+#: Label width of the control column.
+_STYLE = {"description_width": "90px"}
+
+
 class FormatAnatomy:
     """The format anatomy dashboard; ``.widget`` is what to display.
 
@@ -348,6 +352,20 @@ class FormatAnatomy:
     """
 
     def __init__(self, matrix: ArrayLike | None = None) -> None:
+        self._init_state()
+        self._build_matrix_controls()
+        self._build_walk_controls()
+        self._build_views()
+        # the figure is drawn complete before it becomes a FigureWidget (voila keeps no
+        # change made between a widget's creation and the page connecting to it)
+        self.fig = self._build_figure()
+        self._connect()
+        self._start_from(matrix)
+        self.fig = figure_widget(self.fig)
+        self.widget = self._build_page()
+
+    def _init_state(self) -> None:
+        """What is shown, empty until the first matrix is set."""
         self.messages = Messages()
         self.matrix = np.zeros((0, 0))
         self.formats: dict[str, le.Format] = {}
@@ -356,8 +374,9 @@ class FormatAnatomy:
         self.steps: list[Step] = []
         self._hold_steps = False
 
-        style = {"description_width": "90px"}
-        wide = w.Layout(width="290px")
+    def _build_matrix_controls(self) -> None:
+        """Where the matrix comes from: the worked example, a random one, typed text."""
+        style, wide = _STYLE, w.Layout(width="290px")
         self.source = w.RadioButtons(options=_SOURCES, value="spec", description="matrix",
                                      style=style, layout=wide)
         self.rows_slider = w.IntSlider(value=4, min=1, max=MAX_ROWS, description="rows",
@@ -385,6 +404,10 @@ class FormatAnatomy:
             w.HTML("<span style='font-size:12px;color:#555'>Rows on lines; numbers "
                    "separated by spaces or commas.</span>"),
             self.text_input, self.apply_text_button])
+
+    def _build_walk_controls(self) -> None:
+        """The format and input of the walk, and the storage accounting."""
+        style, wide = _STYLE, w.Layout(width="290px")
         self.format_picker = w.ToggleButtons(options=[("CER", "cer"), ("CSER", "cser")],
                                              value="cer", description="format",
                                              style=style)
@@ -401,6 +424,8 @@ class FormatAnatomy:
         acc = self.accounting_controls
         self.policy_picker, self.value_bits_picker = acc.policy_picker, acc.value_bits_picker
 
+    def _build_views(self) -> None:
+        """The step buttons and the HTML views (cards, arrays, codebook, storage)."""
         self.prev_button = w.Button(description="Prev", icon="step-backward",
                                     layout=w.Layout(width="90px"))
         self.next_button = w.Button(description="Next", icon="step-forward",
@@ -415,10 +440,9 @@ class FormatAnatomy:
         self.cser_html = w.HTML(layout=w.Layout(flex="1 1 0", min_width="360px"))
         self.codebook = w.HTML()
         self.storage = w.HTML()
-        # the figure is drawn complete before it becomes a FigureWidget (voila keeps no
-        # change made between a widget's creation and the page connecting to it)
-        self.fig = self._build_figure()
 
+    def _connect(self) -> None:
+        """Observe every control (each callback guarded)."""
         g = self.messages.guard
         self.source.observe(g(self._on_source), "value")
         for control in (self.rows_slider, self.cols_slider, self.values_slider,
@@ -430,11 +454,15 @@ class FormatAnatomy:
         self.format_picker.observe(g(self._on_walk_setting), "value")
         self.x_picker.observe(g(self._on_walk_setting), "value")
         self.new_x_button.on_click(g(self._on_new_x))
-        acc.on_change(g(self._on_storage))
+        self.accounting_controls.on_change(g(self._on_storage))
         self.step_slider.observe(g(self._on_step), "value")
         self.prev_button.on_click(g(self._on_prev))
         self.next_button.on_click(g(self._on_next))
 
+    def _start_from(self, matrix: ArrayLike | None) -> None:
+        """Show ``matrix`` as typed in, or SPEC §2's worked example (also when
+        ``matrix`` does not parse)."""
+        g = self.messages.guard
         self._sync_source_controls()
         if matrix is None:
             g(self.set_matrix)(SPEC_EXAMPLE)
@@ -443,13 +471,14 @@ class FormatAnatomy:
             self.source.value = "typed"  # fires _on_source: parses the text
             if not self.formats:  # it did not parse: start from the worked example
                 g(self.set_matrix)(SPEC_EXAMPLE)
-        self.fig = figure_widget(self.fig)
 
+    def _build_page(self) -> w.Widget:
+        """The page: title, the control column, and the walk, figure and arrays."""
         controls = w.VBox([
             w.HTML("<b>The matrix W</b>"), self.source, self.random_box, self.typed_box,
             w.HTML("<b>The walk through y = W x</b>"), self.format_picker, self.x_picker,
             self.new_x_button,
-            w.HTML("<b>Storage accounting</b>"), acc.widget,
+            w.HTML("<b>Storage accounting</b>"), self.accounting_controls.widget,
         ], layout=w.Layout(width="310px", min_width="310px"))
         walk = w.VBox([
             w.HBox([self.prev_button, self.step_slider, self.next_button]),
@@ -479,7 +508,7 @@ class FormatAnatomy:
             "Compression's last stage); <b>EFR</b>, the project's own format near the "
             "entropy floor (per row, Huffman codes or the columns of each value as small "
             "gaps, whichever is shorter).</div>")
-        self.widget = dashboard_page("format-anatomy", title, controls, main)
+        return dashboard_page("format-anatomy", title, controls, main)
 
     # --- figure --------------------------------------------------------------------------
     def _build_figure(self) -> go.Figure:

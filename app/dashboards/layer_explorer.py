@@ -12,6 +12,7 @@ import html
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as w
@@ -28,7 +29,6 @@ from .compression import (
     Analysis,
     Compressed,
     compress_and_count,
-    crop,
     price,
     value_histogram,
 )
@@ -81,8 +81,10 @@ ARRAY_COLORS = _array_colors()
 #: raised too.
 MAX_UPLOAD_BYTES = int(os.environ.get("LOWENTROPY_MAX_UPLOAD_MB", "64")) * 2**20
 
-#: Seconds a refresh waits for more input before it starts (slider input is throttled:
-#: the changes of a held key are drawn once the key pauses this long).
+#: Slider input is throttled: a change that comes while a refresh waits or runs, or
+#: within this many seconds of the last one, waits this long for more input before it
+#: starts (the changes of a held key are drawn once the key pauses this long); a change
+#: after a pause starts at once.
 THROTTLE_S = 0.05
 
 #: Seconds the live timing waits after the last change before it starts (the next change
@@ -128,8 +130,10 @@ class LayerExplorer:
         self.messages = Messages()
         self.timer = Runner(self.messages, "timing", synchronous=synchronous)
         # refreshes after the first run here, throttled: changes within THROTTLE_S of each
-        # other are drawn once (each cancels the refresh it finds waiting or running)
+        # other are drawn once (each cancels the refresh it finds waiting or running); the
+        # first change after a pause starts at once
         self.refresher = Runner(self.messages, "computing", synchronous=synchronous)
+        self._last_refresh_start = -np.inf  # time.monotonic() of the last refresh asked for
         self._compressed: Compressed | None = None  # cache: the current layer and recipe
         self._layer_id = 0
         self._drawn: dict[str, object] = {}  # what each part of the figure shows
@@ -231,7 +235,7 @@ class LayerExplorer:
         """Time a small first layer before the page shows (a background result could
         arrive before the page connects and be lost); big layers are timed afterwards."""
         if self.measure_box.value and self.analysis is not None and (
-                self.analysis.matrix.size <= 4_000_000):
+                self.analysis.stats.size <= 4_000_000):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
             self._draw_timing(time_within_limits(
@@ -411,7 +415,11 @@ class LayerExplorer:
         if not self._ready:
             self._draw_result(self._compute(None))
             return
-        self.refresher.start(self._compute, self._draw_result, delay=THROTTLE_S)
+        now = time.monotonic()
+        pause = not self.refresher.busy and now - self._last_refresh_start >= THROTTLE_S
+        self._last_refresh_start = now
+        self.refresher.start(self._compute, self._draw_result,
+                             delay=0.0 if pause else THROTTLE_S)
 
     def _compute(self, task) -> tuple:
         """(analysis, compressed, accuracy, seconds) for the current controls: the
@@ -423,7 +431,7 @@ class LayerExplorer:
         fresh = c is None or c.recipe != recipe or self._cache_layer != layer_id
         if fresh:
             c = compress_and_count(W, recipe, self._retrained_layer(recipe, task))
-            accuracy = self._accuracy(c.matrix, recipe, task)
+            accuracy = self._accuracy(lambda c=c: c.matrix, recipe, task)
             if task is not None:
                 task.check()
             self._compressed, self._cache_layer = c, layer_id
@@ -455,16 +463,18 @@ class LayerExplorer:
             self.messages.clear()
         return np.asarray(done[self.layer.name].matrix).reshape(self._original.shape)
 
-    def _accuracy(self, Wc: np.ndarray, recipe: le.Recipe, task) -> retraining.Accuracy | None:
+    def _accuracy(self, Wc: Callable[[], np.ndarray], recipe: le.Recipe,
+                  task) -> retraining.Accuracy | None:
         """Test accuracy uncompressed and compressed (for networks that have test data):
-        this layer alone compressed, or, when retraining, every layer one-shot against
-        the retrained network."""
+        this layer alone compressed (``Wc()``, asked for only then), or, when retraining,
+        every layer one-shot against the retrained network."""
         if self.network is None or self.layer is None:
             return None
         if recipe.retrain:
             return retraining.accuracy(self.network, recipe, task)
+        name = self.layer.name
         return retraining.accuracy(self.network, recipe,
-                                   one_shot=with_layer(self.network, self.layer.name, Wc))
+                                   one_shot=lambda: with_layer(self.network, name, Wc()))
 
     # --- drawing -------------------------------------------------------------------------
     def _draw(self, a: Analysis, compressed: Compressed | None = None) -> None:
@@ -494,18 +504,31 @@ class LayerExplorer:
                 " (measuring…)" if self.measure_box.value else " (off)")
 
     def _draw_compressed(self, a: Analysis) -> None:
-        """The shared values and the matrix (inside the batch of :meth:`_draw`)."""
+        """The shared values and the matrix (inside the batch of :meth:`_draw`): stems
+        separated by ``None``, the corner of the matrix with its ω₀ cells blank."""
         s = a.stats
         d, t = self.fig.data, self._t
         ranked = np.argsort(s.omega) if s.K else np.zeros(0, int)
-        xs, ys = [], []
-        for v, c in zip(s.omega[ranked], s.counts[ranked], strict=True):
-            xs += [float(v), float(v), None]
-            ys += [1, float(c), None]
-        d[t["shared values"]].x, d[t["shared values"]].y = xs, ys
-        image = crop(a.matrix).astype(np.float64)
-        omega0 = s.omega[0] if s.K else 0
-        d[t["matrix"]].z = [[None if v == omega0 else float(v) for v in row] for row in image]
+        xs = np.full((ranked.size, 3), None, dtype=object)
+        ys = np.full((ranked.size, 3), None, dtype=object)
+        xs[:, 0] = xs[:, 1] = s.omega[ranked].astype(np.float64)
+        ys[:, 0], ys[:, 1] = 1, s.counts[ranked].astype(np.float64)
+        d[t["shared values"]].x = xs.reshape(-1).tolist()
+        d[t["shared values"]].y = ys.reshape(-1).tolist()
+        # the corner as columns (x, y, z): flat numeric arrays, which plotly sends as
+        # binary buffers (a nested list of 8192 floats took 15-20 ms to check and encode
+        # on every move); NaN, a gap, for the cells holding ω₀
+        corner = a.corner()
+        image = corner.astype(np.float64 if corner.dtype == np.float64 else np.float32)
+        if s.K:
+            image[corner == s.omega[0]] = np.nan
+        heat = d[t["matrix"]]
+        heat.z = image.reshape(-1)
+        if self._drawn.get("matrix shape") != image.shape:  # the cells' rows and columns
+            rows, cols = image.shape
+            heat.x = np.tile(np.arange(cols, dtype=np.int32), rows)
+            heat.y = np.repeat(np.arange(rows, dtype=np.int32), cols)
+            self._drawn["matrix shape"] = image.shape
 
     def _draw_cards(self, a: Analysis, accuracy) -> None:
         s = a.stats
@@ -552,13 +575,15 @@ class LayerExplorer:
     def _start_timing(self) -> None:
         if not self._ready or not self.measure_box.value or self.analysis is None:
             return
-        W, stats = self.analysis.matrix, self.analysis.stats
+        a = self.analysis
         batch = int(self.batch_picker.value)
 
         def job(task):
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
-            return time_within_limits(W, stats, batch=batch, budget=0.4,
+            task.check()
+            # the dense matrix is written from the codes here, once the controls rested
+            return time_within_limits(a.matrix, a.stats, batch=batch, budget=0.4,
                                       progress=task.progress, check=task.check)
 
         self.timer.start(job, self._draw_timing, delay=TIMING_DELAY_S)

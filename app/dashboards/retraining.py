@@ -98,11 +98,13 @@ class Accuracy:
 
 
 def accuracy(network: le.Network, recipe: le.Recipe, task=None, *,
-             one_shot: le.Network | None = None) -> Accuracy | None:
+             one_shot: le.Network | Callable[[], le.Network] | None = None
+             ) -> Accuracy | None:
     """Test accuracy of ``network`` uncompressed, one-shot and (when ``recipe.retrain``)
     retrained; ``None`` for a network without test data. Cached per network and recipe.
     ``one_shot``: the network already compressed one-shot (e.g. only one of its layers,
-    as the layer explorer does without retraining)."""
+    as the layer explorer does without retraining), or a function making it (called only
+    for a network with test data)."""
     before = _cached("uncompressed", network, None, lambda: accuracy_or_none(network))
     if before is None:
         return None
@@ -111,7 +113,7 @@ def accuracy(network: le.Network, recipe: le.Recipe, task=None, *,
         first = _cached("one-shot", network, plain,
                         lambda: le.accuracy(plain.apply(network)))
     else:
-        first = le.accuracy(one_shot)
+        first = le.accuracy(one_shot() if callable(one_shot) else one_shot)
     if not recipe.retrain:
         return Accuracy(before, first)
     again = _cached("retrained accuracy", network, recipe,

@@ -70,6 +70,43 @@ def _prune_count(bits, mask, lo, hi, maxfinite, nch, out):  # pragma: no cover -
 
 
 @kernel(parallel=True)
+def _prune_count_extremes(bits, mask, lo, hi, maxfinite, nch, out,
+                          ext):  # pragma: no cover - compiled
+    """:func:`_prune_count`, and per chunk in ``ext``: the smallest and largest *signed
+    key* (``b ^ ((b >> 63) & mask)`` of the bit pattern ``b`` sign-extended to 64 bits:
+    it orders the floats) of the non-zero entries, and the number of zero entries."""
+    n = bits.size
+    chunk = (n + nch - 1) // nch
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    for c in prange(nch):
+        start = min(n, c * chunk)
+        seg = bits[start:min(n, start + chunk)]
+        below = 0
+        upto = 0
+        bad = 0
+        zeros = 0
+        smallest = big
+        largest = -big
+        for i in range(seg.size):
+            b = np.int64(seg[i])
+            key = b & mask
+            below += key < lo
+            upto += key <= hi
+            bad += key > maxfinite
+            signed = b ^ ((b >> 63) & mask)
+            nz = key != 0
+            zeros += not nz
+            smallest = min(smallest, signed if nz else big)
+            largest = max(largest, signed if nz else -big)
+        out[c, 0] = below
+        out[c, 1] = upto - below
+        out[c, 2] = bad
+        ext[c, 0] = smallest
+        ext[c, 1] = largest
+        ext[c, 2] = zeros
+
+
+@kernel(parallel=True)
 def _prune_histogram(bits, mask, lo, span, shift, nch, hist):  # pragma: no cover - compiled
     """Per chunk, histogram of the keys in ``[lo, lo + span]``: bin ``(key - lo) >> shift``."""
     n = bits.size
@@ -190,11 +227,17 @@ def write_pruned(flat: np.ndarray, rule: tuple[int, int]) -> np.ndarray:
 
 
 def select_threshold(flats: list[np.ndarray], k: int, *, cand_limit: int | None = None,
-                     sample: int = _SAMPLE) -> tuple[int, int]:
+                     sample: int = _SAMPLE,
+                     extremes: list[tuple[int, int, int]] | None = None) -> tuple[int, int]:
     """The ``k`` smallest magnitudes of the concatenation of ``flats`` (1-D, contiguous,
     one float dtype), as a rule: the entry at position ``p`` of the concatenation, of
     magnitude key ``key``, is among them exactly when ``key < t``, or ``key == t`` and
     ``p <= cut``. Returns ``(t, cut)``; raises :class:`NonFinite` for NaN or inf.
+
+    ``extremes``: a list to which the counting pass appends, per input, the smallest and
+    largest signed key of its non-zero entries and its number of zeros (see
+    :func:`_prune_count_extremes`; what the k-means quantizer needs, without a pass of
+    its own).
     """
     int_dtype, mask, maxfinite = KEY[flats[0].dtype.itemsize]
     bits = [f.view(int_dtype) for f in flats]
@@ -207,11 +250,7 @@ def select_threshold(flats: list[np.ndarray], k: int, *, cand_limit: int | None 
     lo, hi = 0, maxfinite
     if sample and 0 < k < n and n >= 16 * sample:
         lo, hi = _sample_range(bits, mask, maxfinite, k, n, sample)
-    counts = []
-    for b, c in zip(bits, nch, strict=True):
-        out = np.zeros((c, 3), np.int64)
-        _prune_count(b, mask, lo, hi, maxfinite, c, out)
-        counts.append(out)
+    counts = _count(bits, mask, lo, hi, maxfinite, nch, extremes)
     for i, cnt in enumerate(counts):
         if cnt[:, 2].any():
             raise NonFinite(i)
@@ -236,6 +275,22 @@ def select_threshold(flats: list[np.ndarray], k: int, *, cand_limit: int | None 
         t = int(np.partition(all_keys, r - 1)[r - 1])
         ties = r - int(np.count_nonzero(all_keys < t))
     return int(t), _tie_position(cands, keys, sizes, int(t), int(ties))
+
+
+def _count(bits, mask, lo, hi, maxfinite, nch, extremes):
+    """Per input, the counts of :func:`_prune_count` (with ``extremes``: of
+    :func:`_prune_count_extremes`, whose extremes are appended to ``extremes``)."""
+    counts = []
+    for b, c in zip(bits, nch, strict=True):
+        out = np.zeros((c, 3), np.int64)
+        if extremes is None:
+            _prune_count(b, mask, lo, hi, maxfinite, c, out)
+        else:
+            ext = np.zeros((c, 3), np.int64)
+            _prune_count_extremes(b, mask, lo, hi, maxfinite, c, out, ext)
+            extremes.append((int(ext[:, 0].min()), int(ext[:, 1].max()), int(ext[:, 2].sum())))
+        counts.append(out)
+    return counts
 
 
 def _first_range(counts, sizes, nch, lo, hi, maxfinite, k):

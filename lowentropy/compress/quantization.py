@@ -10,7 +10,7 @@ import numpy as np
 from ..memory import check_memory
 from ..quantized import Quantized, code_dtype, take_codes
 from ..threads import threads_for
-from ._common import as_fraction, as_weights, n_chunks, raise_nonfinite
+from ._common import KEY, as_fraction, as_weights, n_chunks, raise_nonfinite
 from ._select import NonFinite, select_threshold, write_pruned
 from .error import QuantizationError, error_from_sums, quantization_error
 from .kmeans import MAX_CLUSTERS, NO_PRUNING, kmeans_codes, nonzero_range
@@ -167,7 +167,8 @@ def _quantize(arr: np.ndarray, method: str, bits, clusters, max_iter, fraction: 
     if flat.size == 0:
         return Quantized._trusted(np.zeros(arr.shape, np.uint8), np.zeros(0, arr.dtype),
                                   QuantizationError(0.0, 0.0, 0.0, 0.0, math.inf))
-    rule = _prune_rule(arr, fraction)
+    extremes: list[tuple[int, int, int]] | None = [] if method == "kmeans" else None
+    rule = _prune_rule(arr, fraction, extremes)
     values = 2**bits - 1 if method == "uniform" else clusters + 1
     check_memory(flat.size * code_dtype(min(values, 1 << 32)).itemsize,
                  f"the codes of {flat.size:,} quantized weights")
@@ -179,7 +180,9 @@ def _quantize(arr: np.ndarray, method: str, bits, clusters, max_iter, fraction: 
             return _many_levels(arr, quantize_uniform(write_pruned(flat, rule), bits, peak),
                                 return_codes)
         return _finish(arr, *uniform_codes(flat, bits, peak, rule))
-    lo, hi, nnz, finite = nonzero_range(flat, rule)
+    known = _kept_range(flat, rule, extremes[0], _pruned_count(flat.size, fraction)) \
+        if extremes else None
+    lo, hi, nnz, finite = known if known is not None else nonzero_range(flat, rule)
     if not finite:
         raise_nonfinite(arr)
     if nnz == 0:  # every weight is 0 or pruned
@@ -190,14 +193,46 @@ def _quantize(arr: np.ndarray, method: str, bits, clusters, max_iter, fraction: 
     return _finish(arr, *kmeans_codes(flat, clusters, max_iter, (lo, hi, nnz), rule))
 
 
-def _prune_rule(arr: np.ndarray, fraction: float) -> tuple[int, int]:
+def _prune_rule(arr: np.ndarray, fraction: float,
+                extremes: list | None = None) -> tuple[int, int]:
+    """The pruning rule of ``fraction`` (``extremes``: see
+    :func:`~lowentropy.compress._select.select_threshold`; left empty without pruning)."""
     if fraction == 0:
         return NO_PRUNING
     flat = arr.reshape(-1)
     try:
-        return select_threshold([flat], min(flat.size, max(0, round(fraction * flat.size))))
+        return select_threshold([flat], _pruned_count(flat.size, fraction),
+                                extremes=extremes)
     except NonFinite:
         raise_nonfinite(arr)
+
+
+def _pruned_count(n: int, fraction: float) -> int:
+    return min(n, max(0, round(fraction * n)))
+
+
+def _kept_range(flat: np.ndarray, rule: tuple[int, int], extremes: tuple[int, int, int],
+                pruned: int) -> tuple[float, float, int, bool] | None:
+    """What :func:`~lowentropy.compress.kmeans.nonzero_range` would find, from the
+    pruning pass's extremes, when the smallest and largest non-zero entries both survive
+    the pruning (their magnitude keys above the threshold); ``None`` otherwise.
+
+    The rule prunes the ``pruned`` smallest magnitudes, zeros first, so the non-zero
+    entries left number ``n - max(pruned, zeros)``; every entry is finite (the pruning
+    pass checked).
+    """
+    int_dtype, mask, _ = KEY[flat.dtype.itemsize]
+    smallest, largest, zeros = extremes
+    nnz = flat.size - max(pruned, zeros)
+    if nnz <= 0 or zeros == flat.size:
+        return None
+    keys = np.array([smallest, largest], np.int64)
+    magnitude = np.where(keys < 0, -keys - 1, keys)  # the signed key of -x is -key(x) - 1
+    if not (magnitude > rule[0]).all():
+        return None
+    keys ^= (keys >> 63) & mask  # the signed key transform is its own inverse
+    lo, hi = keys.astype(int_dtype).view(flat.dtype).astype(np.float64)
+    return float(lo), float(hi), nnz, True
 
 
 def _finish(arr: np.ndarray, codes: np.ndarray, codebook: np.ndarray,
