@@ -25,11 +25,11 @@ import numpy as np
 from numba import int64, uint64
 
 from .._huffman import MAX_CODE_LENGTH, huffman_lengths
-from .._jit import kernel, prange, serial
+from .._jit import kernel, prange, serial, use_threads
 from .._values import count_values
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._packed import check_omega_counts, decoded_blocks, element_ranks
+from ._packed import check_omega_counts, element_ranks, tiled_matmat
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["Huffman", "huffman_lengths", "MAX_CODE_LENGTH"]
@@ -161,10 +161,11 @@ def _row_bits(ranks, m, n, lengths, out):
 
 
 @kernel(parallel=True)
-def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, count, offset,
+def _decode_tile(words, pos, ncols, table, lut_rank, lut_length, lookup, first, count, offset,
                  by_code, max_length, r0, r1, out):
-    """``out[i - r0, j] = table[rank(i, j)]`` for rows ``r0 <= i < r1`` (valid streams);
-    two rows side by side (two independent decoding chains)."""
+    """``out[i - r0, j] = table[rank]`` of the next ``ncols`` code words of rows
+    ``r0 <= i < r1`` (valid streams), from bit ``pos[i]`` on; ``pos[i]`` moves past them.
+    Two rows side by side (two independent decoding chains)."""
     last = uint64(words.shape[0] - 1)
     shift = uint64(32 - lookup)
     for g in prange((r1 - r0 + 1) // 2):
@@ -172,9 +173,9 @@ def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, 
         second = i + 1 < r1
         o0 = out[i - r0]
         o1 = out[i + 1 - r0 if second else i - r0]
-        p0 = uint64(row_ptr[i])
-        p1 = uint64(row_ptr[i + 1 if second else i])
-        for j in range(n):
+        p0 = uint64(pos[i])
+        p1 = uint64(pos[i + 1 if second else i])
+        for j in range(ncols):
             w0 = _peek(words, last, p0)
             w1 = _peek(words, last, p1)
             k0 = lut_rank[w0 >> shift]
@@ -189,6 +190,9 @@ def _decode_rows(words, row_ptr, n, table, lut_rank, lut_length, lookup, first, 
             o1[j] = table[k1]
             p0 += uint64(l0)
             p1 += uint64(l1)
+        pos[i] = p0
+        if second:
+            pos[i + 1] = p1
 
 
 @kernel(parallel=True)
@@ -284,7 +288,7 @@ def _check_stream(words, row_ptr, n, K, lut_rank, lut_length, lookup, first, cou
 
 
 _matvec_serial = serial(_matvec)
-_decode_rows_serial = serial(_decode_rows)
+_decode_tile_serial = serial(_decode_tile)
 
 
 # --- the format ------------------------------------------------------------------------------
@@ -352,14 +356,19 @@ class Huffman(Format):
             decoder = self._decoder_cache = Decoder(self._arrays["lengths"])
         return decoder
 
-    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
-        n = self.shape[1]
+    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray,
+                pos: np.ndarray | None = None) -> None:
+        """``out = table[ranks]`` for rows ``r0:r1`` and the next ``out.shape[1]`` columns
+        from bit ``pos[i]`` of each row (``row_ptr`` when ``None``; ``pos`` moves on)."""
         if self._arrays["omega"].size <= 1:
             out[...] = table[0] if table.size else 0
             return
         a = self._arrays
-        run = _decode_rows if (r1 - r0) * n >= 1 << 16 else _decode_rows_serial
-        run(a["bits"], a["row_ptr"], n, table, *self._decoder().tables(), r0, r1, out)
+        if pos is None:
+            pos = a["row_ptr"].astype(np.uint64)
+        ncols = out.shape[1]
+        run = _decode_tile if use_threads((r1 - r0) * ncols) else _decode_tile_serial
+        run(a["bits"], pos, ncols, table, *self._decoder().tables(), r0, r1, out)
 
     def to_dense(self) -> np.ndarray:
         self._check_dense_memory()
@@ -439,13 +448,13 @@ class Huffman(Format):
             chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
-        m, n = self.shape
         omega = self._arrays["omega"].astype(X.dtype)
-        blocks, buffer = decoded_blocks(m, n, X.dtype)
-        for r0, r1 in blocks:
-            tile = buffer[: r1 - r0]
-            self._decode(omega, r0, r1, tile)
-            np.matmul(tile, X, out=out[r0:r1])
+        pos = self._arrays["row_ptr"].astype(np.uint64)  # where each row's next column starts
+
+        def decode_tile(r0, r1, c0, c1, tile):
+            self._decode(omega, r0, r1, tile, pos)
+
+        tiled_matmat(decode_tile, self.shape, X, out)
 
     # --- accounting -------------------------------------------------------------------
     def _sizes(self) -> Sizes:

@@ -25,11 +25,11 @@ import numba
 import numpy as np
 from numba import uint64
 
-from .._jit import kernel, prange, serial
+from .._jit import kernel, prange, serial, use_threads
 from .._values import count_values
 from ..memory import check_memory
 from ._checks import check_values, check_vector
-from ._packed import check_omega_counts, decoded_blocks, element_ranks
+from ._packed import check_omega_counts, element_ranks, tiled_matmat
 from .base import ArraySpec, Format, Sizes, code_bits
 
 __all__ = ["Palette"]
@@ -62,19 +62,60 @@ def _pack(ranks, m, n, b, wpr, out):
             out[i * wpr + w] = word
 
 
+@_inline
+def _decode_words(row, b, table, w_end, o):  # pragma: no cover - compiled
+    """``o[w·per + s] = table[code s of row[w]]`` for the whole words ``w < w_end`` (the
+    common widths unrolled: one load of a word, then shifts and masks)."""
+    w_end = uint64(w_end)
+    w = uint64(0)
+    if b == 4:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(3)
+            for s in range(8):
+                o[j + uint64(s)] = table[(v >> uint64(4 * s)) & uint64(15)]
+            w += uint64(1)
+    elif b == 8:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(2)
+            for s in range(4):
+                o[j + uint64(s)] = table[(v >> uint64(8 * s)) & uint64(255)]
+            w += uint64(1)
+    elif b == 2:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(4)
+            for s in range(16):
+                o[j + uint64(s)] = table[(v >> uint64(2 * s)) & uint64(3)]
+            w += uint64(1)
+    else:
+        per = uint64(32 // b)
+        mask = (uint64(1) << uint64(b)) - uint64(1)
+        while w < w_end:
+            v = uint64(row[w])
+            j = w * per
+            for s in range(per):
+                o[j + uint64(s)] = table[(v >> uint64(s * b)) & mask]
+            w += uint64(1)
+
+
 @kernel(parallel=True)
-def _decode_rows(codes, n, b, wpr, table, r0, r1, out):
-    """``out[i - r0, j] = table[code(i, j)]`` for rows ``r0 <= i < r1``."""
+def _decode_tile(codes, b, wpr, table, r0, r1, c0, c1, out):
+    """``out[i - r0, j - c0] = table[code(i, j)]`` for rows ``r0 <= i < r1`` and columns
+    ``c0 <= j < c1``, ``c0`` a multiple of ``32 / b`` (a word boundary)."""
     per = 32 // b
     mask = (uint64(1) << uint64(b)) - uint64(1)
+    full = (c1 - c0) // per
+    rest = (c1 - c0) - full * per
     for i in prange(r0, r1):
         o = out[i - r0]
-        base = i * wpr
-        for w in range(wpr):
-            word = uint64(codes[base + w])
-            j0 = w * per
-            for s in range(min(per, n - j0)):
-                o[j0 + s] = table[(word >> uint64(s * b)) & mask]
+        row = codes[i * wpr + c0 // per: (i + 1) * wpr]
+        _decode_words(row, b, table, full, o)
+        if rest:
+            v = uint64(row[full])
+            for s in range(rest):
+                o[full * per + s] = table[(v >> uint64(s * b)) & mask]
 
 
 @kernel(parallel=True)
@@ -169,7 +210,7 @@ def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
 
 _matvec_direct_serial = serial(_matvec_direct)
 _matvec_tables_serial = serial(_matvec_tables)
-_decode_rows_serial = serial(_decode_rows)
+_decode_tile_serial = serial(_decode_tile)
 
 
 class Palette(Format):
@@ -225,11 +266,16 @@ class Palette(Format):
         """Bits of one code in memory (the ``"minimal"`` width)."""
         return code_bits("minimal", self._arrays["omega"].size - 1)
 
-    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray,
+                c0: int = 0, c1: int | None = None) -> None:
+        """``out = table[codes]`` for rows ``r0:r1`` and columns ``c0:c1`` (``c0`` on a
+        word boundary)."""
         n = self.shape[1]
+        c1 = n if c1 is None else c1
         b = self.code_bits
-        run = _decode_rows if (r1 - r0) * n >= 1 << 16 else _decode_rows_serial
-        run(self._arrays["codes"], n, b, words_per_row(n, b), table, r0, r1, out)
+        parallel = use_threads((r1 - r0) * (c1 - c0))
+        run = _decode_tile if parallel else _decode_tile_serial
+        run(self._arrays["codes"], b, words_per_row(n, b), table, r0, r1, c0, c1, out)
 
     def to_dense(self) -> np.ndarray:
         self._check_dense_memory()
@@ -304,13 +350,12 @@ class Palette(Format):
         run(codes, wpr, b, L, tables, block, chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
-        m, n = self.shape
         omega = self._arrays["omega"].astype(X.dtype)
-        blocks, buffer = decoded_blocks(m, n, X.dtype)
-        for r0, r1 in blocks:
-            tile = buffer[: r1 - r0]
-            self._decode(omega, r0, r1, tile)
-            np.matmul(tile, X, out=out[r0:r1])
+
+        def decode_tile(r0, r1, c0, c1, tile):
+            self._decode(omega, r0, r1, tile, c0, c1)
+
+        tiled_matmat(decode_tile, self.shape, X, out)
 
     # --- accounting -------------------------------------------------------------------
     def _sizes(self) -> Sizes:
