@@ -145,26 +145,95 @@ def _column_tables(omega_padded, x_padded, tables):
 
 
 @_inline
-def _word4(tables, base, v):  # pragma: no cover - compiled
-    """The contributions of the eight 4-bit codes of word ``v`` (tables of 16 entries)."""
-    a = (tables[base | (v & uint64(15))]
-         + tables[(base + uint64(16)) | ((v >> uint64(4)) & uint64(15))])
-    b = (tables[(base + uint64(32)) | ((v >> uint64(8)) & uint64(15))]
-         + tables[(base + uint64(48)) | ((v >> uint64(12)) & uint64(15))])
-    c = (tables[(base + uint64(64)) | ((v >> uint64(16)) & uint64(15))]
-         + tables[(base + uint64(80)) | ((v >> uint64(20)) & uint64(15))])
-    d = (tables[(base + uint64(96)) | ((v >> uint64(24)) & uint64(15))]
-         + tables[(base + uint64(112)) | (v >> uint64(28))])
-    return a, b, c, d
+def _word4(t, v):  # pragma: no cover - compiled
+    """The contributions of the eight 4-bit codes of word ``v``, in two sums (``t``: the
+    tables of the word's 8 columns, 16 entries each)."""
+    a = ((t[v & uint64(15)] + t[uint64(16) + ((v >> uint64(4)) & uint64(15))])
+         + (t[uint64(32) + ((v >> uint64(8)) & uint64(15))]
+            + t[uint64(48) + ((v >> uint64(12)) & uint64(15))]))
+    b = ((t[uint64(64) + ((v >> uint64(16)) & uint64(15))]
+          + t[uint64(80) + ((v >> uint64(20)) & uint64(15))])
+         + (t[uint64(96) + ((v >> uint64(24)) & uint64(15))]
+            + t[uint64(112) + (v >> uint64(28))]))
+    return a, b
+
+
+@_inline
+def _four_rows4(codes, wpr, tables, i, w0, w1, out):  # pragma: no cover - compiled
+    """``out[i:i+4] +=`` the sums of words ``w0:w1`` of rows ``i`` to ``i+3`` (4-bit
+    codes): four rows side by side share the tables' addresses and the loop."""
+    ra = codes[uint64(i) * uint64(wpr):]
+    rb = codes[uint64(i + 1) * uint64(wpr):]
+    rc = codes[uint64(i + 2) * uint64(wpr):]
+    rd = codes[uint64(i + 3) * uint64(wpr):]
+    z = tables.dtype.type(0)
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = z
+    w = uint64(w0)
+    while w < w1:
+        t = tables[w << uint64(7):]
+        pa, qa = _word4(t, uint64(ra[w]))
+        pb, qb = _word4(t, uint64(rb[w]))
+        pc, qc = _word4(t, uint64(rc[w]))
+        pd, qd = _word4(t, uint64(rd[w]))
+        a0 += pa
+        a1 += qa
+        b0 += pb
+        b1 += qb
+        c0 += pc
+        c1 += qc
+        d0 += pd
+        d1 += qd
+        w += uint64(1)
+    out[i] += a0 + a1
+    out[i + 1] += b0 + b1
+    out[i + 2] += c0 + c1
+    out[i + 3] += d0 + d1
+
+
+@_inline
+def _one_row(codes, wpr, b, L, tables, i, w0, w1):  # pragma: no cover - compiled
+    """The sum of words ``w0:w1`` of row ``i``."""
+    per = 32 // b
+    mask = uint64((1 << b) - 1)
+    row = codes[uint64(i) * uint64(wpr):]
+    z = tables.dtype.type(0)
+    s0 = s1 = s2 = s3 = z
+    w = uint64(w0)
+    if b == 4:
+        while w < w1:
+            s0, s1 = _word4(tables[w << uint64(7):], uint64(row[w]))
+            s2 += s0
+            s3 += s1
+            w += uint64(1)
+        return s2 + s3
+    if b == 8:
+        stride = uint64(L)
+        while w < w1:
+            v = uint64(row[w])
+            base = w * uint64(4 * L)
+            s0 += tables[base + (v & uint64(255))]
+            s1 += tables[base + stride + ((v >> uint64(8)) & uint64(255))]
+            s2 += tables[base + uint64(2) * stride + ((v >> uint64(16)) & uint64(255))]
+            s3 += tables[base + uint64(3) * stride + (v >> uint64(24))]
+            w += uint64(1)
+        return (s0 + s1) + (s2 + s3)
+    while w < w1:
+        v = uint64(row[w])
+        base = w * uint64(per * L)
+        for _ in range(0, per, 2):
+            s0 += tables[base + (v & mask)]
+            s1 += tables[base + uint64(L) + ((v >> uint64(b)) & mask)]
+            v >>= uint64(2 * b)
+            base += uint64(2 * L)
+        w += uint64(1)
+    return s0 + s1
 
 
 @kernel(parallel=True)
 def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
     """Rows of a run walk ``block`` words at a time, so that those columns' tables (``L``
-    entries each, 16 for 4-bit codes) stay in L1; 4-bit codes have an unrolled inner
-    loop."""
-    per = 32 // b
-    mask = uint64((1 << b) - 1)
+    entries each, 16 for 4-bit codes) stay in L1; 4-bit codes go four rows side by side
+    with an unrolled inner loop."""
     for c in prange(chunks.shape[0] - 1):
         r0 = chunks[c]
         r1 = chunks[c + 1]
@@ -172,40 +241,14 @@ def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
             out[i] = 0
         for w0 in range(0, wpr, block):
             w1 = uint64(min(w0 + block, wpr))
-            for i in range(r0, r1):
-                row = codes[uint64(i) * uint64(wpr):]
-                z = tables.dtype.type(0)
-                s0 = s1 = s2 = s3 = z
-                w = uint64(w0)
-                if b == 4:
-                    while w < w1:
-                        a0, a1, a2, a3 = _word4(tables, w << uint64(7), uint64(row[w]))
-                        s0 += a0
-                        s1 += a1
-                        s2 += a2
-                        s3 += a3
-                        w += uint64(1)
-                elif b == 8:
-                    stride = uint64(L)
-                    while w < w1:
-                        v = uint64(row[w])
-                        base = w * uint64(4 * L)
-                        s0 += tables[base + (v & uint64(255))]
-                        s1 += tables[base + stride + ((v >> uint64(8)) & uint64(255))]
-                        s2 += tables[base + uint64(2) * stride + ((v >> uint64(16)) & uint64(255))]
-                        s3 += tables[base + uint64(3) * stride + (v >> uint64(24))]
-                        w += uint64(1)
-                else:
-                    while w < w1:
-                        v = uint64(row[w])
-                        base = w * uint64(per * L)
-                        for _ in range(0, per, 2):
-                            s0 += tables[base + (v & mask)]
-                            s1 += tables[base + uint64(L) + ((v >> uint64(b)) & mask)]
-                            v >>= uint64(2 * b)
-                            base += uint64(2 * L)
-                        w += uint64(1)
-                out[i] += (s0 + s1) + (s2 + s3)
+            i = r0
+            if b == 4:
+                while i + 4 <= r1:
+                    _four_rows4(codes, wpr, tables, i, w0, w1, out)
+                    i += 4
+            while i < r1:
+                out[i] += _one_row(codes, wpr, b, L, tables, i, w0, w1)
+                i += 1
 
 
 _matvec_direct_serial = serial(_matvec_direct)
