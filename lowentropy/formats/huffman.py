@@ -160,39 +160,64 @@ def _row_bits(ranks, m, n, lengths, out):
         out[i] = s
 
 
+@numba.njit(nogil=True, cache=True)
+def _long_symbols(w0, w1, w2, w3, k0, l0, k1, l1, k2, l2, k3, l3, lookup, first, count, offset,
+                  by_code, max_length):
+    """The (rank, length) pairs of four windows, the long code words (length 0) decoded."""
+    if l0 == 0:
+        k0, l0 = _long_symbol(w0, lookup, first, count, offset, by_code, max_length)
+    if l1 == 0:
+        k1, l1 = _long_symbol(w1, lookup, first, count, offset, by_code, max_length)
+    if l2 == 0:
+        k2, l2 = _long_symbol(w2, lookup, first, count, offset, by_code, max_length)
+    if l3 == 0:
+        k3, l3 = _long_symbol(w3, lookup, first, count, offset, by_code, max_length)
+    return k0, l0, k1, l1, k2, l2, k3, l3
+
+
 @kernel(parallel=True)
 def _decode_tile(words, pos, ncols, table, lut_rank, lut_length, lookup, first, count, offset,
                  by_code, max_length, r0, r1, out):
     """``out[i - r0, j] = table[rank]`` of the next ``ncols`` code words of rows
     ``r0 <= i < r1`` (valid streams), from bit ``pos[i]`` on; ``pos[i]`` moves past them.
-    Two rows side by side (two independent decoding chains)."""
+    Four rows side by side (four independent decoding chains; a group of fewer rows
+    decodes its last row again in the missing places)."""
     last = uint64(words.shape[0] - 1)
     shift = uint64(32 - lookup)
-    for g in prange((r1 - r0 + 1) // 2):
-        i = r0 + 2 * g
-        second = i + 1 < r1
-        o0 = out[i - r0]
-        o1 = out[i + 1 - r0 if second else i - r0]
-        p0 = uint64(pos[i])
-        p1 = uint64(pos[i + 1 if second else i])
+    for g in prange((r1 - r0 + 3) // 4):
+        i = r0 + 4 * g
+        rows = min(4, r1 - i)
+        i1 = i + min(1, rows - 1)
+        i2 = i + min(2, rows - 1)
+        i3 = i + min(3, rows - 1)
+        o0, o1, o2, o3 = out[i - r0], out[i1 - r0], out[i2 - r0], out[i3 - r0]
+        p0, p1, p2, p3 = uint64(pos[i]), uint64(pos[i1]), uint64(pos[i2]), uint64(pos[i3])
         for j in range(ncols):
             w0 = _peek(words, last, p0)
             w1 = _peek(words, last, p1)
+            w2 = _peek(words, last, p2)
+            w3 = _peek(words, last, p3)
             k0 = lut_rank[w0 >> shift]
             k1 = lut_rank[w1 >> shift]
+            k2 = lut_rank[w2 >> shift]
+            k3 = lut_rank[w3 >> shift]
             l0 = lut_length[w0 >> shift]
             l1 = lut_length[w1 >> shift]
-            if l0 == 0:
-                k0, l0 = _long_symbol(w0, lookup, first, count, offset, by_code, max_length)
-            if l1 == 0:
-                k1, l1 = _long_symbol(w1, lookup, first, count, offset, by_code, max_length)
+            l2 = lut_length[w2 >> shift]
+            l3 = lut_length[w3 >> shift]
+            if l0 == 0 or l1 == 0 or l2 == 0 or l3 == 0:  # rare: a long code word
+                k0, l0, k1, l1, k2, l2, k3, l3 = _long_symbols(
+                    w0, w1, w2, w3, k0, l0, k1, l1, k2, l2, k3, l3, lookup, first, count,
+                    offset, by_code, max_length)
             o0[j] = table[k0]
             o1[j] = table[k1]
+            o2[j] = table[k2]
+            o3[j] = table[k3]
             p0 += uint64(l0)
             p1 += uint64(l1)
-        pos[i] = p0
-        if second:
-            pos[i + 1] = p1
+            p2 += uint64(l2)
+            p3 += uint64(l3)
+        pos[i], pos[i1], pos[i2], pos[i3] = p0, p1, p2, p3
 
 
 @kernel(parallel=True)
