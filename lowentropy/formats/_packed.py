@@ -1,5 +1,5 @@
 """What the codebook formats (palette, Huffman) share: the rank of every element, the
-checks of ``Ω`` against counts, and batch products by decoding row blocks for BLAS.
+checks of ``Ω`` against counts, and batch products by decoding tiles for BLAS.
 
 Packed arrays are ``uint32`` words (SPEC §9): the formats' storage counts the bits they
 hold, their memory the words.

@@ -1,22 +1,35 @@
 """The codebook form (``palette``, SPEC §9): packed fixed-width codes and a table of values.
 
-Kernels (chosen by measurement, ``benchmarks/run.py``):
+Kernels (chosen by measurement, ``benchmarks/run.py``; AMD EPYC Milan, 2 cores):
 
 - vector product, codes of at most 8 bits: for every column ``j`` a table
   ``T[j, c] = ω_c · x_j`` of ``2**b`` entries is built once per product (``n · 2**b``
   multiplications, shared by all rows; 64 bytes a column for 4-bit float32 codes). A row
   is then one lookup and one addition per element, the code's bits extracted from the
-  word by shifts (unrolled for 4-bit codes). The rows of a thread's run walk the columns
-  in blocks whose tables fill L1 (32 KB). Measured on 4-bit codes: about 1.3-2 cycles per
-  element on one core, bounded by the instructions per element (shift, mask, address,
-  load, add) rather than by memory (the codes are 1/8 of dense float32). Tables of one
-  entry per byte of codes (two 4-bit elements per lookup) were slower: 256 entries per
-  byte position do not stay in L1. So were ``K`` accumulators per row (``Σ_k ω_k · Σ x_j``
-  over the codes equal to ``k``), whose scattered additions depend on each other;
+  word by shifts (unrolled for 4-bit codes: one ``bextr`` and one load-and-add per
+  element in the generated code). The rows of a thread's run walk the columns in blocks
+  whose tables fill L1 (32 KB). 4-bit codes go four rows side by side, sharing the
+  tables' addresses and the loop: on the 4096 × 8192 16-level layer, one thread, 0.77-0.79×
+  the time of one row at a time (two rows: 0.82-0.86×), about 1.05 cycles per element at
+  the nominal 3 GHz. What bounds it is the instructions per element (extract, load, add),
+  not memory (the codes are 1/8 of dense float32): dense float32 is bound by memory
+  bandwidth, and palette's product measured 1.8-2.2× dense's time on 2 threads before the
+  four-row loop (idle machine: 11.7 ms against 5.4 ms). Tried and slower: tables of one
+  entry per byte of codes (two 4-bit elements per lookup, 256 entries per column pair,
+  byte loads from the codes): 1.5-1.9× slower even in blocks of 32 pairs (32 KB), the
+  tables (4 MB for 8192 columns) cost more than the halved lookups save; ``K``
+  accumulators per row (``Σ_k ω_k · Σ x_j`` over the codes equal to ``k``), whose
+  scattered additions depend on each other; eight accumulators per row with LLVM's SLP
+  vectorizer: 0.9× (the adds become vector adds of scalar loads; LLVM emits no gathers
+  for AMD cores). Going further needs SIMD lookups (gathers, or ``vpermps`` over a
+  16-entry ``ω`` with 8 rows' codes transposed), which numba does not emit;
 - vector product, 16/32-bit codes (or few rows): codes are unpacked from their words and
   ``ω[code] · x_j`` accumulated;
-- batch products: a block of rows is decoded to values (fits in L2) and multiplied by
-  BLAS, so a batch costs one decode of the matrix plus a dense product.
+- batch products: tiles of 16 MB (1024 rows × 4096 columns of float32) are decoded to
+  values and multiplied by BLAS (:func:`~lowentropy.formats._packed.tiled_matmat`), so a
+  batch costs one decode of the matrix (about 1.2 cycles per element for 8-bit codes) plus
+  a dense product. Tiles of 2 rows (the first design, 256 KB) took 8.5× dense's time at
+  batch 8 and 11.8× at batch 64 on VGG-16 fc6: BLAS re-read all of ``X`` every two rows.
 """
 
 from __future__ import annotations
