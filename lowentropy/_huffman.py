@@ -7,11 +7,13 @@ can be priced from :func:`lowentropy.stats` without encoding.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._jit import kernel
 
-__all__ = ["MAX_CODE_LENGTH", "huffman_lengths"]
+__all__ = ["MAX_CODE_LENGTH", "CanonicalCode", "canonical_code", "huffman_lengths"]
 
 #: Longest code word (longer optimal codes are shortened, see :func:`huffman_lengths`).
 MAX_CODE_LENGTH = 32
@@ -94,3 +96,55 @@ def _limited(lengths: np.ndarray, limit: int) -> np.ndarray:
             per_length[j + 1] += 2
             per_length[j] -= 1
     return np.repeat(np.arange(len(per_length)), per_length)[:lengths.size].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CanonicalCode:
+    """The canonical prefix code with given lengths: code words of a length are
+    consecutive, assigned in order of (length, rank).
+
+    Attributes
+    ----------
+    codes : (K,) uint64
+        The code word of every rank (read most significant bit first; 0 for length 0).
+    by_code : (K',) int64
+        The ranks with a code word, in code order (by length, then rank).
+    count, offset, first : (MAX_CODE_LENGTH + 2,) int64
+        Per length: the number of code words, where they start in ``by_code``, and the
+        first code word. A code word ``c`` of length ``l`` is rank
+        ``by_code[offset[l] + c - first[l]]`` when ``0 <= c - first[l] < count[l]``.
+    max_length : int
+        The longest code word (0 when no rank has one).
+    """
+
+    codes: np.ndarray
+    by_code: np.ndarray
+    count: np.ndarray
+    offset: np.ndarray
+    first: np.ndarray
+    max_length: int
+
+
+def canonical_code(lengths) -> CanonicalCode:
+    """The canonical code of these lengths (one construction for ``huffman`` and ``efr``).
+
+    Examples
+    --------
+    >>> code = canonical_code([1, 2, 3, 3])
+    >>> [format(int(c), "b") for c in code.codes]
+    ['0', '10', '110', '111']
+    """
+    lengths = np.asarray(lengths, np.int64)
+    order = np.lexsort((np.arange(lengths.size), lengths))
+    by_code = order[lengths[order] > 0].astype(np.int64)
+    sorted_lengths = lengths[by_code]
+    count = np.bincount(sorted_lengths, minlength=MAX_CODE_LENGTH + 2).astype(np.int64)
+    offset = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.int64)
+    first = np.zeros(MAX_CODE_LENGTH + 2, np.int64)
+    for length in range(2, MAX_CODE_LENGTH + 2):
+        first[length] = (first[length - 1] + count[length - 1]) << 1
+    codes = np.zeros(lengths.size, np.uint64)
+    within = np.arange(by_code.size) - offset[sorted_lengths]
+    codes[by_code] = (first[sorted_lengths] + within).astype(np.uint64)
+    return CanonicalCode(codes, by_code, count, offset, first,
+                         int(lengths.max()) if lengths.size else 0)

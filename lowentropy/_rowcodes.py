@@ -31,14 +31,14 @@ from numba import int64, uint64
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import overload
 
-from ._huffman import MAX_CODE_LENGTH, huffman_lengths
+from ._huffman import MAX_CODE_LENGTH, canonical_code, huffman_lengths
 from ._jit import kernel, prange, serial, use_threads
 from ._values import _bits, _lookup
 
 __all__ = [
     "MAX_CODE_LENGTH", "EFRSizes", "huffman_lengths", "canonical_tables", "efr_sizes",
     "efr_sizes_from_hist", "row_costs", "ctz", "floor_log2", "peek", "put", "gamma_bits",
-    "ef_low", "ef_bits",
+    "ef_low", "ef_bits", "tally",
 ]
 
 _inline = numba.njit(inline="always", nogil=True)
@@ -175,8 +175,9 @@ class CanonicalTables:
     ``codes[k]``: the code word of rank ``k`` bit-reversed (as written, least significant
     bit first). ``lut``: for every ``lut_bits``-bit window, ``rank·64 + length`` of the
     code it starts with, or -1 when that code is longer than the window. ``first``,
-    ``count``, ``index`` (by length) and ``ranks`` (ranks sorted by code) decode the
-    longer codes bit by bit.
+    ``count``, ``index`` (by length) and ``ranks`` (ranks in code order) are those of
+    :class:`lowentropy._huffman.CanonicalCode` (``index`` its ``offset``); they decode
+    the longer codes bit by bit.
     """
 
     lengths: np.ndarray
@@ -198,25 +199,10 @@ def canonical_tables(lengths, lut_bits: int = 11) -> CanonicalTables:
     """Tables of the canonical code with these lengths (a complete code, or ``[0]``)."""
     lengths = np.asarray(lengths, np.int64)
     K = lengths.size
-    max_length = int(lengths.max()) if K else 0
-    order = np.lexsort((np.arange(K), lengths))
-    codes = np.zeros(K, np.uint64)
-    first = np.zeros(MAX_CODE_LENGTH + 2, np.int64)
-    count = np.bincount(lengths, minlength=MAX_CODE_LENGTH + 2).astype(np.int64)
-    index = np.zeros(MAX_CODE_LENGTH + 2, np.int64)
-    code = 0
-    prev = 0
-    for position, k in enumerate(order.tolist()):
-        length = int(lengths[k])
-        if length == 0:
-            continue
-        code <<= length - prev
-        if length != prev:
-            first[length] = code
-            index[length] = position
-        codes[k] = _reverse(code, length)
-        code += 1
-        prev = length
+    code = canonical_code(lengths)
+    max_length = code.max_length
+    codes = np.array([_reverse(int(c), int(length))
+                      for c, length in zip(code.codes, lengths, strict=True)], np.uint64)
     lut_bits = max(1, min(lut_bits, max_length))
     lut = np.full(1 << lut_bits, -1, np.int64)
     if K == 1:
@@ -225,8 +211,8 @@ def canonical_tables(lengths, lut_bits: int = 11) -> CanonicalTables:
         length = int(lengths[k])
         if length <= lut_bits:
             lut[int(codes[k]) + (np.arange(1 << (lut_bits - length)) << length)] = k * 64 + length
-    return CanonicalTables(lengths, codes, lut, lut_bits, first, count, index,
-                           order.astype(np.int64), max_length)
+    return CanonicalTables(lengths, codes, lut, lut_bits, code.first, code.count, code.offset,
+                           code.by_code, max_length)
 
 
 @_inline
@@ -277,6 +263,18 @@ class EFRSizes:
 
 
 @_inline
+def tally(hist, touched, nt, r):  # pragma: no cover - compiled
+    """Count one element of rank ``r`` in a row: ``hist[r] += 1``, and the ``nt`` ranks
+    seen so far in ``touched`` (so that only they are read and cleared). Returns the new
+    ``nt``."""
+    if hist[r] == 0:
+        touched[nt] = r
+        nt += 1
+    hist[r] += 1
+    return nt
+
+
+@_inline
 def _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                 nonempty):  # pragma: no cover - compiled
     d, s, N, r = row_costs(hist, touched, nt, n, lengths)
@@ -307,11 +305,7 @@ def _rows_hashed(bits, omega0, negzero, m, n, keys, slot_rank, shift, lengths, c
                 if key == negzero:
                     key = np.uint64(0)
                 if key != omega0:
-                    r = _lookup(keys, slot_rank, shift, key)
-                    if hist[r] == 0:
-                        touched[nt] = r
-                        nt += 1
-                    hist[r] += 1
+                    nt = tally(hist, touched, nt, _lookup(keys, slot_rank, shift, key))
             _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                         nonempty)
 
@@ -328,10 +322,7 @@ def _rows_ranked(element_rank, m, n, lengths, chunks, words, dense, entries, gro
             for j in range(n):
                 r = element_rank[i * n + j]
                 if r != 0:
-                    if hist[r] == 0:
-                        touched[nt] = r
-                        nt += 1
-                    hist[r] += 1
+                    nt = tally(hist, touched, nt, r)
             _finish_row(i, hist, touched, nt, n, lengths, words, dense, entries, groups,
                         nonempty)
 

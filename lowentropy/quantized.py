@@ -21,7 +21,7 @@ from .memory import check_memory
 if TYPE_CHECKING:  # pragma: no cover
     from .compress.error import QuantizationError
 
-__all__ = ["Quantized", "CODE_DTYPES", "code_dtype"]
+__all__ = ["Quantized", "CODE_DTYPES", "code_dtype", "take_codes"]
 
 #: The dtypes codes may have.
 CODE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
@@ -36,8 +36,9 @@ def code_dtype(K: int) -> np.dtype:
 
 
 @kernel(parallel=True)
-def _decode(codes, codebook, nch, out):  # pragma: no cover - compiled
-    """``out = codebook[codes]`` on flat arrays, in ``nch`` chunks."""
+def take_codes(codes, table, nch, out):  # pragma: no cover - compiled
+    """``out = table[codes]`` on flat arrays, in ``nch`` chunks (decoding codes to values,
+    or renumbering them)."""
     n = codes.size
     chunk = (n + nch - 1) // nch
     for c in prange(nch):
@@ -46,7 +47,7 @@ def _decode(codes, codebook, nch, out):  # pragma: no cover - compiled
         src = codes[start:stop]
         dst = out[start:stop]
         for i in range(src.size):
-            dst[i] = codebook[src[i]]
+            dst[i] = table[src[i]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +163,7 @@ class Quantized:
         out = np.empty(self.shape, self.dtype)
         if self.size:
             nch = int(min(16, max(1, self.size >> 17)))
-            _decode(self.codes.reshape(-1), self.codebook, nch, out.reshape(-1))
+            take_codes(self.codes.reshape(-1), self.codebook, nch, out.reshape(-1))
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

@@ -8,6 +8,7 @@ of the arrays and stays within 1.25× the entropy floor, the accounting from sta
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,10 +17,12 @@ from reference import ref_capped_lengths, ref_efr, ref_efr_decode, tolerance
 from strategies import low_entropy_matrices
 
 import lowentropy as le
+import lowentropy.threads as thread_policy
 from lowentropy._huffman import huffman_lengths
 from lowentropy.formats.base import code_bits
 from lowentropy.io import load, save
 from lowentropy.synthetic import synthetic_layer
+from lowentropy.threads import threads_for
 
 EXAMPLE = np.array([
     [0, 3, 0, 2, 4, 0, 0, 2, 3, 4, 0, 4],
@@ -361,3 +364,35 @@ def test_the_column_decoder_stops_at_its_last_column_at_the_end_of_the_stream():
     assert np.array_equal(f @ x, W @ x)
     X = np.stack([x, 2 * x + 1, -x], axis=1)
     assert np.array_equal(f @ X, W @ X)
+
+
+@pytest.mark.nojit
+def test_dense_rows_four_at_a_time_with_codes_longer_than_the_table(monkeypatch):
+    """Dense rows decode four side by side, with the rare codes longer than the lookup
+    table on their own path: a matrix whose value counts grow like Fibonacci numbers has
+    codes of up to 13 bits; sparse rows sit between dense ones, and the number of dense
+    rows in a run is not a multiple of four."""
+    rng = np.random.default_rng(3)
+    fib = [1, 1]
+    while len(fib) < 14:
+        fib.append(fib[-1] + fib[-2])
+    values = np.repeat(np.arange(1, len(fib) + 1, dtype=np.float32), fib[::-1])
+    rng.shuffle(values)
+    W = np.ones((31, 80), np.float32)  # 1 is the most frequent value, ω_0
+    dense_rows = [i for i in range(31) if i % 4 != 3]
+    W[dense_rows] = np.resize(values, (len(dense_rows), 80))
+    W[3::4, ::17] = 5.0  # sparse rows: a few entries each
+    f = le.EFR.from_dense(W)
+    modes = f.arrays()["bits"][f.arrays()["row_ptr"][:-1]] & np.uint64(1)
+    assert int(f.arrays()["lengths"].max()) > 11  # codes longer than the table
+    assert modes.sum() == len(dense_rows) and 0 < modes.size - modes.sum()
+    x = rng.standard_normal(80).astype(np.float32)
+    monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
+    previous = le.set_thread_policy("parallel")
+    try:
+        for count in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            with threads_for(count):
+                y = f @ x
+            assert np.all(np.abs(y - W.astype(np.float64) @ x) <= tolerance(W, x)), count
+    finally:
+        le.set_thread_policy(previous)

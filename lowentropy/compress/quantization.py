@@ -7,9 +7,8 @@ import numbers
 
 import numpy as np
 
-from .._jit import kernel, prange
 from ..memory import check_memory
-from ..quantized import Quantized, code_dtype
+from ..quantized import Quantized, code_dtype, take_codes
 from ..threads import threads_for
 from ._common import as_fraction, as_weights, n_chunks, raise_nonfinite
 from ._select import NonFinite, select_threshold, write_pruned
@@ -201,20 +200,6 @@ def _prune_rule(arr: np.ndarray, fraction: float) -> tuple[int, int]:
         raise_nonfinite(arr)
 
 
-@kernel(parallel=True)
-def _remap(codes, new_code, nch, out):  # pragma: no cover - compiled
-    """``out = new_code[codes]`` on flat arrays, in ``nch`` chunks."""
-    n = codes.size
-    chunk = (n + nch - 1) // nch
-    for c in prange(nch):
-        start = min(n, c * chunk)
-        stop = min(n, start + chunk)
-        src = codes[start:stop]
-        dst = out[start:stop]
-        for i in range(src.size):
-            dst[i] = new_code[src[i]]
-
-
 def _finish(arr: np.ndarray, codes: np.ndarray, codebook: np.ndarray,
             sums: np.ndarray) -> Quantized:
     """The Quantized result: codes of values that collide in the dtype merged (one pass,
@@ -223,7 +208,7 @@ def _finish(arr: np.ndarray, codes: np.ndarray, codebook: np.ndarray,
     if merged.size < codebook.size:
         new_code = np.searchsorted(merged, codebook).astype(code_dtype(merged.size))
         out = np.empty(codes.size, new_code.dtype)
-        _remap(codes, new_code, n_chunks(codes.size), out)
+        take_codes(codes, new_code, n_chunks(codes.size), out)
         codes, codebook = out, merged
     codes = codes.reshape(arr.shape)
     error = error_from_sums(sums, codes.size)

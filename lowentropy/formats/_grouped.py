@@ -18,6 +18,15 @@ from ._checks import (
     check_values,
     segment_ids,
 )
+from ._grouped_kernels import (
+    grouped_matmat,
+    grouped_matmat8,
+    grouped_matmat8_serial,
+    grouped_matmat_serial,
+    grouped_matvec,
+    grouped_matvec_serial,
+)
+from ._sums import by_column_blocks
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["GroupedFormat"]
@@ -121,6 +130,30 @@ class GroupedFormat(Format):
         a = self._arrays
         row_ptr = a["row_ptr"]
         return a["omega_ptr"][row_ptr] + row_ptr + np.arange(row_ptr.size)
+
+    def _omega_idx(self) -> np.ndarray | None:
+        """Every group's rank, or ``None`` when a group's place in its row gives it (the
+        kernels of :mod:`._grouped_kernels`)."""
+        return None
+
+    def _matvec(self, x: np.ndarray, out: np.ndarray) -> None:
+        a = self._arrays
+        deltas, offset = self._deltas_offset(x)
+        parallel, chunks = self._plan(1)
+        run = grouped_matvec if parallel else grouped_matvec_serial
+        run(deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"], x,
+            offset[()], chunks, out)
+
+    def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
+        a = self._arrays
+        deltas, offset = self._deltas_offset(X)
+        parallel, chunks = self._plan(X.shape[1])
+        run = grouped_matmat if parallel else grouped_matmat_serial
+        run8 = grouped_matmat8 if parallel else grouped_matmat8_serial
+        arrays = (deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"])
+        by_column_blocks(X, out, offset,
+                         lambda X, off, out, B8: run8(*arrays, X, off, chunks, out, B8),
+                         lambda X, off, out: run(*arrays, X, off, chunks, out))
 
     def _deltas_offset(self, x: np.ndarray):
         """``ω_k − ω_0`` in the result dtype, and ``ω_0 · Σ_j x_j`` (SPEC §3)."""

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import int64, uint64
 
-from .._huffman import MAX_CODE_LENGTH, huffman_lengths
+from .._huffman import MAX_CODE_LENGTH, canonical_code, huffman_lengths
 from .._jit import kernel, prange, serial, use_threads
 from .._values import count_values
 from ..memory import check_memory
@@ -47,34 +47,15 @@ _inline = numba.njit(inline="always", nogil=True)
 
 # --- the code --------------------------------------------------------------------------------
 
-def _first_codes(count: np.ndarray) -> np.ndarray:
-    """Canonical first code word of every length, from the number of words per length."""
-    first = np.zeros(MAX_CODE_LENGTH + 1, np.int64)
-    for length in range(2, MAX_CODE_LENGTH + 1):
-        first[length] = (first[length - 1] + count[length - 1]) << 1
-    return first
-
-
 def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """The canonical code word of every rank (code words of a length are consecutive,
-    assigned in order of (length, rank)).
+    """The canonical code word of every rank (:func:`lowentropy._huffman.canonical_code`).
 
     Examples
     --------
     >>> [format(int(c), "b") for c in canonical_codes(np.array([1, 2, 3, 3]))]
     ['0', '10', '110', '111']
     """
-    lengths = np.asarray(lengths, np.int64)
-    codes = np.zeros(lengths.size, np.uint64)
-    order = np.lexsort((np.arange(lengths.size), lengths))
-    order = order[lengths[order] > 0]
-    if order.size:
-        sorted_lengths = lengths[order]
-        count = np.bincount(sorted_lengths, minlength=MAX_CODE_LENGTH + 1)
-        start = np.concatenate(([0], np.cumsum(count)[:-1]))
-        within = np.arange(order.size) - start[sorted_lengths]
-        codes[order] = (_first_codes(count)[sorted_lengths] + within).astype(np.uint64)
-    return codes
+    return canonical_code(lengths).codes
 
 
 class Decoder:
@@ -88,15 +69,13 @@ class Decoder:
 
     def __init__(self, lengths: np.ndarray) -> None:
         lengths = np.asarray(lengths, np.int64)
-        self.max_length = int(lengths.max()) if lengths.size else 0
+        code = canonical_code(lengths)
+        self.max_length = code.max_length
         self.lookup = max(1, min(self.max_length, LOOKUP_BITS))
-        order = np.lexsort((np.arange(lengths.size), lengths))
-        order = order[lengths[order] > 0]
-        self.by_code = order.astype(np.int64)
-        self.count = np.bincount(lengths[order], minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
-        self.offset = np.concatenate(([0], np.cumsum(self.count)[:-1])).astype(np.int64)
-        self.first = _first_codes(self.count)
-        codes = canonical_codes(lengths)
+        self.by_code = code.by_code
+        self.count, self.offset, self.first = code.count, code.offset, code.first
+        codes = code.codes
+        order = code.by_code
         size = 1 << self.lookup
         self.lut_rank = np.zeros(size, np.int64)
         self.lut_length = np.zeros(size, np.int64)
