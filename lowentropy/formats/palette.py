@@ -14,7 +14,10 @@ Kernels (chosen by measurement, ``benchmarks/run.py``; AMD EPYC Milan, 2 cores):
   the nominal 3 GHz. What bounds it is the instructions per element (extract, load, add),
   not memory (the codes are 1/8 of dense float32): dense float32 is bound by memory
   bandwidth, and palette's product measured 1.8-2.2× dense's time on 2 threads before the
-  four-row loop (idle machine: 11.7 ms against 5.4 ms). Tried and slower: tables of one
+  four-row loop (idle machine: 11.7 ms against 5.4 ms). With another job on the second
+  core, two threads took as long as one (12.8-13.1 ms, 2.9× dense, before and after the
+  four-row loop): the rows are split in two equal runs, and the run on the busy core sets
+  the time. Tried and slower: tables of one
   entry per byte of codes (two 4-bit elements per lookup, 256 entries per column pair,
   byte loads from the codes): 1.5-1.9× slower even in blocks of 32 pairs (32 KB), the
   tables (4 MB for 8192 columns) cost more than the halved lookups save; ``K``
