@@ -1,22 +1,38 @@
 """The codebook form (``palette``, SPEC §9): packed fixed-width codes and a table of values.
 
-Kernels (chosen by measurement, ``benchmarks/run.py``):
+Kernels (chosen by measurement, ``benchmarks/run.py``; AMD EPYC Milan, 2 cores):
 
 - vector product, codes of at most 8 bits: for every column ``j`` a table
   ``T[j, c] = ω_c · x_j`` of ``2**b`` entries is built once per product (``n · 2**b``
   multiplications, shared by all rows; 64 bytes a column for 4-bit float32 codes). A row
   is then one lookup and one addition per element, the code's bits extracted from the
-  word by shifts (unrolled for 4-bit codes). The rows of a thread's run walk the columns
-  in blocks whose tables fill L1 (32 KB). Measured on 4-bit codes: about 1.3-2 cycles per
-  element on one core, bounded by the instructions per element (shift, mask, address,
-  load, add) rather than by memory (the codes are 1/8 of dense float32). Tables of one
-  entry per byte of codes (two 4-bit elements per lookup) were slower: 256 entries per
-  byte position do not stay in L1. So were ``K`` accumulators per row (``Σ_k ω_k · Σ x_j``
-  over the codes equal to ``k``), whose scattered additions depend on each other;
+  word by shifts (unrolled for 4-bit codes: one ``bextr`` and one load-and-add per
+  element in the generated code). The rows of a thread's run walk the columns in blocks
+  whose tables fill L1 (32 KB). 4-bit codes go four rows side by side, sharing the
+  tables' addresses and the loop: on the 4096 × 8192 16-level layer, one thread, 0.77-0.79×
+  the time of one row at a time (two rows: 0.82-0.86×), about 1.05 cycles per element at
+  the nominal 3 GHz. What bounds it is the instructions per element (extract, load, add),
+  not memory (the codes are 1/8 of dense float32): dense float32 is bound by memory
+  bandwidth, and palette's product measured 1.8-2.2× dense's time on 2 threads before the
+  four-row loop (idle machine: 11.7 ms against 5.4 ms). With another job on the second
+  core, two threads took as long as one (12.8-13.1 ms, 2.9× dense, before and after the
+  four-row loop): the rows are split in two equal runs, and the run on the busy core sets
+  the time. Tried and slower: tables of one
+  entry per byte of codes (two 4-bit elements per lookup, 256 entries per column pair,
+  byte loads from the codes): 1.5-1.9× slower even in blocks of 32 pairs (32 KB), the
+  tables (4 MB for 8192 columns) cost more than the halved lookups save; ``K``
+  accumulators per row (``Σ_k ω_k · Σ x_j`` over the codes equal to ``k``), whose
+  scattered additions depend on each other; eight accumulators per row with LLVM's SLP
+  vectorizer: 0.9× (the adds become vector adds of scalar loads; LLVM emits no gathers
+  for AMD cores). Going further needs SIMD lookups (gathers, or ``vpermps`` over a
+  16-entry ``ω`` with 8 rows' codes transposed), which numba does not emit;
 - vector product, 16/32-bit codes (or few rows): codes are unpacked from their words and
   ``ω[code] · x_j`` accumulated;
-- batch products: a block of rows is decoded to values (fits in L2) and multiplied by
-  BLAS, so a batch costs one decode of the matrix plus a dense product.
+- batch products: tiles of 16 MB (1024 rows × 4096 columns of float32) are decoded to
+  values and multiplied by BLAS (:func:`~lowentropy.formats._packed.tiled_matmat`), so a
+  batch costs one decode of the matrix (about 1.2 cycles per element for 8-bit codes) plus
+  a dense product. Tiles of 2 rows (the first design, 256 KB) took 8.5× dense's time at
+  batch 8 and 11.8× at batch 64 on VGG-16 fc6: BLAS re-read all of ``X`` every two rows.
 """
 
 from __future__ import annotations
@@ -25,11 +41,11 @@ import numba
 import numpy as np
 from numba import uint64
 
-from .._jit import kernel, prange, serial
+from .._jit import kernel, prange, serial, use_threads
 from .._values import count_values
 from ..memory import check_memory
 from ._checks import check_values, check_vector
-from ._packed import check_omega_counts, decoded_blocks, element_ranks
+from ._packed import check_omega_counts, element_ranks, tiled_matmat
 from .base import ArraySpec, Format, Sizes, code_bits
 
 __all__ = ["Palette"]
@@ -62,19 +78,60 @@ def _pack(ranks, m, n, b, wpr, out):
             out[i * wpr + w] = word
 
 
+@_inline
+def _decode_words(row, b, table, w_end, o):  # pragma: no cover - compiled
+    """``o[w·per + s] = table[code s of row[w]]`` for the whole words ``w < w_end`` (the
+    common widths unrolled: one load of a word, then shifts and masks)."""
+    w_end = uint64(w_end)
+    w = uint64(0)
+    if b == 4:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(3)
+            for s in range(8):
+                o[j + uint64(s)] = table[(v >> uint64(4 * s)) & uint64(15)]
+            w += uint64(1)
+    elif b == 8:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(2)
+            for s in range(4):
+                o[j + uint64(s)] = table[(v >> uint64(8 * s)) & uint64(255)]
+            w += uint64(1)
+    elif b == 2:
+        while w < w_end:
+            v = uint64(row[w])
+            j = w << uint64(4)
+            for s in range(16):
+                o[j + uint64(s)] = table[(v >> uint64(2 * s)) & uint64(3)]
+            w += uint64(1)
+    else:
+        per = uint64(32 // b)
+        mask = (uint64(1) << uint64(b)) - uint64(1)
+        while w < w_end:
+            v = uint64(row[w])
+            j = w * per
+            for s in range(per):
+                o[j + uint64(s)] = table[(v >> uint64(s * b)) & mask]
+            w += uint64(1)
+
+
 @kernel(parallel=True)
-def _decode_rows(codes, n, b, wpr, table, r0, r1, out):
-    """``out[i - r0, j] = table[code(i, j)]`` for rows ``r0 <= i < r1``."""
+def _decode_tile(codes, b, wpr, table, r0, r1, c0, c1, out):
+    """``out[i - r0, j - c0] = table[code(i, j)]`` for rows ``r0 <= i < r1`` and columns
+    ``c0 <= j < c1``, ``c0`` a multiple of ``32 / b`` (a word boundary)."""
     per = 32 // b
     mask = (uint64(1) << uint64(b)) - uint64(1)
+    full = (c1 - c0) // per
+    rest = (c1 - c0) - full * per
     for i in prange(r0, r1):
         o = out[i - r0]
-        base = i * wpr
-        for w in range(wpr):
-            word = uint64(codes[base + w])
-            j0 = w * per
-            for s in range(min(per, n - j0)):
-                o[j0 + s] = table[(word >> uint64(s * b)) & mask]
+        row = codes[i * wpr + c0 // per: (i + 1) * wpr]
+        _decode_words(row, b, table, full, o)
+        if rest:
+            v = uint64(row[full])
+            for s in range(rest):
+                o[full * per + s] = table[(v >> uint64(s * b)) & mask]
 
 
 @kernel(parallel=True)
@@ -104,26 +161,95 @@ def _column_tables(omega_padded, x_padded, tables):
 
 
 @_inline
-def _word4(tables, base, v):  # pragma: no cover - compiled
-    """The contributions of the eight 4-bit codes of word ``v`` (tables of 16 entries)."""
-    a = (tables[base | (v & uint64(15))]
-         + tables[(base + uint64(16)) | ((v >> uint64(4)) & uint64(15))])
-    b = (tables[(base + uint64(32)) | ((v >> uint64(8)) & uint64(15))]
-         + tables[(base + uint64(48)) | ((v >> uint64(12)) & uint64(15))])
-    c = (tables[(base + uint64(64)) | ((v >> uint64(16)) & uint64(15))]
-         + tables[(base + uint64(80)) | ((v >> uint64(20)) & uint64(15))])
-    d = (tables[(base + uint64(96)) | ((v >> uint64(24)) & uint64(15))]
-         + tables[(base + uint64(112)) | (v >> uint64(28))])
-    return a, b, c, d
+def _word4(t, v):  # pragma: no cover - compiled
+    """The contributions of the eight 4-bit codes of word ``v``, in two sums (``t``: the
+    tables of the word's 8 columns, 16 entries each)."""
+    a = ((t[v & uint64(15)] + t[uint64(16) + ((v >> uint64(4)) & uint64(15))])
+         + (t[uint64(32) + ((v >> uint64(8)) & uint64(15))]
+            + t[uint64(48) + ((v >> uint64(12)) & uint64(15))]))
+    b = ((t[uint64(64) + ((v >> uint64(16)) & uint64(15))]
+          + t[uint64(80) + ((v >> uint64(20)) & uint64(15))])
+         + (t[uint64(96) + ((v >> uint64(24)) & uint64(15))]
+            + t[uint64(112) + (v >> uint64(28))]))
+    return a, b
+
+
+@_inline
+def _four_rows4(codes, wpr, tables, i, w0, w1, out):  # pragma: no cover - compiled
+    """``out[i:i+4] +=`` the sums of words ``w0:w1`` of rows ``i`` to ``i+3`` (4-bit
+    codes): four rows side by side share the tables' addresses and the loop."""
+    ra = codes[uint64(i) * uint64(wpr):]
+    rb = codes[uint64(i + 1) * uint64(wpr):]
+    rc = codes[uint64(i + 2) * uint64(wpr):]
+    rd = codes[uint64(i + 3) * uint64(wpr):]
+    z = tables.dtype.type(0)
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = z
+    w = uint64(w0)
+    while w < w1:
+        t = tables[w << uint64(7):]
+        pa, qa = _word4(t, uint64(ra[w]))
+        pb, qb = _word4(t, uint64(rb[w]))
+        pc, qc = _word4(t, uint64(rc[w]))
+        pd, qd = _word4(t, uint64(rd[w]))
+        a0 += pa
+        a1 += qa
+        b0 += pb
+        b1 += qb
+        c0 += pc
+        c1 += qc
+        d0 += pd
+        d1 += qd
+        w += uint64(1)
+    out[i] += a0 + a1
+    out[i + 1] += b0 + b1
+    out[i + 2] += c0 + c1
+    out[i + 3] += d0 + d1
+
+
+@_inline
+def _one_row(codes, wpr, b, L, tables, i, w0, w1):  # pragma: no cover - compiled
+    """The sum of words ``w0:w1`` of row ``i``."""
+    per = 32 // b
+    mask = uint64((1 << b) - 1)
+    row = codes[uint64(i) * uint64(wpr):]
+    z = tables.dtype.type(0)
+    s0 = s1 = s2 = s3 = z
+    w = uint64(w0)
+    if b == 4:
+        while w < w1:
+            s0, s1 = _word4(tables[w << uint64(7):], uint64(row[w]))
+            s2 += s0
+            s3 += s1
+            w += uint64(1)
+        return s2 + s3
+    if b == 8:
+        stride = uint64(L)
+        while w < w1:
+            v = uint64(row[w])
+            base = w * uint64(4 * L)
+            s0 += tables[base + (v & uint64(255))]
+            s1 += tables[base + stride + ((v >> uint64(8)) & uint64(255))]
+            s2 += tables[base + uint64(2) * stride + ((v >> uint64(16)) & uint64(255))]
+            s3 += tables[base + uint64(3) * stride + (v >> uint64(24))]
+            w += uint64(1)
+        return (s0 + s1) + (s2 + s3)
+    while w < w1:
+        v = uint64(row[w])
+        base = w * uint64(per * L)
+        for _ in range(0, per, 2):
+            s0 += tables[base + (v & mask)]
+            s1 += tables[base + uint64(L) + ((v >> uint64(b)) & mask)]
+            v >>= uint64(2 * b)
+            base += uint64(2 * L)
+        w += uint64(1)
+    return s0 + s1
 
 
 @kernel(parallel=True)
 def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
     """Rows of a run walk ``block`` words at a time, so that those columns' tables (``L``
-    entries each, 16 for 4-bit codes) stay in L1; 4-bit codes have an unrolled inner
-    loop."""
-    per = 32 // b
-    mask = uint64((1 << b) - 1)
+    entries each, 16 for 4-bit codes) stay in L1; 4-bit codes go four rows side by side
+    with an unrolled inner loop."""
     for c in prange(chunks.shape[0] - 1):
         r0 = chunks[c]
         r1 = chunks[c + 1]
@@ -131,45 +257,19 @@ def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
             out[i] = 0
         for w0 in range(0, wpr, block):
             w1 = uint64(min(w0 + block, wpr))
-            for i in range(r0, r1):
-                row = codes[uint64(i) * uint64(wpr):]
-                z = tables.dtype.type(0)
-                s0 = s1 = s2 = s3 = z
-                w = uint64(w0)
-                if b == 4:
-                    while w < w1:
-                        a0, a1, a2, a3 = _word4(tables, w << uint64(7), uint64(row[w]))
-                        s0 += a0
-                        s1 += a1
-                        s2 += a2
-                        s3 += a3
-                        w += uint64(1)
-                elif b == 8:
-                    stride = uint64(L)
-                    while w < w1:
-                        v = uint64(row[w])
-                        base = w * uint64(4 * L)
-                        s0 += tables[base + (v & uint64(255))]
-                        s1 += tables[base + stride + ((v >> uint64(8)) & uint64(255))]
-                        s2 += tables[base + uint64(2) * stride + ((v >> uint64(16)) & uint64(255))]
-                        s3 += tables[base + uint64(3) * stride + (v >> uint64(24))]
-                        w += uint64(1)
-                else:
-                    while w < w1:
-                        v = uint64(row[w])
-                        base = w * uint64(per * L)
-                        for _ in range(0, per, 2):
-                            s0 += tables[base + (v & mask)]
-                            s1 += tables[base + uint64(L) + ((v >> uint64(b)) & mask)]
-                            v >>= uint64(2 * b)
-                            base += uint64(2 * L)
-                        w += uint64(1)
-                out[i] += (s0 + s1) + (s2 + s3)
+            i = r0
+            if b == 4:
+                while i + 4 <= r1:
+                    _four_rows4(codes, wpr, tables, i, w0, w1, out)
+                    i += 4
+            while i < r1:
+                out[i] += _one_row(codes, wpr, b, L, tables, i, w0, w1)
+                i += 1
 
 
 _matvec_direct_serial = serial(_matvec_direct)
 _matvec_tables_serial = serial(_matvec_tables)
-_decode_rows_serial = serial(_decode_rows)
+_decode_tile_serial = serial(_decode_tile)
 
 
 class Palette(Format):
@@ -225,11 +325,16 @@ class Palette(Format):
         """Bits of one code in memory (the ``"minimal"`` width)."""
         return code_bits("minimal", self._arrays["omega"].size - 1)
 
-    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+    def _decode(self, table: np.ndarray, r0: int, r1: int, out: np.ndarray,
+                c0: int = 0, c1: int | None = None) -> None:
+        """``out = table[codes]`` for rows ``r0:r1`` and columns ``c0:c1`` (``c0`` on a
+        word boundary)."""
         n = self.shape[1]
+        c1 = n if c1 is None else c1
         b = self.code_bits
-        run = _decode_rows if (r1 - r0) * n >= 1 << 16 else _decode_rows_serial
-        run(self._arrays["codes"], n, b, words_per_row(n, b), table, r0, r1, out)
+        parallel = use_threads((r1 - r0) * (c1 - c0))
+        run = _decode_tile if parallel else _decode_tile_serial
+        run(self._arrays["codes"], b, words_per_row(n, b), table, r0, r1, c0, c1, out)
 
     def to_dense(self) -> np.ndarray:
         self._check_dense_memory()
@@ -304,13 +409,12 @@ class Palette(Format):
         run(codes, wpr, b, L, tables, block, chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
-        m, n = self.shape
         omega = self._arrays["omega"].astype(X.dtype)
-        blocks, buffer = decoded_blocks(m, n, X.dtype)
-        for r0, r1 in blocks:
-            tile = buffer[: r1 - r0]
-            self._decode(omega, r0, r1, tile)
-            np.matmul(tile, X, out=out[r0:r1])
+
+        def decode_tile(r0, r1, c0, c1, tile):
+            self._decode(omega, r0, r1, tile, c0, c1)
+
+        tiled_matmat(decode_tile, self.shape, X, out)
 
     # --- accounting -------------------------------------------------------------------
     def _sizes(self) -> Sizes:
