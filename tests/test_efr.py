@@ -368,10 +368,10 @@ def test_the_column_decoder_stops_at_its_last_column_at_the_end_of_the_stream():
 
 @pytest.mark.nojit
 def test_dense_rows_four_at_a_time_with_codes_longer_than_the_table(monkeypatch):
-    """Dense rows decode four side by side, with the rare codes longer than the lookup
-    table on their own path: a matrix whose value counts grow like Fibonacci numbers has
-    codes of up to 13 bits; sparse rows sit between dense ones, and the number of dense
-    rows in a run is not a multiple of four."""
+    """Dense rows decode four side by side (vector and batch products), with the rare
+    codes longer than the lookup table on their own path: a matrix whose value counts
+    grow like Fibonacci numbers has codes of up to 13 bits; sparse rows sit between dense
+    ones, and the number of dense rows in a run is not a multiple of four."""
     rng = np.random.default_rng(3)
     fib = [1, 1]
     while len(fib) < 14:
@@ -387,12 +387,14 @@ def test_dense_rows_four_at_a_time_with_codes_longer_than_the_table(monkeypatch)
     assert int(f.arrays()["lengths"].max()) > 11  # codes longer than the table
     assert modes.sum() == len(dense_rows) and 0 < modes.size - modes.sum()
     x = rng.standard_normal(80).astype(np.float32)
+    X = rng.standard_normal((80, 3)).astype(np.float32)
     monkeypatch.setattr(thread_policy, "PARALLEL_MIN_WORK", 0)
     previous = le.set_thread_policy("parallel")
     try:
         for count in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            with threads_for(count):
-                y = f @ x
-            assert np.all(np.abs(y - W.astype(np.float64) @ x) <= tolerance(W, x)), count
+            for v in (x, X):
+                with threads_for(count):
+                    y = f @ v
+                assert np.all(np.abs(y - W.astype(np.float64) @ v) <= tolerance(W, v)), count
     finally:
         le.set_thread_policy(previous)
