@@ -23,20 +23,11 @@ from reference import tolerance
 import lowentropy as le
 from lowentropy import threads as thread_policy
 from lowentropy.formats import _packed, palette
+from lowentropy.threads import numba_threads
 
 CODEBOOK_FORMATS = ["palette", "huffman"]
 THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
 BATCHES = [None, 1, 2, 3, 7, 8, 9, 16, 63, 64, 65]
-
-
-@contextlib.contextmanager
-def threads(count: int):
-    before = numba.get_num_threads()
-    numba.set_num_threads(count)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +63,7 @@ def check_products(W, x) -> None:
         f = le.FORMATS[name].from_dense(W)
         ys = {}
         for count in THREADS:
-            with threads(count):
+            with numba_threads(count):
                 ys[count] = f @ x
         y1 = ys[THREADS[0]]
         err = np.abs(y1.astype(np.float64) - exact)

@@ -22,7 +22,7 @@ from lowentropy._huffman import huffman_lengths
 from lowentropy.formats.base import code_bits
 from lowentropy.io import load, save
 from lowentropy.synthetic import synthetic_layer
-from lowentropy.threads import threads_for
+from lowentropy.threads import numba_threads
 
 EXAMPLE = np.array([
     [0, 3, 0, 2, 4, 0, 0, 2, 3, 4, 0, 4],
@@ -393,7 +393,7 @@ def test_dense_rows_four_at_a_time_with_codes_longer_than_the_table(monkeypatch)
     try:
         for count in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             for v in (x, X):
-                with threads_for(count):
+                with numba_threads(count):
                     y = f @ v
                 assert np.all(np.abs(y - W.astype(np.float64) @ v) <= tolerance(W, v)), count
     finally:

@@ -9,8 +9,6 @@ unrolled loops and their remainders, and rows of very different work (the row sp
 
 from __future__ import annotations
 
-import contextlib
-
 import numba
 import numpy as np
 import pytest
@@ -22,19 +20,10 @@ from reference import tolerance
 import lowentropy as le
 from lowentropy import threads as thread_policy
 from lowentropy.formats._sums import row_chunks
+from lowentropy.threads import numba_threads
 
 KERNEL_FORMATS = ["csr", "cer", "cser"]
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
-
-
-@contextlib.contextmanager
-def threads(count: int):
-    before = numba.get_num_threads()
-    numba.set_num_threads(count)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +40,7 @@ def products(f, x) -> dict[int, np.ndarray]:
     """``f @ x`` with one thread (the serial kernels) and with every thread (parallel)."""
     out = {}
     for count in sorted({1, MAX_THREADS}):
-        with threads(count):
+        with numba_threads(count):
             out[count] = f @ x
     return out
 
@@ -203,8 +192,9 @@ def test_serial_and_parallel_strategies_match_the_reference(batch, n, seed, dtyp
 def test_the_batch_kernels_of_eight_columns_are_vectorized():
     """The batch kernel's rows (tiles of 16 and 8 columns) compile with LLVM's SLP
     vectorizer: on x86-64 their sums are packed additions (one per gathered row of X and
-    8 columns), and without it they are not. Compiled afresh here (code loaded from
-    numba's cache cannot be inspected)."""
+    8 columns), and without it they are not. Compiled afresh here, on CER's arguments
+    (``omega_idx`` None) and CSER's: code loaded from numba's cache cannot be inspected,
+    and a kernel called from a cached caller is never compiled on its own."""
     import platform
 
     from lowentropy._jit import _with_slp
@@ -215,17 +205,20 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
     X = np.ones((40, 24), np.float32)  # one tile of 16 columns, one of 8
     kernel = _grouped_kernels.tiles_of_row
     assert kernel.lowentropy_slp
-    for name in ("cer", "cser"):  # two signatures: CER's omega_idx is None
-        le.FORMATS[name].from_dense(W) @ X  # the library's kernel, for its signatures
-    sigs = [sig for sig in kernel.signatures if sig[5].dtype == numba.float32]
-    assert {isinstance(sig[2], numba.types.NoneType) for sig in sigs} == {True, False}
     if platform.machine() not in ("x86_64", "AMD64"):
         return
-    for sig in sigs:
+    for name in ("cer", "cser"):
+        f = le.FORMATS[name].from_dense(W)
+        a = f.arrays()
+        deltas, offset = f._deltas_offset(X)
+        out = np.zeros((W.shape[0], X.shape[1]), np.float32)
+        args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"], X, offset,
+                out, X.shape[1], 0)
         packed = {}
         for slp in (True, False):
             fresh = numba.njit(nogil=True)(kernel.py_func)
             fresh = _with_slp(fresh) if slp else fresh
-            fresh.compile(sig)
-            packed[slp] = fresh.inspect_asm(sig).count("addps")
-        assert packed[True] >= 3 and packed[False] == 0, (sig, packed)
+            fresh(*args)
+            packed[slp] = fresh.inspect_asm(fresh.signatures[0]).count("addps")
+        assert np.array_equal(out[0], W[0] @ X), name
+        assert packed[True] >= 3 and packed[False] == 0, (name, packed)
