@@ -545,18 +545,20 @@ def _low_first(v: int, width: int) -> str:
     return "".join(str((v >> b) & 1) for b in range(width))
 
 
-def _ef(cols: list[int], n: int) -> str:
+def _ef(cols: list[int], n: int) -> tuple[str, str]:
+    """A group's Elias–Fano parts: its low parts and its unary high field."""
     c = len(cols)
     L = (n // c).bit_length() - 1
     low = "".join(_low_first(j & ((1 << L) - 1), L) for j in cols)
     high = ["0"] * (c + ((n - 1) >> L))
     for t, j in enumerate(cols):
         high[(j >> L) + t] = "1"
-    return low + "".join(high)
+    return low, "".join(high)
 
 
 def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]:
-    """Every row's bits (before padding) in the cheaper of the two modes."""
+    """Every row's bits (before padding) in the cheaper of the two modes; a sparse row is
+    its counts, then every group's low parts, then every group's high field."""
     codes = _canonical_codes(lengths)
     rows = []
     for row_ranks in _ranks(W, omega):
@@ -564,9 +566,9 @@ def _efr_rows(W: np.ndarray, omega: np.ndarray, lengths: list[int]) -> list[str]
         by_rank = _row_columns_by_rank(row_ranks)
         top = max(by_rank, default=0)
         sparse = "0" + _gamma(top + 1)
-        for k in range(1, top + 1):
-            cols = by_rank.get(k, [])
-            sparse += _gamma(len(cols) + 1) + (_ef(cols, W.shape[1]) if cols else "")
+        parts = [_ef(by_rank[k], W.shape[1]) for k in range(1, top + 1) if by_rank.get(k)]
+        sparse += "".join(_gamma(len(by_rank.get(k, [])) + 1) for k in range(1, top + 1))
+        sparse += "".join(low for low, _ in parts) + "".join(high for _, high in parts)
         rows.append(dense if len(dense) < len(sparse) else sparse)
     return rows
 
@@ -636,14 +638,19 @@ def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
         if n:
             W[i, :] = omega[0]
         top, pos = _read_gamma(bits, pos)
-        for k in range(1, top):
+        counts = []
+        for _ in range(1, top):
             c, pos = _read_gamma(bits, pos)
-            c -= 1
-            if not c:
-                continue
-            L = (n // c).bit_length() - 1
-            lows = [int(bits[pos + t * L:pos + (t + 1) * L][::-1] or "0", 2) for t in range(c)]
-            pos += c * L
+            counts.append(c - 1)
+        groups = []  # (rank, low parts)
+        for k, c in enumerate(counts, start=1):
+            if c:
+                L = (n // c).bit_length() - 1
+                groups.append((k, L, [int(bits[pos + t * L:pos + (t + 1) * L][::-1] or "0", 2)
+                                      for t in range(c)]))
+                pos += c * L
+        for k, L, lows in groups:
+            c = len(lows)
             t = 0
             for b in range(c + ((n - 1) >> L)):
                 if bits[pos + b] == "1":

@@ -208,9 +208,9 @@ def test_efr_sparse_rows_show_counts_and_elias_fano_parts():
     W[1, 999] = 2
     rows = efr_rows(encode("efr", W).arrays(), W.shape)
     assert " ".join(p.bits for p in rows[0].pieces if p.kind != "pad") == \
-        "0 011 00100 10100000 10001000 00001001 110100 010 001111010 01"  # SPEC §9
-    assert [(p.kind, p.value) for p in rows[0].pieces[1:4]] == [("top", 2), ("count", 3),
-                                                                 ("low", 5)]
+        "0 011 00100 010 10100000 10001000 00001001 001111010 110100 01"  # SPEC §9
+    assert [(p.kind, p.value) for p in rows[0].pieces[1:5]] == [("top", 2), ("count", 3),
+                                                                 ("count", 1), ("low", 5)]
     assert check_efr(W) == [False, False]
 
 

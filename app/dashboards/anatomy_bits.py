@@ -190,14 +190,22 @@ def huffman_rows(arrays: dict, shape: tuple[int, int]) -> list[CodedRow]:
     return rows
 
 
-def _ef_group(reader: _Reader, k: int, c: int, n: int) -> list[Piece]:
-    """A group's Elias–Fano list of ``c`` columns: ``c`` low parts, then the high field."""
+def _ef_lows(reader: _Reader, c: int, n: int) -> tuple[int, list[tuple[int, str, int]]]:
+    """A group's ``c`` low parts: ``L`` and ``(start, bits, value)`` of each."""
     low_bits = (n // c).bit_length() - 1
     lows = []
     for _ in range(c):
         start = reader.pos
         bits = reader.take(low_bits)
         lows.append((start, bits, int(bits[::-1] or "0", 2)))
+    return low_bits, lows
+
+
+def _ef_high(reader: _Reader, k: int, n: int, low_bits: int,
+             lows: list[tuple[int, str, int]]) -> tuple[list[Piece], Piece]:
+    """A group's unary high field, after its low parts: the low parts' pieces (with their
+    columns) and the field's piece."""
+    c = len(lows)
     start = reader.pos
     field = reader.take(c + ((n - 1) >> low_bits))
     ones = [p for p, bit in enumerate(field) if bit == "1"]
@@ -207,25 +215,31 @@ def _ef_group(reader: _Reader, k: int, c: int, n: int) -> list[Piece]:
             for t, (p, (_, _, low)) in enumerate(zip(ones, lows, strict=True))]
     if cols != sorted(set(cols)) or cols[-1] >= n:
         raise ValueError(f"row {reader.row}: columns {cols} are not ascending below {n}")
-    out = [Piece("low", bits, s, k, (col,), low)
-           for (s, bits, low), col in zip(lows, cols, strict=True)]
-    out.append(Piece("high", field, start, k, tuple(cols), len(ones)))
-    return out
+    low_pieces = [Piece("low", bits, s, k, (col,), low)
+                  for (s, bits, low), col in zip(lows, cols, strict=True)]
+    return low_pieces, Piece("high", field, start, k, tuple(cols), len(ones))
 
 
 def _sparse(reader: _Reader, n: int) -> list[Piece]:
-    """A sparse EFR row after its mode bit: ``gamma(r + 1)``, then per rank ``1..r`` the
-    group's ``gamma(c + 1)`` and its Elias–Fano list."""
+    """A sparse EFR row after its mode bit: ``gamma(r + 1)``, the groups' ``gamma(c + 1)``
+    for ranks ``1..r``, then every non-empty group's low parts, then every one's high
+    field."""
     start = reader.pos
     bits, top = reader.gamma()
     out = [Piece("top", bits, start, None, (), top - 1)]
+    counts = []
     for k in range(1, top):
         start = reader.pos
         bits, c = reader.gamma()
         out.append(Piece("count", bits, start, k, (), c - 1))
-        if c > 1:
-            out += _ef_group(reader, k, c - 1, n)
-    return out
+        counts.append((k, c - 1))
+    groups = [(k, *_ef_lows(reader, c, n)) for k, c in counts if c > 0]
+    highs = []
+    for k, low_bits, lows in groups:
+        low_pieces, high = _ef_high(reader, k, n, low_bits, lows)
+        out += low_pieces
+        highs.append(high)
+    return out + highs
 
 
 def efr_rows(arrays: dict, shape: tuple[int, int]) -> list[CodedRow]:

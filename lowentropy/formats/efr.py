@@ -100,7 +100,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import int64, uint32, uint64
+from numba import int64, uint64
 
 from .._jit import kernel, prange, serial, use_threads
 from .._rowcodes import (
@@ -108,7 +108,6 @@ from .._rowcodes import (
     canonical_tables,
     ctz,
     decode_symbol,
-    ef_bits,
     ef_low,
     efr_sizes_from_hist,
     huffman_lengths,
@@ -116,7 +115,6 @@ from .._rowcodes import (
     peek,
     plan_rows,
     put,
-    read_gamma,
     row_costs,
     tally,
     write_gamma,
@@ -124,7 +122,8 @@ from .._rowcodes import (
 from .._values import count_values, row_entries
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._sums import gather_sum, gather_sum_rows, row_chunks
+from ._efr_sparse import group_cols, group_sum, sparse_header, unary_zeros
+from ._sums import gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["EFR", "EFRSizes", "efr_sizes_from_hist"]
@@ -158,22 +157,36 @@ def _efr_write(start, col, rank, n, lengths, codes, row_ptr, dense, chunks, word
             top = rank[b - 1] if b > a else 0
             pos = write_gamma(words, pos + 1, top + 1)
             p = a
-            for k in range(1, top + 1):
+            for k in range(1, top + 1):  # the counts
                 q = p
                 while q < b and rank[q] == k:
                     q += 1
-                cnt = q - p
-                pos = write_gamma(words, pos, cnt + 1)
-                if cnt > 0:
-                    L = ef_low(n, cnt)
-                    mask = (int64(1) << L) - 1
-                    high = pos + cnt * L
-                    for t in range(cnt):
-                        j = int64(col[p + t])
-                        put(words, pos + t * L, j & mask, L)
-                        put(words, high + (j >> L) + t, 1, 1)
-                    pos += ef_bits(n, cnt)
+                pos = write_gamma(words, pos, q - p + 1)
                 p = q
+            for p, q, L in _groups(rank, a, b, n):  # the low parts
+                mask = (int64(1) << L) - 1
+                for t in range(q - p):
+                    put(words, pos + t * L, int64(col[p + t]) & mask, L)
+                pos += (q - p) * L
+            for p, q, L in _groups(rank, a, b, n):  # the high fields
+                for t in range(q - p):
+                    put(words, pos + (int64(col[p + t]) >> L) + t, 1, 1)
+                pos += (q - p) + ((n - 1) >> L)
+
+
+@kernel()
+def _groups(rank, a, b, n):
+    """``(first, end, L)`` of every non-empty group of a row's entries ``a:b`` (sorted by
+    rank), ``L`` its low bits."""
+    out = []
+    p = a
+    while p < b:
+        q = p
+        while q < b and rank[q] == rank[p]:
+            q += 1
+        out.append((p, q, ef_low(n, q - p)))
+        p = q
+    return out
 
 
 _efr_write_serial = serial(_efr_write)
@@ -212,62 +225,73 @@ def _checked_gamma(words, pos, end):
 
 
 @kernel()
-def _checked_group(words, pos, end, n, cnt, k, i, seen, omega, out, write):
-    """Decode one Elias–Fano group; returns ``(error code, new pos)``."""
+def _checked_group(words, low, high, end, n, cnt, k, i, seen, omega, out, write):
+    """Decode one Elias–Fano group, its low parts at ``low`` and its high field at
+    ``high``; returns ``(error code, end of its high field)``."""
     L = ef_low(n, cnt)
-    high = pos + cnt * L
     stop = high + cnt + ((n - 1) >> L)
     if stop > end:
-        return 2, pos
+        return 2, high
     mask = low_mask(L)
     t = 0
     prev = -1
     for b in range(high, stop):
         if (words[b >> 6] >> uint64(b & 63)) & uint64(1):
             if t >= cnt:
-                return 6, pos
-            j = ((b - high - t) << L) | int64(peek(words, pos + t * L) & mask)
+                return 6, high
+            j = ((b - high - t) << L) | int64(peek(words, low + t * L) & mask)
             if j >= n or j <= prev:
-                return 7, pos
+                return 7, high
             if seen[j] == i + 1:
-                return 8, pos
+                return 8, high
             seen[j] = i + 1
             if write:
                 out[i, j] = omega[k]
             prev = j
             t += 1
     if t != cnt:
-        return 6, pos
+        return 6, high
     return 0, stop
 
 
 @kernel()
-def _checked_sparse(words, pos, end, n, K, i, hist, touched, seen, omega, out, write):
-    """Decode a sparse row; returns ``(error code, end of its codes, groups touched)``."""
+def _checked_sparse(words, pos, end, n, K, i, hist, touched, seen, cnts, omega, out, write):
+    """Decode a sparse row (its counts, then every group's low parts, then every group's
+    high field); returns ``(error code, end of its codes, groups touched)``."""
     v, pos = _checked_gamma(words, pos, end)
     if v < 1:
         return 3, pos, 0
     top = v - 1
     if top >= max(K, 1):
         return 4, pos, 0
-    nt = 0
     total = 0
+    high = 0
     for k in range(1, top + 1):
         v, pos = _checked_gamma(words, pos, end)
         if v < 1:
-            return 3, pos, nt
+            return 3, pos, 0
         cnt = v - 1
         if cnt > n - total:
-            return 5, pos, nt
+            return 5, pos, 0
+        cnts[k] = cnt
+        total += cnt
         if cnt > 0:
-            err, pos = _checked_group(words, pos, end, n, cnt, k, i, seen, omega, out, write)
+            high += cnt * ef_low(n, cnt)
+    low = pos
+    high += pos
+    nt = 0
+    for k in range(1, top + 1):
+        cnt = cnts[k]
+        if cnt > 0:
+            err, high = _checked_group(words, low, high, end, n, cnt, k, i, seen, omega, out,
+                                       write)
             if err:
-                return err, pos, nt
+                return err, high, nt
+            low += cnt * ef_low(n, cnt)
             hist[k] = cnt
             touched[nt] = k
             nt += 1
-            total += cnt
-    return 0, pos, nt
+    return 0, high, nt
 
 
 @kernel()
@@ -314,6 +338,7 @@ def _efr_decode(words, row_ptr, n, lengths, tables, omega, chunks, out, write, e
         hist = np.zeros(max(K, 1), np.int64)
         touched = np.empty(max(K, 1), np.int64)
         seen = np.zeros(n, np.int64)
+        cnts = np.zeros(max(K, 1), np.int64)
         for i in range(chunks[c], chunks[c + 1]):
             base = row_ptr[i] * 64
             end = row_ptr[i + 1] * 64
@@ -329,7 +354,7 @@ def _efr_decode(words, row_ptr, n, lengths, tables, omega, chunks, out, write, e
                                               touched, omega, out, write)
             else:
                 err, pos, nt = _checked_sparse(words, base + 1, end, n, K, i, hist, touched,
-                                               seen, omega, out, write)
+                                               seen, cnts, omega, out, write)
             if err == 0 and not _padding_ok(words, pos, end):
                 err = 9
             if err == 0:
@@ -356,62 +381,68 @@ def _upeek(words, p, last):  # pragma: no cover - compiled
 
 
 @_inline
-def _ef_decode(words, pos, cnt, L, cols):  # pragma: no cover - compiled
-    """``cols[:cnt]`` = the Elias–Fano list of ``cnt`` columns at ``pos``.
-
-    The unary high parts are walked word by word (``tzcnt``, clear lowest bit); the low
-    parts come from one 64-bit read per ``64 // L`` columns. Positions are unsigned so that
-    no index is tested for wrap-around. Decoding first and summing after (with the
-    8-accumulator loop of CER) measured 10 % faster than summing while decoding.
-    """
-    last = uint64(words.shape[0] - 1)
-    uL = uint64(L)
-    mask = low_mask(L)
-    per = uint64(64 // L) if L > 0 else uint64(64)
-    low = uint64(pos)
-    high = low + uint64(cnt) * uL
-    wi = high >> uint64(6)
-    w = words[wi] >> (high & uint64(63))
-    base = uint64(0)
-    t = uint64(0)
-    ucnt = uint64(cnt)
-    lb = _upeek(words, low, last)
-    left = per
-    while True:
-        while w != uint64(0) and t < ucnt:  # the stream goes on after the last column
-            b = uint64(ctz(w))
-            w &= w - uint64(1)
-            if left == uint64(0):
-                low += per * uL
-                lb = _upeek(words, low, last)
-                left = per
-            cols[t] = uint32((((base + b) - t) << uL) | (lb & mask))
-            lb >>= uL
-            left -= uint64(1)
-            t += uint64(1)
-        if t >= ucnt:
-            break
-        wi += uint64(1)
-        w = words[wi]
-        base = wi * uint64(64) - high
+def _row_words(words, row_ptr, i, tail):  # pragma: no cover - compiled
+    """The words a sparse row is decoded from and its first bit there: ``words`` itself,
+    except for the array's last row, which is copied into ``tail`` (one zero word more)
+    so that the unaligned 64-bit reads of its low parts stay inside an array."""
+    a = row_ptr[i]
+    b = row_ptr[i + 1]
+    if b < words.shape[0]:
+        return words, a * 64, b
+    for w in range(b - a):
+        tail[w] = words[a + w]
+    tail[b - a] = 0
+    return tail, 0, b - a
 
 
-@kernel()
-def _sparse_row_dot(words, pos, n, deltas, x, offset, cols):  # pragma: no cover - compiled
-    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` of the sparse row whose codes start
-    at ``pos`` (after the mode bit). A function of its own: compiled apart from the
-    dense rows' decoder, its loop keeps its variables in registers."""
+@kernel(vectorize=True)
+def _sparse_row_dot(words, start, end_word, n, deltas, x, offset, z,
+                    cnts):  # pragma: no cover - compiled
+    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` of the sparse row starting at bit
+    ``start`` (its mode bit) and ending with word ``end_word - 1``: the zeros before
+    every one of its high fields in one pass (:func:`unary_zeros`), then group by group
+    the columns and their sum (:func:`group_sum`). A function of its own, compiled with
+    the SLP vectorizer (the unary pass) and apart from the dense rows' decoder."""
+    top, low, high = sparse_header(words, start + 1, n, cnts)
+    unary_zeros(words, high, end_word, z)
     acc = offset
-    top, pos = read_gamma(words, pos)
+    t0 = 0
+    zeros = 0
     for k in range(1, top):
-        cnt, pos = read_gamma(words, pos)
-        cnt -= 1
-        if cnt > 0:
-            L = ef_low(n, cnt)
-            _ef_decode(words, pos, cnt, L, cols)
-            acc += deltas[k] * gather_sum(cols, x, 0, cnt)
-            pos += cnt * (L + 1) + ((n - 1) >> L)
+        c = cnts[k]
+        if c > 0:
+            L = ef_low(n, c)
+            acc += deltas[k] * group_sum(words, low, L, z, t0, c, zeros, x)
+            low += c * L
+            t0 += c
+            zeros += (n - 1) >> L
     return acc
+
+
+@kernel(vectorize=True)
+def _sparse_row_matmat(words, start, end_word, n, deltas, X, offset, z, cnts, cols, s,
+                       o):  # pragma: no cover - compiled
+    """``o = offset + Σ_groups (ω_k − ω_0)·Σ X[cols]`` of a sparse row, decoded as in
+    :func:`_sparse_row_dot`; ``s`` (B) holds a group's sum."""
+    B = X.shape[1]
+    for b in range(B):
+        o[b] = offset[b]
+    top, low, high = sparse_header(words, start + 1, n, cnts)
+    unary_zeros(words, high, end_word, z)
+    t0 = 0
+    zeros = 0
+    for k in range(1, top):
+        c = cnts[k]
+        if c > 0:
+            L = ef_low(n, c)
+            group_cols(words, low, L, z, t0, c, zeros, cols)
+            gather_sum_rows(cols, X, 0, c, s)
+            d = deltas[k]
+            for b in range(B):
+                o[b] += d * s[b]
+            low += c * L
+            t0 += c
+            zeros += (n - 1) >> L
 
 
 @kernel()
@@ -540,7 +571,9 @@ def _dense_rows_matmat(words, row_ptr, rows, nrows, n, vals, tables, X, acc, out
 def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out):
     """Sparse rows one by one; dense rows four at a time (:func:`_dense_rows_dot`)."""
     for c in prange(chunks.shape[0] - 1):
-        cols = np.empty(n + 64, np.uint32)
+        z = np.empty(n + 64, np.int32)
+        cnts = np.empty(deltas.shape[0] + 1, np.int64)
+        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
@@ -551,7 +584,8 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                     _dense_rows_dot(words, row_ptr, dense, 4, n, vals, tables, x, out)
                     waiting = 0
                 continue
-            out[i] = _sparse_row_dot(words, row_ptr[i] * 64 + 1, n, deltas, x, offset, cols)
+            src, start, end_word = _row_words(words, row_ptr, i, tail)
+            out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
         if waiting:
             _dense_rows_dot(words, row_ptr, dense, waiting, n, vals, tables, x, out)
 
@@ -564,6 +598,9 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
         s = np.empty(B, X.dtype)
         acc = np.empty((4, B), X.dtype)
         cols = np.empty(n + 64, np.uint32)
+        z = np.empty(n + 64, np.int32)
+        cnts = np.empty(deltas.shape[0] + 1, np.int64)
+        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
@@ -574,21 +611,9 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                     _dense_rows_matmat(words, row_ptr, dense, 4, n, vals, tables, X, acc, out)
                     waiting = 0
                 continue
-            o = out[i]
-            for b in range(B):
-                o[b] = offset[b]
-            top, pos = read_gamma(words, row_ptr[i] * 64 + 1)
-            for k in range(1, top):
-                cnt, pos = read_gamma(words, pos)
-                cnt -= 1
-                if cnt > 0:
-                    L = ef_low(n, cnt)
-                    _ef_decode(words, pos, cnt, L, cols)
-                    gather_sum_rows(cols, X, 0, cnt, s)
-                    d = deltas[k]
-                    for b in range(B):
-                        o[b] += d * s[b]
-                    pos += cnt * (L + 1) + ((n - 1) >> L)
+            src, start, end_word = _row_words(words, row_ptr, i, tail)
+            _sparse_row_matmat(src, start, end_word, n, deltas, X, offset, z, cnts, cols, s,
+                               out[i])
         if waiting:
             _dense_rows_matmat(words, row_ptr, dense, waiting, n, vals, tables, X, acc, out)
 
@@ -760,14 +785,14 @@ class EFR(Format):
         deltas, vals, offset = self._deltas_offset(x)
         parallel, chunks = self._plan(1)
         run = _efr_matvec if parallel else _efr_matvec_serial
-        run(self._arrays["bits"], self._arrays["row_ptr"], self.shape[1], deltas, vals,
+        run(self._words, self._arrays["row_ptr"], self.shape[1], deltas, vals,
             self._tables, x, offset[()], chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
         deltas, vals, offset = self._deltas_offset(X)
         parallel, chunks = self._plan(X.shape[1])
         run = _efr_matmat if parallel else _efr_matmat_serial
-        run(self._arrays["bits"], self._arrays["row_ptr"], self.shape[1], deltas, vals,
+        run(self._words, self._arrays["row_ptr"], self.shape[1], deltas, vals,
             self._tables, X, offset, chunks, out)
 
     # --- accounting ------------------------------------------------------------------------

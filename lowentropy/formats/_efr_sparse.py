@@ -1,0 +1,203 @@
+"""Decoding EFR's sparse rows in the products (SPEC §9, :mod:`lowentropy.formats.efr`).
+
+A sparse row holds, after its mode bit, ``gamma(r + 1)``, the counts ``gamma(c_k + 1)``
+of its groups ``k = 1..r``, then the low parts of every non-empty group (``c_k·L_k``
+bits each, rank after rank), then their unary high fields (``c_k + ((n - 1) >> L_k)``
+bits each, rank after rank), the row's last codes. The product decodes it in two
+passes:
+
+1. :func:`unary_zeros` walks the row's whole high region, byte by byte, with no test
+   of where a group ends: ``z[t]`` = the zeros before the ``t``-th one. For each byte a
+   table gives the positions of its ones (minus their order), eight slots written
+   unconditionally and the count advanced by the byte's population; LLVM's SLP
+   vectorizer turns the eight slots into one widening load, one addition and one store
+   (the kernels using it are compiled with ``vectorize=True``).
+2. Per group: the high part of its ``t``-th column is ``z[t] − Z_g`` (``Z_g`` the zeros of
+   the fields before it, ``Σ (n − 1) >> L``), its low part one unaligned 64-bit read;
+   :func:`group_sum` sums ``x`` at the columns with 8 accumulators, :func:`group_cols`
+   writes them out for the batches.
+
+Measured on VGG-16 fc6 rows (one core, thread CPU time per stored entry, shared
+machine): the unary pass 0.27 ns (1.0–1.2 ns as a ``tzcnt`` walk, 0.95 ns as that walk
+with its group ends removed), the headers 0.2 ns, the low parts and the gather 1.2 ns.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import int32, int64, types, uint64
+from numba.extending import intrinsic, overload
+
+from .._rowcodes import ef_low, low_mask, read_gamma
+
+__all__ = ["load64", "popcount", "UNARY_TABLE", "sparse_header", "unary_zeros", "group_sum",
+           "group_cols"]
+
+_inline = numba.njit(inline="always", nogil=True)
+
+
+# --- two instructions: plain Python under NUMBA_DISABLE_JIT -----------------------------
+
+def load64(words, byte):
+    """The 64 bits of ``words`` (a ``uint64`` array) from byte ``byte`` on, little-endian;
+    the caller keeps ``byte + 8`` within the array."""
+    raw = np.ascontiguousarray(words).view(np.uint8)[int(byte):int(byte) + 8].tobytes()
+    return np.uint64(int.from_bytes(raw.ljust(8, b"\0"), "little"))
+
+
+@intrinsic
+def _load64_unaligned(typingctx, words, byte):  # pragma: no cover - compiled
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        p = builder.gep(builder.bitcast(ary.data, ir.IntType(8).as_pointer()), [args[1]])
+        return builder.load(builder.bitcast(p, ir.IntType(64).as_pointer()), align=1)
+    return types.uint64(words, types.uint64), codegen
+
+
+@overload(load64, inline="always")
+def _load64_compiled(words, byte):  # pragma: no cover - compiled
+    def impl(words, byte):
+        return _load64_unaligned(words, uint64(byte))
+    return impl
+
+
+def popcount(w):
+    """Ones in a 64-bit word."""
+    return bin(int(w)).count("1")
+
+
+@intrinsic
+def _ctpop(typingctx, w):  # pragma: no cover - compiled
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return types.uint64(types.uint64), codegen
+
+
+@overload(popcount, inline="always")
+def _popcount_compiled(w):  # pragma: no cover - compiled
+    def impl(w):
+        return int64(_ctpop(uint64(w)))
+    return impl
+
+
+def _unary_table() -> np.ndarray:
+    """``table[8·b + i]`` = position of the ``i``-th one of byte ``b`` minus ``i`` (the
+    zeros before it), 0 past its last one."""
+    table = np.zeros(256 * 8, np.uint8)
+    for b in range(256):
+        ones = [p for p in range(8) if b >> p & 1]
+        for i, p in enumerate(ones):
+            table[8 * b + i] = p - i
+    return table
+
+
+#: The byte table of :func:`unary_zeros`.
+UNARY_TABLE = _unary_table()
+
+
+# --- the passes -----------------------------------------------------------------------------
+
+@_inline
+def sparse_header(words, pos, n, cnts):  # pragma: no cover - compiled
+    """Read a sparse row's ``gamma(r + 1)`` and counts (``pos`` after its mode bit):
+    ``cnts[1..r]`` the counts; returns ``(r + 1, start of the low parts, start of the
+    high fields)``."""
+    top, pos = read_gamma(words, pos)
+    for k in range(1, top):
+        c, pos = read_gamma(words, pos)
+        cnts[k] = c - 1
+    high = pos
+    for k in range(1, top):
+        c = cnts[k]
+        if c > 0:
+            high += c * ef_low(n, c)
+    return top, pos, high
+
+
+@_inline
+def _byte_slots(z, k, zb, table, ix):  # pragma: no cover - compiled
+    """``z[k + i] = zb + table[ix + i]`` for ``i < 8``: eight neighbouring statements
+    that the SLP vectorizer turns into one vector operation."""
+    z[k] = zb + table[ix]
+    z[k + uint64(1)] = zb + table[ix + uint64(1)]
+    z[k + uint64(2)] = zb + table[ix + uint64(2)]
+    z[k + uint64(3)] = zb + table[ix + uint64(3)]
+    z[k + uint64(4)] = zb + table[ix + uint64(4)]
+    z[k + uint64(5)] = zb + table[ix + uint64(5)]
+    z[k + uint64(6)] = zb + table[ix + uint64(6)]
+    z[k + uint64(7)] = zb + table[ix + uint64(7)]
+
+
+@_inline
+def unary_zeros(words, high, end_word, z):  # pragma: no cover - compiled
+    """``z[t]`` (``int32``) = zeros before the ``t``-th one of the bits from ``high`` to
+    the end of word ``end_word - 1`` (the row's high fields; the bits after them are
+    zero). ``z`` holds at least 8 slots more than there are ones. Returns the ones.
+
+    The table is a global (a constant of the compiled code): passed as an argument, LLVM
+    could not tell that the stores into ``z`` leave it unchanged, and did not vectorize."""
+    wi = high >> 6
+    w = words[wi] & (~uint64(0) << uint64(high & 63))
+    base = wi * 64 - high  # position of the word's bit 0 relative to ``high``
+    k = uint64(0)
+    while True:
+        for j in range(8):
+            b = (w >> uint64(8 * j)) & uint64(255)
+            _byte_slots(z, k, int32(base + 8 * j - int64(k)), UNARY_TABLE, b * uint64(8))
+            k += uint64(popcount(b))
+        wi += 1
+        if wi >= end_word:
+            break
+        w = words[wi]
+        base += 64
+    return int64(k)
+
+
+@_inline
+def _col(words, p, uL, mask, high):  # pragma: no cover - compiled
+    """``(high << L) | low`` with the ``L``-bit low part at bit ``p``."""
+    return (high << uL) | ((load64(words, p >> uint64(3)) >> (p & uint64(7))) & mask)
+
+
+@_inline
+def group_sum(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
+    """``Σ x[col]`` over a group's ``c`` columns: low parts from bit ``low`` (``L`` bits
+    each), high parts ``z[t0:t0 + c] − Z``; 8 accumulators."""
+    uL = uint64(L)
+    mask = low_mask(L)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
+    p = uint64(low)
+    t = uint64(t0)
+    e = uint64(t0 + c)
+    uZ = uint64(Z)
+    while t + uint64(8) <= e:
+        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
+        s1 += x[_col(words, p + uL, uL, mask, uint64(z[t + uint64(1)]) - uZ)]
+        s2 += x[_col(words, p + uint64(2) * uL, uL, mask, uint64(z[t + uint64(2)]) - uZ)]
+        s3 += x[_col(words, p + uint64(3) * uL, uL, mask, uint64(z[t + uint64(3)]) - uZ)]
+        s4 += x[_col(words, p + uint64(4) * uL, uL, mask, uint64(z[t + uint64(4)]) - uZ)]
+        s5 += x[_col(words, p + uint64(5) * uL, uL, mask, uint64(z[t + uint64(5)]) - uZ)]
+        s6 += x[_col(words, p + uint64(6) * uL, uL, mask, uint64(z[t + uint64(6)]) - uZ)]
+        s7 += x[_col(words, p + uint64(7) * uL, uL, mask, uint64(z[t + uint64(7)]) - uZ)]
+        p += uint64(8) * uL
+        t += uint64(8)
+    while t < e:
+        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
+        p += uL
+        t += uint64(1)
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@_inline
+def group_cols(words, low, L, z, t0, c, Z, cols):  # pragma: no cover - compiled
+    """``cols[:c]`` = a group's columns (as :func:`group_sum` reads them)."""
+    uL = uint64(L)
+    mask = low_mask(L)
+    p = uint64(low)
+    uZ = uint64(Z)
+    for t in range(c):
+        cols[t] = numba.uint32(_col(words, p, uL, mask, uint64(z[t0 + t]) - uZ))
+        p += uL
