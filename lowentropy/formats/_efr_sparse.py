@@ -29,7 +29,7 @@ import numpy as np
 from numba import int32, int64, types, uint64
 from numba.extending import intrinsic, overload
 
-from .._rowcodes import ef_low, low_mask, read_gamma
+from .._rowcodes import ctz, ef_low, low_mask
 
 __all__ = ["load64", "popcount", "UNARY_TABLE", "sparse_header", "unary_zeros", "group_sum",
            "group_cols"]
@@ -101,20 +101,31 @@ UNARY_TABLE = _unary_table()
 # --- the passes -----------------------------------------------------------------------------
 
 @_inline
+def _gamma_at(words, pos):  # pragma: no cover - compiled
+    """``(v, pos after the code)`` of the gamma code at ``pos``, from one unaligned read
+    (:func:`lowentropy._rowcodes.read_gamma` with a shorter chain from one code to the
+    next: the header of a row is a chain of them)."""
+    w = load64(words, uint64(pos) >> uint64(3)) >> (uint64(pos) & uint64(7))
+    z = ctz(w)
+    v = (int64(1) << z) | int64((w >> uint64(z + 1)) & low_mask(z))
+    return v, pos + 2 * z + 1
+
+
+@_inline
 def sparse_header(words, pos, n, cnts):  # pragma: no cover - compiled
     """Read a sparse row's ``gamma(r + 1)`` and counts (``pos`` after its mode bit):
     ``cnts[1..r]`` the counts; returns ``(r + 1, start of the low parts, start of the
-    high fields)``."""
-    top, pos = read_gamma(words, pos)
+    high fields)``. The codes are read 8 bytes at a time: the row's words must be
+    followed by at least one word."""
+    top, pos = _gamma_at(words, pos)
+    lows = 0
     for k in range(1, top):
-        c, pos = read_gamma(words, pos)
-        cnts[k] = c - 1
-    high = pos
-    for k in range(1, top):
-        c = cnts[k]
+        c, pos = _gamma_at(words, pos)
+        c -= 1
+        cnts[k] = c
         if c > 0:
-            high += c * ef_low(n, c)
-    return top, pos, high
+            lows += c * ef_low(n, c)
+    return top, pos, pos + lows
 
 
 @_inline
@@ -163,29 +174,66 @@ def _col(words, p, uL, mask, high):  # pragma: no cover - compiled
 
 
 @_inline
+def _group_sum_wide(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
+    """:func:`group_sum` for any ``L``: one unaligned read per column."""
+    uL = uint64(L)
+    mask = low_mask(L)
+    s0 = s1 = s2 = s3 = x.dtype.type(0)
+    p = uint64(low)
+    t = uint64(t0)
+    e = uint64(t0 + c)
+    uZ = uint64(Z)
+    while t + uint64(4) <= e:
+        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
+        s1 += x[_col(words, p + uL, uL, mask, uint64(z[t + uint64(1)]) - uZ)]
+        s2 += x[_col(words, p + uint64(2) * uL, uL, mask, uint64(z[t + uint64(2)]) - uZ)]
+        s3 += x[_col(words, p + uint64(3) * uL, uL, mask, uint64(z[t + uint64(3)]) - uZ)]
+        p += uint64(4) * uL
+        t += uint64(4)
+    while t < e:
+        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
+        p += uL
+        t += uint64(1)
+    return (s0 + s1) + (s2 + s3)
+
+
+@_inline
 def group_sum(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
     """``Σ x[col]`` over a group's ``c`` columns: low parts from bit ``low`` (``L`` bits
-    each), high parts ``z[t0:t0 + c] − Z``; 8 accumulators."""
+    each), high parts ``z[t0:t0 + c] − Z``; 8 accumulators.
+
+    When ``L <= 14``, four low parts fit one unaligned 64-bit read (``4·L + 7 <= 64``):
+    two reads per 8 columns, then a shift and a mask each (5 instructions a column
+    fewer than a read per column; VGG-16 fc6, one core: 1.67 -> 1.46 ns an entry).
+    """
+    if L > 14:
+        return _group_sum_wide(words, low, L, z, t0, c, Z, x)
     uL = uint64(L)
+    L2 = uL + uL
+    L3 = L2 + uL
+    L4 = L2 + L2
     mask = low_mask(L)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
     p = uint64(low)
     t = uint64(t0)
     e = uint64(t0 + c)
-    uZ = uint64(Z)
+    ZL = uint64(Z) << uL
     while t + uint64(8) <= e:
-        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
-        s1 += x[_col(words, p + uL, uL, mask, uint64(z[t + uint64(1)]) - uZ)]
-        s2 += x[_col(words, p + uint64(2) * uL, uL, mask, uint64(z[t + uint64(2)]) - uZ)]
-        s3 += x[_col(words, p + uint64(3) * uL, uL, mask, uint64(z[t + uint64(3)]) - uZ)]
-        s4 += x[_col(words, p + uint64(4) * uL, uL, mask, uint64(z[t + uint64(4)]) - uZ)]
-        s5 += x[_col(words, p + uint64(5) * uL, uL, mask, uint64(z[t + uint64(5)]) - uZ)]
-        s6 += x[_col(words, p + uint64(6) * uL, uL, mask, uint64(z[t + uint64(6)]) - uZ)]
-        s7 += x[_col(words, p + uint64(7) * uL, uL, mask, uint64(z[t + uint64(7)]) - uZ)]
-        p += uint64(8) * uL
+        v = load64(words, p >> uint64(3)) >> (p & uint64(7))
+        q = p + L4
+        u = load64(words, q >> uint64(3)) >> (q & uint64(7))
+        s0 += x[((uint64(z[t]) << uL) | (v & mask)) - ZL]
+        s1 += x[((uint64(z[t + uint64(1)]) << uL) | ((v >> uL) & mask)) - ZL]
+        s2 += x[((uint64(z[t + uint64(2)]) << uL) | ((v >> L2) & mask)) - ZL]
+        s3 += x[((uint64(z[t + uint64(3)]) << uL) | ((v >> L3) & mask)) - ZL]
+        s4 += x[((uint64(z[t + uint64(4)]) << uL) | (u & mask)) - ZL]
+        s5 += x[((uint64(z[t + uint64(5)]) << uL) | ((u >> uL) & mask)) - ZL]
+        s6 += x[((uint64(z[t + uint64(6)]) << uL) | ((u >> L2) & mask)) - ZL]
+        s7 += x[((uint64(z[t + uint64(7)]) << uL) | ((u >> L3) & mask)) - ZL]
+        p += L4 + L4
         t += uint64(8)
     while t < e:
-        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
+        s0 += x[_col(words, p, uL, mask, uint64(z[t])) - ZL]
         p += uL
         t += uint64(1)
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
