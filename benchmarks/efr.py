@@ -13,23 +13,18 @@ CER, CSER and EFR at batches 1, 8 and 64, as times and as speed-ups over dense.
 
 from __future__ import annotations
 
-import os
+import lowentropy as le  # isort: skip  (first: its thread defaults, before numpy loads)
 
-from run import CASES, SPIN_SETTINGS  # the benchmark's cases; imports nothing heavy first
+import argparse
+import time
 
-for _key, _value in SPIN_SETTINGS.items():  # see run.py: before numpy and numba load
-    os.environ.setdefault(_key, _value)
+import numpy as np
+from run import CASES  # the benchmark's cases
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import lowentropy as le  # noqa: E402
-from lowentropy._rowcodes import plan_rows  # noqa: E402
-from lowentropy._values import count_values  # noqa: E402
-from lowentropy.bench import time_formats  # noqa: E402
-from lowentropy.synthetic import synthetic_layer  # noqa: E402
+from lowentropy._rowcodes import plan_rows
+from lowentropy._values import count_values
+from lowentropy.bench import time_formats
+from lowentropy.synthetic import synthetic_layer
 
 FORMATS = ("dense", "cer", "cser", "efr")
 

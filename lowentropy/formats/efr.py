@@ -420,29 +420,15 @@ def _sparse_row_dot(words, start, end_word, n, deltas, x, offset, z,
 
 
 @kernel(vectorize=True)
-def _sparse_row_matmat(words, start, end_word, n, deltas, X, offset, z, cnts, cols, s,
-                       o):  # pragma: no cover - compiled
-    """``o = offset + Σ_groups (ω_k − ω_0)·Σ X[cols]`` of a sparse row, decoded as in
-    :func:`_sparse_row_dot`; ``s`` (B) holds a group's sum."""
-    B = X.shape[1]
-    for b in range(B):
-        o[b] = offset[b]
+def _sparse_row_zeros(words, start, end_word, n, z, cnts):  # pragma: no cover - compiled
+    """Read the header of the sparse row starting at bit ``start`` (``cnts``, see
+    :func:`sparse_header`) and the zeros before every one of its high fields (``z``, see
+    :func:`unary_zeros`); returns ``(r + 1, start of the low parts)``. A function of its
+    own, compiled with the SLP vectorizer, for the batches, whose group sums stay in the
+    calling kernel (there LLVM knows that the sums' buffer aliases nothing)."""
     top, low, high = sparse_header(words, start + 1, n, cnts)
     unary_zeros(words, high, end_word, z)
-    t0 = 0
-    zeros = 0
-    for k in range(1, top):
-        c = cnts[k]
-        if c > 0:
-            L = ef_low(n, c)
-            group_cols(words, low, L, z, t0, c, zeros, cols)
-            gather_sum_rows(cols, X, 0, c, s)
-            d = deltas[k]
-            for b in range(B):
-                o[b] += d * s[b]
-            low += c * L
-            t0 += c
-            zeros += (n - 1) >> L
+    return top, low
 
 
 @kernel()
@@ -612,8 +598,24 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                     waiting = 0
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
-            _sparse_row_matmat(src, start, end_word, n, deltas, X, offset, z, cnts, cols, s,
-                               out[i])
+            top, low = _sparse_row_zeros(src, start, end_word, n, z, cnts)
+            o = out[i]
+            for b in range(B):
+                o[b] = offset[b]
+            t0 = 0
+            zeros = 0
+            for k in range(1, top):
+                cnt = cnts[k]
+                if cnt > 0:
+                    L = ef_low(n, cnt)
+                    group_cols(src, low, L, z, t0, cnt, zeros, cols)
+                    gather_sum_rows(cols, X, 0, cnt, s)
+                    d = deltas[k]
+                    for b in range(B):
+                        o[b] += d * s[b]
+                    low += cnt * L
+                    t0 += cnt
+                    zeros += (n - 1) >> L
         if waiting:
             _dense_rows_matmat(words, row_ptr, dense, waiting, n, vals, tables, X, acc, out)
 
