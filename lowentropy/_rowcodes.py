@@ -13,9 +13,10 @@ Bits are numbered from the least significant bit of word 0 up: bit ``p`` is
   floor(log2 v)`` zero bits, a one, then the ``z`` low bits of ``v``, least significant
   first;
 - Elias–Fano of ``c`` ascending columns below ``n``: ``L = floor(log2(n // c))`` low
-  bits of each column (``c·L`` bits, column after column), then the high parts in unary:
+  bits of each column (``c·L`` bits, column after column), and the high parts in unary:
   bit ``(col_t >> L) + t`` set for the ``t``-th column, in a field of exactly
-  ``c + ((n - 1) >> L)`` bits;
+  ``c + ((n - 1) >> L)`` bits (a sparse row holds the low parts of all its lists, then
+  all their high fields);
 - Huffman codes are canonical over the ranks (shorter codes first, ties by rank), each
   written most significant bit first, so that 64 bits read from a code's position, least
   significant first, index a lookup table by their low bits.

@@ -6,13 +6,13 @@ Every row is coded on its own, in whichever of two modes takes fewer bits, and p
 whole 64-bit words (so rows are encoded and decoded in parallel without sharing a word):
 
 - **sparse** (mode bit 0): like CER, one group per rank ``1..r_i`` (``r_i`` the largest
-  rank of the row), each ``gamma(c + 1)`` (``c`` its number of columns) followed, when
-  ``c > 0``, by its columns as an Elias–Fano list: ``L = floor(log2(n // c))`` low bits
-  per column, then the high parts in unary (``c + ((n - 1) >> L)`` bits). A column costs
-  about ``2 + log2(n / c)`` bits instead of CER's 16 or 32, and the group's value stays
-  implicit, so the product is SPEC §3's: additions inside a group, one multiplication
-  per group. Decoding is branch-light: one ``tzcnt`` per column on the unary field and
-  one unaligned 64-bit read for its low bits.
+  rank of the row), each with its columns as an Elias–Fano list: ``L = floor(log2(n //
+  c))`` low bits per column (``c`` its number of columns), and the high parts in unary
+  (``c + ((n - 1) >> L)`` bits). The row holds ``gamma(r_i + 1)``, every group's
+  ``gamma(c + 1)``, then the low parts of all its groups, then all their high fields. A
+  column costs about ``2 + log2(n / c)`` bits instead of CER's 16 or 32, and the group's
+  value stays implicit, so the product is SPEC §3's: additions inside a group, one
+  multiplication per group.
 - **dense** (mode bit 1): one canonical Huffman code per element (rank 0 included), over
   the counts of ``Ω`` in the whole matrix. Fixed-width codes cost ``ceil(log2 K)`` bits
   per element, 1.45× the floor when ``H`` is well below ``log2 K``; Huffman costs less
@@ -38,21 +38,48 @@ AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.10        1.79       1.10
 Neither mode alone is within 1.25× of the floor on all three; the per-row choice is, at a
 cost of one bit per row (and at most 63 bits of padding).
 
-Speed. A sparse row's columns are decoded group by group into a small buffer (the
-high parts word by word with ``tzcnt`` and clear-lowest-bit, the low parts from one
-64-bit read per ``64 // L`` columns), then summed with CER's 8-accumulator gather. Per
-stored entry that is about 3 ns of one core against CER's 0.65 ns (CPU time, serial,
-VGG-16 fc6 rows): the product is bound by decoding instructions, not by memory (EFR
-reads 5.5 MB where CER reads 16 MB). Tried and slower: summing while decoding (one
-chain of float additions; 3.5 ns), decoding high and low parts in two passes (4.7 ns),
-fixed-width column gaps per group instead of Elias–Fano (2.4 ns, but 1.18× the floor:
-the widest gap sets the width). Measured apart on VGG-16 fc6 rows (one core): the
-unary high parts alone take 1.9 ns an entry (a ``tzcnt`` walk whose word and group ends
+Speed. The high fields come last in a sparse row, all together, so that the product
+decodes them in one pass with no test of where a group ends
+(:mod:`lowentropy.formats._efr_sparse`): byte by byte, a 256×8 table gives the zeros
+before each one of the byte, eight slots are written unconditionally and the count
+advances by the byte's population; LLVM's SLP vectorizer turns the eight slots into one
+widening load, one addition and one store. ``z[t] − Z_g`` is then the high part of the
+``t``-th column (``Z_g`` the zeros of the fields before group ``g``), and group by group
+the columns are rebuilt (four low parts from one unaligned 64-bit read when ``L <= 14``)
+and summed with 8 accumulators. The order of the bits is the only change from the first
+layout (one group after the other, each with its low parts and high field): the same
+bits, so the same sizes and the same pricing from statistics.
+
+Measured on VGG-16 fc6 rows (thread CPU time per stored entry on one core, on a machine
+shared with other jobs, load average 2.5–3.5; medians of 7–9): the whole product 1.7 ns
+against 2.7 ns for the first layout's decoder (CER: 0.70 ns); of it, the rows' headers
+(the gamma codes) 0.25–0.3 ns, the unary pass 0.27–0.29 ns, the low parts and the gather
+1.1–1.2 ns (0.9 ns with the low parts left out). AlexNet fc6: 1.75 ns (CER 0.6).
+Batches: 5.0 against 5.5–6.3 ns at batch 8, 10–12 against 13–15 ns at batch 64 (per
+entry, all columns).
+
+Tried for the high fields, after the reordering (ns an entry, same measure): the
+``tzcnt`` walk over the whole region without group ends, 8, 16 or 24 slots unrolled
+then a loop (0.95–1.2 ns: about 1.5 cycles a slot, bound by the ALUs, not by the chain
+of clear-lowest-bit: splitting each word into two halves, or walking two rows side by
+side, gained nothing); the byte table without vectorization is the 3.4 ns below. For the
+low parts: one unaligned read per column (1.67 ns against 1.46 for the whole product).
+For the layout, estimated from the counts before coding: one ``L`` per row over the keys
+``(rank − 1)·n + column`` (1.19× and 1.21× the floor on VGG-16 and AlexNet fc6: the rare
+values' groups need a larger ``L``); ``L`` capped at 8 so that the low parts are bytes
+(1.14× and 1.12×, and slower: twice the zeros in the unary fields, 2.9 ns with a ``tzcnt``
+walk).
+
+Before the reordering, group by group (``tzcnt`` walk, low parts from one 64-bit read per
+``64 // L`` columns, then CER's 8-accumulator gather): about 2.7–3 ns an entry. Tried
+and slower then: summing while decoding (one chain of float additions; 3.5 ns),
+decoding high and low parts in two passes (4.7 ns), fixed-width column gaps per group
+instead of Elias–Fano (2.4 ns, but 1.18× the floor: the widest gap sets the width); the
+unary high parts alone took 1.9 ns an entry (a ``tzcnt`` walk whose word and group ends
 are unpredictable branches), the low parts alone 1.0 ns, the gather 0.6 ns; a fused loop
 reading the low parts with unaligned loads was slower (4.8 ns), and so was a
-branch-free walk of the high parts by bytes (a 256×8 table of the zeros before each
-one, 8 slots written per byte and the count advanced by its population): 3.4 ns against
-2.7 ns in thread CPU time.
+branch-free walk of the high parts by bytes (the 256×8 table above, not vectorized,
+with group ends): 3.4 ns against 2.7 ns.
 
 Dense rows decode one Huffman code per element through a 2**11-entry table (longer
 codes out of line). One row is a chain of dependent steps (read at ``p``, look up, ``p +=
@@ -63,11 +90,14 @@ one row at a time, about 9 cycles an element; still about 10× dense BLAS, which
 ``X`` serving four rows: 128 → 88 ms at batch 8 and 210 → 83 ms at batch 64 on that
 layer (2 threads, idle machine; medians of 5).
 
-Side by side (``benchmarks/efr.py``, 2 threads, on a machine shared with other jobs:
-dense BLAS took 103 ms on VGG-16 fc6 at batch 1 where 15.7 ms is its quiet time), EFR
-ran 0.96×, 2.3× and 2.4× as fast as dense on VGG-16 fc6 at batches 1, 8 and 64 (CER
-3.2×, 4.4×, 3.8× in the same run); from the CPU time per entry, a quiet machine gives
-about 2× at batch 1, short of SPEC §9's 5×: the decoding, not the memory, bounds it.
+Side by side at batch 1 on VGG-16 fc6 (2 threads, machine shared with other jobs, load
+average about 2; the first layout's decoder timed in the same minutes): EFR 3.1 ms
+against 6.1 ms before, CER 1.4–1.7 ms. Scaled to the quiet machine (dense 12.0 ms, CER
+1.43 ms) that is about 3.2 ms, 3.8× as fast as dense (2.1× before): SPEC §9's 5× needs
+about 2.4 ms, 1.15 ns of one core per entry where the rows' headers, the unary pass and
+the gather alone take 1.4 ns. Reaching it would take a cheaper gather or a code whose
+positions decode in fewer instructions than Elias–Fano, whose size still follows from
+the counts per row (the statistics price EFR from them).
 
 Arrays
 ------
