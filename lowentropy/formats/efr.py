@@ -51,12 +51,12 @@ layout (one group after the other, each with its low parts and high field): the 
 bits, so the same sizes and the same pricing from statistics.
 
 Measured on VGG-16 fc6 rows (thread CPU time per stored entry on one core, on a machine
-shared with other jobs, load average 2.5–3.5; medians of 7–9): the whole product 1.7 ns
-against 2.7 ns for the first layout's decoder (CER: 0.70 ns); of it, the rows' headers
-(the gamma codes) 0.25–0.3 ns, the unary pass 0.27–0.29 ns, the low parts and the gather
-1.1–1.2 ns (0.9 ns with the low parts left out). AlexNet fc6: 1.75 ns (CER 0.6).
-Batches: 5.0 against 5.5–6.3 ns at batch 8, 10–12 against 13–15 ns at batch 64 (per
-entry, all columns).
+shared with other jobs, load average 1.1–3.5; medians of 7–15): the whole product
+1.6–1.7 ns against 2.7–3.0 ns for the first layout's decoder (CER: 0.70 ns); of it, the
+rows' headers (the gamma codes) 0.1–0.3 ns, the unary pass 0.27–0.3 ns, the low parts
+and the gather 1.1 ns (0.9 ns with the low parts left out). AlexNet fc6: 1.75 ns (CER
+0.6; 2.6 ns before). Batches: 4.9–5.3 against 5.5–6.3 ns at batch 8, 10–12 against
+13–15 ns at batch 64 (per entry, all columns).
 
 Tried for the high fields, after the reordering (ns an entry, same measure): the
 ``tzcnt`` walk over the whole region without group ends, 8, 16 or 24 slots unrolled
@@ -90,14 +90,15 @@ one row at a time, about 9 cycles an element; still about 10× dense BLAS, which
 ``X`` serving four rows: 128 → 88 ms at batch 8 and 210 → 83 ms at batch 64 on that
 layer (2 threads, idle machine; medians of 5).
 
-Side by side at batch 1 on VGG-16 fc6 (2 threads, machine shared with other jobs, load
-average about 2; the first layout's decoder timed in the same minutes): EFR 3.1 ms
-against 6.1 ms before, CER 1.4–1.7 ms. Scaled to the quiet machine (dense 12.0 ms, CER
-1.43 ms) that is about 3.2 ms, 3.8× as fast as dense (2.1× before): SPEC §9's 5× needs
-about 2.4 ms, 1.15 ns of one core per entry where the rows' headers, the unary pass and
-the gather alone take 1.4 ns. Reaching it would take a cheaper gather or a code whose
-positions decode in fewer instructions than Elias–Fano, whose size still follows from
-the counts per row (the statistics price EFR from them).
+Side by side at batch 1 (2 threads, machine shared with other jobs, load average
+1.6–2.2; the first layout's decoder timed in the same minutes, medians of 7, two rounds):
+on VGG-16 fc6 EFR took 2.0–2.2× CER's time, against 3.4–4.1× before; on AlexNet fc6
+2.2–2.3×, against 3.2–3.6×. With CER's quiet time (1.43 ms on VGG-16 fc6, dense 12.0 ms)
+that is about 3.0 ms, 4× as fast as dense BLAS (2.1× before). SPEC §9's 5× needs about
+2.4 ms, 1.15 ns of one core per entry, where the rows' headers, the unary pass and the
+gather take 1.4 ns without the low parts. Reaching it would take a cheaper gather or a
+code whose positions decode in fewer instructions than Elias–Fano and whose size still
+follows from the counts per row (the statistics price EFR from them).
 
 Arrays
 ------
