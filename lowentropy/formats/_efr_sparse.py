@@ -152,6 +152,8 @@ def unary_zeros(words, high, end_word, z):  # pragma: no cover - compiled
     The table is a global (a constant of the compiled code): passed as an argument, LLVM
     could not tell that the stores into ``z`` leave it unchanged, and did not vectorize."""
     wi = high >> 6
+    if wi >= end_word:  # no high field (a row of ω_0 only ends before its last word)
+        return int64(0)
     w = words[wi] & (~uint64(0) << uint64(high & 63))
     base = wi * 64 - high  # position of the word's bit 0 relative to ``high``
     k = uint64(0)

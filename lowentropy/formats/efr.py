@@ -91,14 +91,17 @@ one row at a time, about 9 cycles an element; still about 10× dense BLAS, which
 layer (2 threads, idle machine; medians of 5).
 
 Side by side at batch 1 (2 threads, machine shared with other jobs, load average
-1.6–2.2; the first layout's decoder timed in the same minutes, medians of 7, two rounds):
-on VGG-16 fc6 EFR took 2.0–2.2× CER's time, against 3.4–4.1× before; on AlexNet fc6
-2.2–2.3×, against 3.2–3.6×. With CER's quiet time (1.43 ms on VGG-16 fc6, dense 12.0 ms)
-that is about 3.0 ms, 4× as fast as dense BLAS (2.1× before). SPEC §9's 5× needs about
-2.4 ms, 1.15 ns of one core per entry, where the rows' headers, the unary pass and the
-gather take 1.4 ns without the low parts. Reaching it would take a cheaper gather or a
-code whose positions decode in fewer instructions than Elias–Fano and whose size still
-follows from the counts per row (the statistics price EFR from them).
+1.6–2.2; the first layout's decoder timed in the same minutes): EFR took 2.0–2.5× CER's
+time on VGG-16 fc6, against 3.4–4.1× before, and 2.2–2.5× on AlexNet fc6, against
+3.2–3.7×. ``benchmarks/run.py --cases vgg16_fc6,alexnet_fc6,large --budget 3`` (read
+bandwidth 22 GB/s where 32 is the idle figure): dense 16.9 ms, CER 1.66, EFR 4.19 ms on
+VGG-16 fc6 (×4.0; the first layout ×1.9–2.2 in the runs around it); AlexNet fc6 ×2.0.
+With the quiet times (dense 12.0 ms, CER 1.43 ms) that is about 3.0–3.6 ms, 3.3–4× as
+fast as dense BLAS (2.1× before). SPEC §9's 5× needs about 2.4 ms, 1.15 ns of one core
+per entry, where the rows' headers, the unary pass and the gather take 1.4 ns without
+the low parts. Reaching it would take a cheaper gather or a code whose positions decode
+in fewer instructions than Elias–Fano and whose size still follows from the counts per
+row (the statistics price EFR from them).
 
 Arrays
 ------
