@@ -178,3 +178,6 @@ def test_the_main_dashboard_waits_in_a_preheated_kernel():
     pools = config["VoilaKernelManager"]["kernel_pools_config"]
     assert pools["default"]["pool_size"] == 0
     assert pools[tasks.MAIN_DASHBOARD]["pool_size"] == 1
+    # the pool refills (a new kernel importing the library and running the notebook, a few
+    # CPU-seconds) only once the page that took its kernel has loaded, not beside it
+    assert config["VoilaKernelManager"]["fill_delay"] >= 10

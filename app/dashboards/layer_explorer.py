@@ -289,9 +289,13 @@ class LayerExplorer:
         fig.update_layout(
             height=1000, autosize=True, barmode="stack", template="plotly_white",
             margin=dict(l=60, r=20, t=50, b=40), font=dict(size=12),
-            legend=dict(orientation="h", y=-0.04, x=0),
+            legend=dict(orientation="h", y=-0.1, x=0),
             uirevision="keep",
         )
+        # Fixed margins: with automargin (the template's default) plotly.js measures every
+        # tick label and lays the six panels out twice, a sixth of the first draw's time.
+        fig.update_xaxes(automargin=False)
+        fig.update_yaxes(automargin=False)
         fig.update_yaxes(type="log", title_text="weights", row=1, col=1)
         fig.update_xaxes(title_text="weight value", row=1, col=1)
         fig.update_yaxes(title_text="bytes", ticksuffix="B", tickformat="~s", row=1, col=2)
