@@ -151,45 +151,56 @@ def axpy8(o, d, s):  # pragma: no cover - compiled
 
 @_inline
 def gather_sum8(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
-    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as a tuple of 8, two rows in flight."""
+    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as a tuple of 8, four rows in flight (four
+    chains of vector additions: two were bound by the adder's latency)."""
     k = uint64(k)
     z = X.dtype.type(0)
-    s = t = (z, z, z, z, z, z, z, z)
+    s = t = u = v = (z, z, z, z, z, z, z, z)
     p = uint64(lo)
     e = uint64(hi)
-    while p + uint64(2) <= e:
+    while p + uint64(4) <= e:
         s = add_row8(s, X, col_idx[p], k)
         t = add_row8(t, X, col_idx[p + uint64(1)], k)
-        p += uint64(2)
-    if p < e:
+        u = add_row8(u, X, col_idx[p + uint64(2)], k)
+        v = add_row8(v, X, col_idx[p + uint64(3)], k)
+        p += uint64(4)
+    while p < e:
         s = add_row8(s, X, col_idx[p], k)
-    return add8(s, t)
+        p += uint64(1)
+    return add8(add8(s, t), add8(u, v))
 
 
 @_inline
 def gather_sum16(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
     """``X[col_idx[lo:hi], k:k+16].sum(axis=0)`` as two tuples of 8 (the same sums as two
     calls of :func:`gather_sum8`, in one walk: a gathered row of ``X`` is one 64-byte
-    line instead of two halves fetched a walk apart)."""
+    line instead of two halves fetched a walk apart), four rows in flight."""
     k = uint64(k)
     k8 = k + uint64(8)
     z = X.dtype.type(0)
-    s = t = u = v = (z, z, z, z, z, z, z, z)
+    s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = (z, z, z, z, z, z, z, z)
     p = uint64(lo)
     e = uint64(hi)
-    while p + uint64(2) <= e:
-        j = col_idx[p]
-        q = col_idx[p + uint64(1)]
-        s = add_row8(s, X, j, k)
-        u = add_row8(u, X, j, k8)
-        t = add_row8(t, X, q, k)
-        v = add_row8(v, X, q, k8)
-        p += uint64(2)
-    if p < e:
-        j = col_idx[p]
-        s = add_row8(s, X, j, k)
-        u = add_row8(u, X, j, k8)
-    return add8(s, t), add8(u, v)
+    while p + uint64(4) <= e:
+        j0 = col_idx[p]
+        j1 = col_idx[p + uint64(1)]
+        j2 = col_idx[p + uint64(2)]
+        j3 = col_idx[p + uint64(3)]
+        s0 = add_row8(s0, X, j0, k)
+        t0 = add_row8(t0, X, j0, k8)
+        s1 = add_row8(s1, X, j1, k)
+        t1 = add_row8(t1, X, j1, k8)
+        s2 = add_row8(s2, X, j2, k)
+        t2 = add_row8(t2, X, j2, k8)
+        s3 = add_row8(s3, X, j3, k)
+        t3 = add_row8(t3, X, j3, k8)
+        p += uint64(4)
+    while p < e:
+        j0 = col_idx[p]
+        s0 = add_row8(s0, X, j0, k)
+        t0 = add_row8(t0, X, j0, k8)
+        p += uint64(1)
+    return add8(add8(s0, s1), add8(s2, s3)), add8(add8(t0, t1), add8(t2, t3))
 
 
 def by_column_blocks(X: np.ndarray, out: np.ndarray, offset: np.ndarray, blocked, generic):
