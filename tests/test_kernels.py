@@ -199,6 +199,7 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
 
     from lowentropy._jit import _with_slp
     from lowentropy.formats import _grouped_kernels
+    from lowentropy.formats._sums import aligned_rows
 
     W = np.zeros((4, 40), np.float32)
     W[:, ::3] = 2.0
@@ -212,8 +213,9 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
         a = f.arrays()
         deltas, offset = f._deltas_offset(X)
         out = np.zeros((W.shape[0], X.shape[1]), np.float32)
-        args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"], X, offset,
-                out, X.shape[1], 0)
+        rows = aligned_rows(X, X.shape[1])  # 64 entries a row: a shift of 6
+        args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"],
+                rows.reshape(-1), 6, offset, out, X.shape[1], 0)
         packed = {}
         for slp in (True, False):
             fresh = numba.njit(nogil=True)(kernel.py_func)
@@ -249,6 +251,7 @@ def test_aligned_rows_start_on_cache_lines(dtype, B8, offset):
     assert A.flags.c_contiguous and A.ctypes.data % 64 == 0
     assert A.strides[0] % line == 0 and A.shape[1] >= B8
     assert np.array_equal(A[:, :B8], X[:, :B8])
+    assert A.shape[1] & (A.shape[1] - 1) == 0  # a power of two: a row's offset is a shift
     exact = _at_byte_offset(np.ones((5, A.shape[1]), dtype), 0)
     assert aligned_rows(exact, B8) is exact  # already so: no copy
 

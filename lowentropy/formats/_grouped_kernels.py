@@ -81,7 +81,7 @@ def _offset8(offset, k):  # pragma: no cover - compiled
 
 
 @_inline
-def _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
+def _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
             k):  # pragma: no cover - compiled
     """Columns ``k..k+32`` of row ``i`` (:func:`gather_sum32`)."""
     g0 = row_ptr[i]
@@ -91,7 +91,7 @@ def _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
     o3 = _offset8(offset, k + 24)
     for g in range(g0, row_ptr[i + 1]):
         if omega_ptr[g + 1] > omega_ptr[g]:
-            s0, s1, s2, s3 = gather_sum32(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
+            s0, s1, s2, s3 = gather_sum32(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
             d = _delta(deltas, omega_idx, g, g0)
             o0 = axpy8(o0, d, s0)
             o1 = axpy8(o1, d, s1)
@@ -104,7 +104,7 @@ def _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
 
 
 @_inline
-def _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
+def _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
             k):  # pragma: no cover - compiled
     """Columns ``k..k+16`` of row ``i`` (:func:`gather_sum16`)."""
     g0 = row_ptr[i]
@@ -112,7 +112,7 @@ def _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
     q = _offset8(offset, k + 8)
     for g in range(g0, row_ptr[i + 1]):
         if omega_ptr[g + 1] > omega_ptr[g]:
-            s, t = gather_sum16(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
+            s, t = gather_sum16(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
             d = _delta(deltas, omega_idx, g, g0)
             o = axpy8(o, d, s)
             q = axpy8(q, d, t)
@@ -121,44 +121,45 @@ def _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
 
 
 @_inline
-def _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i,
+def _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
             k):  # pragma: no cover - compiled
     """Columns ``k..k+8`` of row ``i`` (:func:`gather_sum8`)."""
     g0 = row_ptr[i]
     o = _offset8(offset, k)
     for g in range(g0, row_ptr[i + 1]):
         if omega_ptr[g + 1] > omega_ptr[g]:
-            s = gather_sum8(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
+            s = gather_sum8(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
             o = axpy8(o, _delta(deltas, omega_idx, g, g0), s)
     _store8(out, i, k, o)
 
 
 @kernel(vectorize=True)
-def tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i):
-    """Row ``i`` of ``W @ X[:, :B8]`` (``B8`` a multiple of 8), 32 columns at a time, then
-    16, then 8: the row's groups are walked once per tile (their column indices stay in
-    L1), each sum a few vectors of 8. A function of its own, called by the parallel
-    kernel: numba's analysis of parallel loops rejects its tuples. The rows of ``X`` start
-    on cache lines (:func:`aligned_rows`)."""
+def tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, B8, i):
+    """Row ``i`` of ``W @ X[:, :B8]`` (``B8`` a multiple of 8; ``X`` given as the flat
+    array ``Xf`` of rows of ``2**sh`` entries, :func:`._sums.aligned_rows`), 32 columns at
+    a time, then 16, then 8: the row's groups are walked once per tile (their column
+    indices stay in L1), each sum a few vectors of 8. A function of its own, called by the parallel
+    kernel: numba's analysis of parallel loops rejects its tuples."""
     k = 0
     while k + 32 <= B8:
-        _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i, k)
+        _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
         k += 32
     if k + 16 <= B8:
-        _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i, k)
+        _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
         k += 16
     if k < B8:
-        _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, i, k)
+        _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
 
 
 @kernel(parallel=True)
-def grouped_matmat8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chunks, out,
-                    B8):
+def grouped_matmat8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, chunks,
+                    out, B8):
     """Columns ``0..B8`` (a multiple of 8) of ``out = W @ X``, row by row
     (:func:`tiles_of_row`)."""
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
-            tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i)
+            tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, B8,
+                         i)
 
 
 grouped_matvec_serial = serial(grouped_matvec)
