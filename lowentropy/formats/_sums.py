@@ -11,13 +11,26 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
 - ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here. So
   was an explicit AVX2 gather (``vgatherdps`` of 8 columns through an LLVM intrinsic,
   Zen 3): 2.4 cycles per entry against 1.5 for the 8 scalar loads, on VGG-16 fc6 groups;
-- batches of 8 columns and more go 16 columns at a time (then 8): the sums of a group
-  are tuples of 8 scalars (two sets, for two entries in flight), which LLVM's SLP
-  vectorizer turns into one vector addition per gathered row and 8 columns
-  (``kernel(vectorize=True)``). Tiles of 16 columns read a whole 64-byte line of a row
-  of ``X`` at once: at batch 64 on VGG-16 fc6 (one thread), 1.5× faster than tiles of 8,
-  whose two halves of a line were fetched again from L2 a walk of the row apart; 32
-  columns at once were another 10 % faster at batch 64 but no faster at 16.
+- batches of 8 columns and more go 32 columns at a time, then 16, then 8: the sums of
+  a group are tuples of 8 scalars, which LLVM's SLP vectorizer turns into one vector
+  addition per gathered row and 8 columns (``kernel(vectorize=True)``). Tiles of 16
+  columns read a whole 64-byte line of a row of ``X`` at once (1.5× faster than tiles of
+  8 at batch 64, whose two halves of a line were fetched again a walk of the row apart),
+  tiles of 32 two neighbouring lines. Four gathered rows are in flight in tiles of 8 and
+  16, two in tiles of 32 (eight chains of vector additions each time; with two chains a
+  tile was bound by the adder's latency);
+- the rows of ``X`` the batch kernels gather start on 64-byte lines and are a power of
+  two long (:func:`aligned_rows`, a copy when ``X`` is not so): numpy aligns arrays to
+  16 bytes only, and a row starting inside a line made every read of 8-32 columns touch
+  two lines (one thread, VGG-16 fc6, X 16 bytes into a line: 27 % slower at batch 8,
+  30-47 % at batch 64); a
+  row's offset is then a shift rather than a multiplication;
+- tried at batch 8 and 64 and not kept (no gain beyond the noise, one thread, VGG-16
+  fc6): software prefetch (``llvm.prefetch``) of the gathered rows 4-32 entries ahead
+  and of the column indices (non-temporal), column blocks that keep a part of ``X`` in
+  L2 (the threads on different halves of the columns, or one thread walking them in
+  turn), 8 rows in flight at batch 8, 64 columns at a time at batch 64 (slower: one row
+  in flight).
 
 The helpers are inlined into the kernels of each format; they are not kernels themselves.
 """
