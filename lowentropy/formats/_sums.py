@@ -17,14 +17,13 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
   columns read a whole 64-byte line of a row of ``X`` at once (1.5× faster than tiles of
   8 at batch 64, whose two halves of a line were fetched again a walk of the row apart),
   tiles of 32 two neighbouring lines. Four gathered rows are in flight in tiles of 8 and
-  16, two in tiles of 32 (eight chains of vector additions each time; with two chains a
-  tile was bound by the adder's latency);
+  16, two in tiles of 32 (four, eight and eight chains of vector additions; with half as
+  many, a tile was bound by the adder's latency);
 - the rows of ``X`` the batch kernels gather start on 64-byte lines and are a power of
   two long (:func:`aligned_rows`, a copy when ``X`` is not so): numpy aligns arrays to
   16 bytes only, and a row starting inside a line made every read of 8-32 columns touch
   two lines (one thread, VGG-16 fc6, X 16 bytes into a line: 27 % slower at batch 8,
-  30-47 % at batch 64); a
-  row's offset is then a shift rather than a multiplication;
+  30-47 % at batch 64); a row's offset is then a shift rather than a multiplication;
 - tried at batch 8 and 64 and not kept (no gain beyond the noise, one thread, VGG-16
   fc6): software prefetch (``llvm.prefetch``) of the gathered rows 4-32 entries ahead
   and of the column indices (non-temporal), column blocks that keep a part of ``X`` in
