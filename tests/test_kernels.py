@@ -190,7 +190,7 @@ def test_serial_and_parallel_strategies_match_the_reference(batch, n, seed, dtyp
 
 
 def test_the_batch_kernels_of_eight_columns_are_vectorized():
-    """The batch kernel's rows (tiles of 16 and 8 columns) compile with LLVM's SLP
+    """The batch kernel's rows (tiles of 32, 16 and 8 columns) compile with LLVM's SLP
     vectorizer: on x86-64 their sums are packed additions (one per gathered row of X and
     8 columns), and without it they are not. Compiled afresh here, on CER's arguments
     (``omega_idx`` None) and CSER's: code loaded from numba's cache cannot be inspected,
@@ -199,10 +199,11 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
 
     from lowentropy._jit import _with_slp
     from lowentropy.formats import _grouped_kernels
+    from lowentropy.formats._sums import aligned_rows
 
     W = np.zeros((4, 40), np.float32)
     W[:, ::3] = 2.0
-    X = np.ones((40, 24), np.float32)  # one tile of 16 columns, one of 8
+    X = np.ones((40, 56), np.float32)  # one tile of 32 columns, one of 16, one of 8
     kernel = _grouped_kernels.tiles_of_row
     assert kernel.lowentropy_slp
     if platform.machine() not in ("x86_64", "AMD64"):
@@ -212,8 +213,9 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
         a = f.arrays()
         deltas, offset = f._deltas_offset(X)
         out = np.zeros((W.shape[0], X.shape[1]), np.float32)
-        args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"], X, offset,
-                out, X.shape[1], 0)
+        rows = aligned_rows(X, X.shape[1])  # 64 entries a row: a shift of 6
+        args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"],
+                rows.reshape(-1), 6, offset, out, X.shape[1], 0)
         packed = {}
         for slp in (True, False):
             fresh = numba.njit(nogil=True)(kernel.py_func)
@@ -222,3 +224,50 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
             packed[slp] = fresh.inspect_asm(fresh.signatures[0]).count("addps")
         assert np.array_equal(out[0], W[0] @ X), name
         assert packed[True] >= 3 and packed[False] == 0, (name, packed)
+
+
+# --- the rows of X the batch kernels gather (aligned to cache lines) ---------------------------
+
+
+def _at_byte_offset(X: np.ndarray, offset: int) -> np.ndarray:
+    """A C-contiguous copy of ``X`` whose data start ``offset`` bytes past a 64-byte line."""
+    buffer = np.empty(X.nbytes + 128, np.uint8)
+    start = (-buffer.ctypes.data) % 64 + offset
+    Y = buffer[start:start + X.nbytes].view(X.dtype).reshape(X.shape)
+    Y[...] = X
+    return Y
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B8", [8, 16, 24, 32, 64])
+@pytest.mark.parametrize("offset", [0, 16, 32, 48])
+def test_aligned_rows_start_on_cache_lines(dtype, B8, offset):
+    from lowentropy.formats._sums import aligned_rows
+
+    X = _at_byte_offset(np.arange(5.0 * (B8 + 3)).reshape(5, B8 + 3).astype(dtype), offset)
+    A = aligned_rows(X, B8)
+    line = 64 if B8 * A.itemsize >= 64 else 32
+    assert A.flags.c_contiguous and A.ctypes.data % 64 == 0
+    assert A.strides[0] % line == 0 and A.shape[1] >= B8
+    assert np.array_equal(A[:, :B8], X[:, :B8])
+    assert A.shape[1] & (A.shape[1] - 1) == 0  # a power of two: a row's offset is a shift
+    exact = _at_byte_offset(np.ones((5, A.shape[1]), dtype), 0)
+    assert aligned_rows(exact, B8) is exact  # already so: no copy
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("batch", [8, 24, 40, 64, 65])
+@pytest.mark.parametrize("offset", [16, 32, 48])
+def test_operands_off_cache_lines_give_the_same_bits(batch, offset):
+    """The batch kernels read an aligned copy of an operand that starts inside a cache
+    line: the same sums, in the same order, as from an aligned operand."""
+    rng = np.random.default_rng(batch + offset)
+    W = rng.choice(np.array([0, 0, 0, 0.5, -1.25, 3.0], np.float32), size=(6, 90))
+    X = rng.standard_normal((90, batch)).astype(np.float32)
+    reference = W.astype(np.float64) @ X.astype(np.float64)
+    for name in ("cer", "cser"):
+        f = le.FORMATS[name].from_dense(W)
+        aligned = f @ _at_byte_offset(X, 0)
+        assert np.array_equal(f @ _at_byte_offset(X, offset), aligned), name
+        assert np.all(np.abs(aligned - reference) <= tolerance(W, X)), name

@@ -152,7 +152,7 @@ class GroupedFormat(Format):
         run8 = grouped_matmat8 if parallel else grouped_matmat8_serial
         arrays = (deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"])
         by_column_blocks(X, out, offset,
-                         lambda X, off, out, B8: run8(*arrays, X, off, chunks, out, B8),
+                         lambda Xf, sh, off, out, B8: run8(*arrays, Xf, sh, off, chunks, out, B8),
                          lambda X, off, out: run(*arrays, X, off, chunks, out))
 
     def _deltas_offset(self, x: np.ndarray):

@@ -14,7 +14,7 @@ from numba import types
 from numba.extending import overload
 
 from .._jit import kernel, prange, serial
-from ._sums import axpy8, gather_sum, gather_sum8, gather_sum16, gather_sum_rows
+from ._sums import axpy8, gather_sum, gather_sum8, gather_sum16, gather_sum32, gather_sum_rows
 
 __all__ = ["grouped_matvec", "grouped_matmat", "grouped_matmat8", "tiles_of_row"]
 
@@ -73,46 +73,93 @@ def _store8(out, i, k, o):  # pragma: no cover - compiled
         out[i, k + b] = o[b]
 
 
-@kernel(vectorize=True)
-def tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i):
-    """Row ``i`` of ``W @ X[:, :B8]`` (``B8`` a multiple of 8), 16 columns at a time and
-    the last 8 alone: the row's groups are walked once per tile (their column indices
-    stay in L1), each sum a pair of vectors. A function of its own, called by the
-    parallel kernel: numba's analysis of parallel loops rejects its tuples."""
-    B16 = B8 - B8 % 16
+@_inline
+def _offset8(offset, k):  # pragma: no cover - compiled
+    """``offset[k:k+8]`` as a tuple."""
+    return (offset[k], offset[k + 1], offset[k + 2], offset[k + 3], offset[k + 4],
+            offset[k + 5], offset[k + 6], offset[k + 7])
+
+
+@_inline
+def _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
+            k):  # pragma: no cover - compiled
+    """Columns ``k..k+32`` of row ``i`` (:func:`gather_sum32`)."""
     g0 = row_ptr[i]
-    for k in range(0, B16, 16):
-        o = (offset[k], offset[k + 1], offset[k + 2], offset[k + 3], offset[k + 4],
-             offset[k + 5], offset[k + 6], offset[k + 7])
-        q = (offset[k + 8], offset[k + 9], offset[k + 10], offset[k + 11], offset[k + 12],
-             offset[k + 13], offset[k + 14], offset[k + 15])
-        for g in range(g0, row_ptr[i + 1]):
-            if omega_ptr[g + 1] > omega_ptr[g]:
-                s, t = gather_sum16(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
-                d = _delta(deltas, omega_idx, g, g0)
-                o = axpy8(o, d, s)
-                q = axpy8(q, d, t)
-        _store8(out, i, k, o)
-        _store8(out, i, k + 8, q)
-    if B16 < B8:
-        k = B16
-        o = (offset[k], offset[k + 1], offset[k + 2], offset[k + 3], offset[k + 4],
-             offset[k + 5], offset[k + 6], offset[k + 7])
-        for g in range(g0, row_ptr[i + 1]):
-            if omega_ptr[g + 1] > omega_ptr[g]:
-                s = gather_sum8(col_idx, X, k, omega_ptr[g], omega_ptr[g + 1])
-                o = axpy8(o, _delta(deltas, omega_idx, g, g0), s)
-        _store8(out, i, k, o)
+    o0 = _offset8(offset, k)
+    o1 = _offset8(offset, k + 8)
+    o2 = _offset8(offset, k + 16)
+    o3 = _offset8(offset, k + 24)
+    for g in range(g0, row_ptr[i + 1]):
+        if omega_ptr[g + 1] > omega_ptr[g]:
+            s0, s1, s2, s3 = gather_sum32(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
+            d = _delta(deltas, omega_idx, g, g0)
+            o0 = axpy8(o0, d, s0)
+            o1 = axpy8(o1, d, s1)
+            o2 = axpy8(o2, d, s2)
+            o3 = axpy8(o3, d, s3)
+    _store8(out, i, k, o0)
+    _store8(out, i, k + 8, o1)
+    _store8(out, i, k + 16, o2)
+    _store8(out, i, k + 24, o3)
+
+
+@_inline
+def _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
+            k):  # pragma: no cover - compiled
+    """Columns ``k..k+16`` of row ``i`` (:func:`gather_sum16`)."""
+    g0 = row_ptr[i]
+    o = _offset8(offset, k)
+    q = _offset8(offset, k + 8)
+    for g in range(g0, row_ptr[i + 1]):
+        if omega_ptr[g + 1] > omega_ptr[g]:
+            s, t = gather_sum16(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
+            d = _delta(deltas, omega_idx, g, g0)
+            o = axpy8(o, d, s)
+            q = axpy8(q, d, t)
+    _store8(out, i, k, o)
+    _store8(out, i, k + 8, q)
+
+
+@_inline
+def _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i,
+            k):  # pragma: no cover - compiled
+    """Columns ``k..k+8`` of row ``i`` (:func:`gather_sum8`)."""
+    g0 = row_ptr[i]
+    o = _offset8(offset, k)
+    for g in range(g0, row_ptr[i + 1]):
+        if omega_ptr[g + 1] > omega_ptr[g]:
+            s = gather_sum8(col_idx, Xf, sh, k, omega_ptr[g], omega_ptr[g + 1])
+            o = axpy8(o, _delta(deltas, omega_idx, g, g0), s)
+    _store8(out, i, k, o)
+
+
+@kernel(vectorize=True)
+def tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, B8, i):
+    """Row ``i`` of ``W @ X[:, :B8]`` (``B8`` a multiple of 8; ``X`` given as the flat
+    array ``Xf`` of rows of ``2**sh`` entries, :func:`._sums.aligned_rows`), 32 columns at
+    a time, then 16, then 8: the row's groups are walked once per tile (their column
+    indices stay in L1), each sum a few vectors of 8. A function of its own, called by the parallel
+    kernel: numba's analysis of parallel loops rejects its tuples."""
+    k = 0
+    while k + 32 <= B8:
+        _tile32(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
+        k += 32
+    if k + 16 <= B8:
+        _tile16(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
+        k += 16
+    if k < B8:
+        _tile8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, i, k)
 
 
 @kernel(parallel=True)
-def grouped_matmat8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, chunks, out,
-                    B8):
+def grouped_matmat8(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, chunks,
+                    out, B8):
     """Columns ``0..B8`` (a multiple of 8) of ``out = W @ X``, row by row
     (:func:`tiles_of_row`)."""
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
-            tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, X, offset, out, B8, i)
+            tiles_of_row(deltas, col_idx, omega_idx, omega_ptr, row_ptr, Xf, sh, offset, out, B8,
+                         i)
 
 
 grouped_matvec_serial = serial(grouped_matvec)

@@ -11,13 +11,25 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
 - ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here. So
   was an explicit AVX2 gather (``vgatherdps`` of 8 columns through an LLVM intrinsic,
   Zen 3): 2.4 cycles per entry against 1.5 for the 8 scalar loads, on VGG-16 fc6 groups;
-- batches of 8 columns and more go 16 columns at a time (then 8): the sums of a group
-  are tuples of 8 scalars (two sets, for two entries in flight), which LLVM's SLP
-  vectorizer turns into one vector addition per gathered row and 8 columns
-  (``kernel(vectorize=True)``). Tiles of 16 columns read a whole 64-byte line of a row
-  of ``X`` at once: at batch 64 on VGG-16 fc6 (one thread), 1.5× faster than tiles of 8,
-  whose two halves of a line were fetched again from L2 a walk of the row apart; 32
-  columns at once were another 10 % faster at batch 64 but no faster at 16.
+- batches of 8 columns and more go 32 columns at a time, then 16, then 8: the sums of
+  a group are tuples of 8 scalars, which LLVM's SLP vectorizer turns into one vector
+  addition per gathered row and 8 columns (``kernel(vectorize=True)``). Tiles of 16
+  columns read a whole 64-byte line of a row of ``X`` at once (1.5× faster than tiles of
+  8 at batch 64, whose two halves of a line were fetched again a walk of the row apart),
+  tiles of 32 two neighbouring lines. Four gathered rows are in flight in tiles of 8 and
+  16, two in tiles of 32 (four, eight and eight chains of vector additions; with half as
+  many, a tile was bound by the adder's latency);
+- the rows of ``X`` the batch kernels gather start on 64-byte lines and are a power of
+  two long (:func:`aligned_rows`, a copy when ``X`` is not so): numpy aligns arrays to
+  16 bytes only, and a row starting inside a line made every read of 8-32 columns touch
+  two lines (one thread, VGG-16 fc6, X 16 bytes into a line: 27 % slower at batch 8,
+  30-47 % at batch 64); a row's offset is then a shift rather than a multiplication;
+- tried at batch 8 and 64 and not kept (no gain beyond the noise, one thread, VGG-16
+  fc6): software prefetch (``llvm.prefetch``) of the gathered rows 4-32 entries ahead
+  and of the column indices (non-temporal), column blocks that keep a part of ``X`` in
+  L2 (the threads on different halves of the columns, or one thread walking them in
+  turn), 8 rows in flight at batch 8, 64 columns at a time at batch 64 (slower: one row
+  in flight).
 
 The helpers are inlined into the kernels of each format; they are not kernels themselves.
 """
@@ -29,7 +41,8 @@ import numpy as np
 from numba import uint64
 
 __all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "gather_sum8",
-           "gather_sum16", "add8", "axpy8", "add_row8", "row_chunks", "by_column_blocks"]
+           "gather_sum16", "gather_sum32", "add8", "axpy8", "add_row8", "add_at8", "aligned_rows",
+           "row_chunks", "by_column_blocks"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -136,6 +149,14 @@ def add_row8(s, X, j, k):  # pragma: no cover - compiled
 
 
 @_inline
+def add_at8(s, Xf, o):  # pragma: no cover - compiled
+    """``s + Xf[o:o+8]`` on a tuple of 8 (``o`` unsigned)."""
+    return (s[0] + Xf[o], s[1] + Xf[o + uint64(1)], s[2] + Xf[o + uint64(2)],
+            s[3] + Xf[o + uint64(3)], s[4] + Xf[o + uint64(4)], s[5] + Xf[o + uint64(5)],
+            s[6] + Xf[o + uint64(6)], s[7] + Xf[o + uint64(7)])
+
+
+@_inline
 def add8(s, t):  # pragma: no cover - compiled
     """``s + t`` on tuples of 8."""
     return (s[0] + t[0], s[1] + t[1], s[2] + t[2], s[3] + t[3], s[4] + t[4], s[5] + t[5],
@@ -150,66 +171,148 @@ def axpy8(o, d, s):  # pragma: no cover - compiled
 
 
 @_inline
-def gather_sum8(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
-    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as a tuple of 8, two rows in flight."""
+def gather_sum8(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
+    """``X[col_idx[lo:hi], k:k+8].sum(axis=0)`` as a tuple of 8, ``X`` given as its flat
+    array ``Xf`` and the log2 ``sh`` of its row length (:func:`aligned_rows`: a shift
+    where a row's offset would take a multiplication). Four rows in flight (four chains
+    of vector additions: two were bound by the adder's latency)."""
     k = uint64(k)
-    z = X.dtype.type(0)
-    s = t = (z, z, z, z, z, z, z, z)
-    p = uint64(lo)
-    e = uint64(hi)
-    while p + uint64(2) <= e:
-        s = add_row8(s, X, col_idx[p], k)
-        t = add_row8(t, X, col_idx[p + uint64(1)], k)
-        p += uint64(2)
-    if p < e:
-        s = add_row8(s, X, col_idx[p], k)
-    return add8(s, t)
-
-
-@_inline
-def gather_sum16(col_idx, X, k, lo, hi):  # pragma: no cover - compiled
-    """``X[col_idx[lo:hi], k:k+16].sum(axis=0)`` as two tuples of 8 (the same sums as two
-    calls of :func:`gather_sum8`, in one walk: a gathered row of ``X`` is one 64-byte
-    line instead of two halves fetched a walk apart)."""
-    k = uint64(k)
-    k8 = k + uint64(8)
-    z = X.dtype.type(0)
+    sh = uint64(sh)
+    z = Xf.dtype.type(0)
     s = t = u = v = (z, z, z, z, z, z, z, z)
     p = uint64(lo)
     e = uint64(hi)
+    while p + uint64(4) <= e:
+        s = add_at8(s, Xf, (uint64(col_idx[p]) << sh) + k)
+        t = add_at8(t, Xf, (uint64(col_idx[p + uint64(1)]) << sh) + k)
+        u = add_at8(u, Xf, (uint64(col_idx[p + uint64(2)]) << sh) + k)
+        v = add_at8(v, Xf, (uint64(col_idx[p + uint64(3)]) << sh) + k)
+        p += uint64(4)
+    while p < e:
+        s = add_at8(s, Xf, (uint64(col_idx[p]) << sh) + k)
+        p += uint64(1)
+    return add8(add8(s, t), add8(u, v))
+
+
+@_inline
+def gather_sum16(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
+    """``X[col_idx[lo:hi], k:k+16].sum(axis=0)`` as two tuples of 8 (as
+    :func:`gather_sum8`; one walk for both halves: a gathered row of ``X`` is one 64-byte
+    line instead of two halves fetched a walk apart), four rows in flight."""
+    k = uint64(k)
+    k8 = k + uint64(8)
+    sh = uint64(sh)
+    z = Xf.dtype.type(0)
+    s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = (z, z, z, z, z, z, z, z)
+    p = uint64(lo)
+    e = uint64(hi)
+    while p + uint64(4) <= e:
+        j0 = uint64(col_idx[p]) << sh
+        j1 = uint64(col_idx[p + uint64(1)]) << sh
+        j2 = uint64(col_idx[p + uint64(2)]) << sh
+        j3 = uint64(col_idx[p + uint64(3)]) << sh
+        s0 = add_at8(s0, Xf, j0 + k)
+        t0 = add_at8(t0, Xf, j0 + k8)
+        s1 = add_at8(s1, Xf, j1 + k)
+        t1 = add_at8(t1, Xf, j1 + k8)
+        s2 = add_at8(s2, Xf, j2 + k)
+        t2 = add_at8(t2, Xf, j2 + k8)
+        s3 = add_at8(s3, Xf, j3 + k)
+        t3 = add_at8(t3, Xf, j3 + k8)
+        p += uint64(4)
+    while p < e:
+        j0 = uint64(col_idx[p]) << sh
+        s0 = add_at8(s0, Xf, j0 + k)
+        t0 = add_at8(t0, Xf, j0 + k8)
+        p += uint64(1)
+    return add8(add8(s0, s1), add8(s2, s3)), add8(add8(t0, t1), add8(t2, t3))
+
+
+@_inline
+def gather_sum32(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
+    """``X[col_idx[lo:hi], k:k+32].sum(axis=0)`` as four tuples of 8 (as
+    :func:`gather_sum8`), two rows in flight (eight chains of vector additions): a
+    gathered row of ``X`` is two neighbouring 64-byte lines, fetched together."""
+    k = uint64(k)
+    k1 = k + uint64(8)
+    k2 = k + uint64(16)
+    k3 = k + uint64(24)
+    sh = uint64(sh)
+    z = Xf.dtype.type(0)
+    s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = (z, z, z, z, z, z, z, z)
+    p = uint64(lo)
+    e = uint64(hi)
     while p + uint64(2) <= e:
-        j = col_idx[p]
-        q = col_idx[p + uint64(1)]
-        s = add_row8(s, X, j, k)
-        u = add_row8(u, X, j, k8)
-        t = add_row8(t, X, q, k)
-        v = add_row8(v, X, q, k8)
+        j = uint64(col_idx[p]) << sh
+        q = uint64(col_idx[p + uint64(1)]) << sh
+        s0 = add_at8(s0, Xf, j + k)
+        s1 = add_at8(s1, Xf, j + k1)
+        s2 = add_at8(s2, Xf, j + k2)
+        s3 = add_at8(s3, Xf, j + k3)
+        t0 = add_at8(t0, Xf, q + k)
+        t1 = add_at8(t1, Xf, q + k1)
+        t2 = add_at8(t2, Xf, q + k2)
+        t3 = add_at8(t3, Xf, q + k3)
         p += uint64(2)
     if p < e:
-        j = col_idx[p]
-        s = add_row8(s, X, j, k)
-        u = add_row8(u, X, j, k8)
-    return add8(s, t), add8(u, v)
+        j = uint64(col_idx[p]) << sh
+        s0 = add_at8(s0, Xf, j + k)
+        s1 = add_at8(s1, Xf, j + k1)
+        s2 = add_at8(s2, Xf, j + k2)
+        s3 = add_at8(s3, Xf, j + k3)
+    return add8(s0, t0), add8(s1, t1), add8(s2, t2), add8(s3, t3)
+
+
+def aligned_rows(X: np.ndarray, B8: int) -> np.ndarray:
+    """A C-contiguous array whose rows start on cache lines, are a power of two long and
+    begin with ``X[:, :B8]``: ``X`` itself when it is so, else a copy.
+
+    The batch kernels read a gathered row of ``X`` 8, 16 or 32 columns at a time. A row
+    that starts inside a 64-byte line spreads every such read over two lines, which the
+    gathers then fetch from L2 or L3 twice as often (numpy aligns arrays to 16 bytes
+    only); a power-of-two row length makes a row's offset a shift (one multiplication per
+    gathered row less). Rows hold at least 32 bytes; the copy is at most twice ``X``.
+
+    Examples
+    --------
+    >>> X = np.arange(36.0).reshape(3, 12)
+    >>> A = aligned_rows(X, 8)
+    >>> A.ctypes.data % 64, A.shape, np.array_equal(A[:, :8], X[:, :8])
+    (0, (3, 8), True)
+    >>> aligned_rows(np.ones((3, 24), np.float32), 24).shape
+    (3, 32)
+    """
+    itemsize = X.dtype.itemsize
+    stride = 1 << (max(B8, 32 // itemsize) - 1).bit_length()
+    if X.ctypes.data % 64 == 0 and X.shape[1] == stride and X.flags.c_contiguous:
+        return X
+    buffer = np.empty(X.shape[0] * stride + 64 // itemsize, X.dtype)
+    start = (-buffer.ctypes.data % 64) // itemsize
+    rows = buffer[start:start + X.shape[0] * stride].reshape(X.shape[0], stride)
+    rows[:, :B8] = X[:, :B8]
+    return rows
 
 
 def by_column_blocks(X: np.ndarray, out: np.ndarray, offset: np.ndarray, blocked, generic):
-    """Run a product over the columns of ``X``: ``blocked(X, offset, out, B8)`` computes
-    the first ``B8`` columns (the largest multiple of 8, 8 at a time), ``generic(X_rest,
-    offset_rest, out_rest)`` the others, on contiguous copies of them.
+    """Run a product over the columns of ``X``: ``blocked(Xf, sh, offset, out, B8)``
+    computes the first ``B8`` columns (the largest multiple of 8, 8 at a time) from
+    :func:`aligned_rows` as a flat array ``Xf`` with rows of ``2**sh`` entries,
+    ``generic(X_rest, offset_rest, out_rest)`` the others, on contiguous copies of them.
 
     Examples
     --------
     >>> calls = []
     >>> X, out = np.ones((3, 19)), np.zeros((2, 19))
-    >>> by_column_blocks(X, out, np.zeros(19), lambda X, o, out, b: calls.append(b),
+    >>> by_column_blocks(X, out, np.zeros(19), lambda Xf, sh, o, out, b: calls.append((sh, b)),
     ...                  lambda X, o, out: calls.append(X.shape))
     >>> calls
-    [16, (3, 3)]
+    [(4, 16), (3, 3)]
     """
     B = X.shape[1]
     B8 = B - B % 8
     if B8:
-        blocked(X, offset, out, B8)
+        rows = aligned_rows(X, B8)
+        blocked(rows.reshape(-1), rows.shape[1].bit_length() - 1, offset, out, B8)
     if B8 < B:
         rest = np.zeros((out.shape[0], B - B8), out.dtype)
         generic(np.ascontiguousarray(X[:, B8:]), np.ascontiguousarray(offset[B8:]), rest)
