@@ -181,3 +181,5 @@ def test_the_main_dashboard_waits_in_a_preheated_kernel():
     # the pool refills (a new kernel importing the library and running the notebook, a few
     # CPU-seconds) only once the page that took its kernel has loaded, not beside it
     assert config["VoilaKernelManager"]["fill_delay"] >= 10
+    # the pages show no code: the syntax-colouring extension's scripts are not loaded
+    assert "jupyterlab_pygments" in config["VoilaConfiguration"]["extension_denylist"]
