@@ -9,7 +9,16 @@ from urllib.parse import urljoin
 import plotly.graph_objects as go
 import pytest
 from dashboards import plotly_bundle
-from dashboards.plotly_bundle import BUNDLE_NAME, preload_link, publish, served_path, shim
+from dashboards.plotly_bundle import (
+    BUNDLE_NAME,
+    COMPILE_HINT,
+    TRACES,
+    preload_link,
+    publish,
+    served_path,
+    shim,
+    slim,
+)
 
 
 def test_served_path_follows_the_notebook_folder_and_the_base_url(tmp_path):
@@ -30,18 +39,63 @@ def test_no_served_path_outside_voila_or_outside_the_notebook_folder(tmp_path):
     assert served_path("http://h/voila/render/a.ipynb", tmp_path / "sub", static) is None
 
 
-def test_publish_copies_the_bundle_once_and_follows_a_new_version(tmp_path):
+def test_publish_writes_the_bundle_once_and_follows_a_new_version(tmp_path):
     bundle = tmp_path / "widgetbundle.js"
-    bundle.write_text("export default {};\n")
+    bundle.write_text("export default {};\n")  # not plotly's layout: copied as it is
     static = tmp_path / "static"
     assert publish(static, bundle)
     target = static / BUNDLE_NAME
-    assert target.read_text() == bundle.read_text() and not target.is_symlink()
+    made = target.read_text()
+    assert made.startswith(COMPILE_HINT) and made.endswith(bundle.read_text())
+    assert not target.is_symlink()
     mtime = target.stat().st_mtime_ns
     assert publish(static, bundle) and target.stat().st_mtime_ns == mtime  # unchanged
     bundle.write_text("export default {render() {}};\n")
-    assert publish(static, bundle) and target.read_text() == bundle.read_text()
+    assert publish(static, bundle) and target.read_text().endswith(bundle.read_text())
     assert [p.name for p in static.iterdir()] == [BUNDLE_NAME]  # no temporary left
+
+
+def _registered(code: str) -> list[str]:
+    """The module names in the bundle's ``register([...])`` list."""
+    calls = re.search(r'"lib/index\.js"\(\w+,\w+\)\{var \w+=\w+\(\);\w+\.register\(\['
+                      r'([^\]]*)\]', code).group(1).split(",")
+    return [re.search(rf'(?<![\w$]){re.escape(call[:-2])}=[\w$]+\(\{{"lib/([\w-]+)\.js"',
+                      code).group(1) for call in calls]
+
+
+def test_slim_registers_only_the_dashboards_traces_and_changes_nothing_else():
+    code = plotly_bundle.plotly_bundle().read_text(encoding="utf-8")
+    slimmed = slim(code)
+    assert slimmed is not None, "plotly's bundle layout changed: update dashboards.plotly_bundle"
+    everything = _registered(code)
+    assert len(everything) > 40 and set(TRACES) < set(everything)
+    assert sorted(_registered(slimmed)) == sorted(TRACES)
+    start = code.index('"lib/index.js"(')
+    assert slimmed[:start] == code[:start]  # every module's code stays; only the list is cut
+    tail = code[code.index("]", start):]
+    assert slimmed.endswith(tail)
+
+
+def test_slim_leaves_a_bundle_of_another_layout_alone():
+    assert slim("export default {};") is None
+    code = plotly_bundle.plotly_bundle().read_text(encoding="utf-8")
+    assert slim(code, (*TRACES, "no-such-trace")) is None
+
+
+def test_every_trace_the_dashboards_draw_is_registered():
+    """The dashboards build their traces as ``go.<Trace>(...)``; scatter is plotly.js's
+    core, every other type must be one :func:`slim` keeps."""
+    used = set()
+    for source in (Path(plotly_bundle.__file__).parent).glob("*.py"):
+        text = source.read_text()
+        assert "plotly.express" not in text and "add_trace(dict" not in text
+        for name in re.findall(r"\bgo\.([A-Z]\w*)\(", text):
+            kind = getattr(go, name)
+            if issubclass(kind, go.Figure) or kind is go.Layout:
+                continue
+            used.add(kind().type)
+    assert {"scatter", "bar", "heatmap"} <= used
+    assert used <= {"scatter", *TRACES}
 
 
 def test_publish_reports_a_folder_it_cannot_write(tmp_path):
