@@ -36,8 +36,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["BUNDLE_NAME", "COMPILE_HINT", "STATIC", "TRACES", "figure_class", "preload_link", "publish",
-           "served_path", "shim", "slim"]
+__all__ = ["BUNDLE_NAME", "COMPILE_HINT", "STATIC", "TRACES", "figure_class", "preload_link",
+           "publish", "served_path", "shim", "slim"]
 
 #: Where the copy of plotly's bundle is made (served by voila under ``voila/files/``).
 STATIC = Path(__file__).resolve().parent / "static"
