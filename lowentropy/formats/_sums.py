@@ -42,7 +42,7 @@ from numba import uint64
 
 __all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "gather_sum8",
            "gather_sum16", "gather_sum32", "add8", "axpy8", "add_row8", "add_at8", "aligned_rows",
-           "row_chunks", "by_column_blocks"]
+           "row_chunks", "by_column_blocks", "tile_runs"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -317,6 +317,27 @@ def by_column_blocks(X: np.ndarray, out: np.ndarray, offset: np.ndarray, blocked
         rest = np.zeros((out.shape[0], B - B8), out.dtype)
         generic(np.ascontiguousarray(X[:, B8:]), np.ascontiguousarray(offset[B8:]), rest)
         out[:, B8:] = rest
+
+
+def tile_runs(B8: int) -> list[tuple[int, int, int]]:
+    """How the batch kernels cover columns ``0..B8`` (a multiple of 8): ``(width, k0, k1)``
+    runs of tiles of 32 columns, then at most one of 16 and one of 8, each run one pass of
+    its own kernel over the rows.
+
+    Examples
+    --------
+    >>> tile_runs(8), tile_runs(64)
+    ([(8, 0, 8)], [(32, 0, 64)])
+    >>> tile_runs(56)
+    [(32, 0, 32), (16, 32, 48), (8, 48, 56)]
+    """
+    k32 = B8 - B8 % 32
+    runs = [(32, 0, k32)] if k32 else []
+    if B8 - k32 >= 16:
+        runs.append((16, k32, k32 + 16))
+    if B8 % 16:
+        runs.append((8, B8 - 8, B8))
+    return runs
 
 
 def row_chunks(work: np.ndarray, parts: int) -> np.ndarray:
