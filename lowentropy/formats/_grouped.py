@@ -25,7 +25,7 @@ from ._grouped_kernels import (
     grouped_matvec,
     grouped_matvec_serial,
 )
-from ._sums import by_column_blocks, tile_runs
+from ._sums import by_column_blocks, tile_runs, with_zero
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["GroupedFormat"]
@@ -140,7 +140,7 @@ class GroupedFormat(Format):
         deltas, offset = self._deltas_offset(x)
         parallel, chunks = self._plan(1)
         run = grouped_matvec if parallel else grouped_matvec_serial
-        run(deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"], x,
+        run(deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"], with_zero(x),
             offset[()], chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:

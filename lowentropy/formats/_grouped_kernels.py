@@ -46,7 +46,9 @@ def _groups_of_row(row_ptr, omega_ptr, i):  # pragma: no cover - compiled
 
 @kernel(parallel=True)
 def grouped_matvec(deltas, col_idx, omega_idx, omega_ptr, row_ptr, x, offset, chunks, out):
-    """``out = W @ x``: per row, one gathered sum per group and one multiplication."""
+    """``out = W @ x[:-1]``: per row, one gathered sum per group and one multiplication
+    (``x`` ends with a 0, :func:`._sums.with_zero`)."""
+    zero = uint64(x.shape[0] - 1)
     for c in prange(chunks.shape[0] - 1):
         for i in range(chunks[c], chunks[c + 1]):
             acc = offset
@@ -54,7 +56,7 @@ def grouped_matvec(deltas, col_idx, omega_idx, omega_ptr, row_ptr, x, offset, ch
             g = g0
             while g < g1:  # empty groups add 0
                 hi = uint64(omega_ptr[g + uint64(1)])
-                acc += _delta(deltas, omega_idx, g, g0) * gather_sum(col_idx, x, lo, hi)
+                acc += _delta(deltas, omega_idx, g, g0) * gather_sum(col_idx, x, lo, hi, zero)
                 lo = hi
                 g += uint64(1)
             out[i] = acc

@@ -42,14 +42,36 @@ from numba import uint64
 
 __all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "gather_sum8",
            "gather_sum16", "gather_sum32", "add8", "axpy8", "add_row8", "add_at8", "aligned_rows",
-           "row_chunks", "by_column_blocks", "tile_runs"]
+           "row_chunks", "by_column_blocks", "tile_runs", "with_zero", "select", "row8"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
 
+@numba.njit(nogil=True)
+def select(condition, a, b):  # pragma: no cover - compiled
+    """``a if condition else b``, for scalars or tuples: a function of its own, not
+    inlined by numba (LLVM inlines it, as a select), since a branch in a helper that numba
+    inlines kept its reference counts of the kernel's arrays from being pruned (one
+    increment and decrement per row, 35 % slower)."""
+    return a if condition else b
+
+
 @_inline
-def gather_sum(col_idx, x, lo, hi):  # pragma: no cover - compiled
-    """``sum(x[col_idx[lo:hi]])`` with 8 accumulators."""
+def _masked_index(col_idx, q, e, last, zero):  # pragma: no cover - compiled
+    """``col_idx[q]`` when ``q < e``, else ``zero``; without a branch (``col_idx`` is read
+    at ``min(q, last)``, inside the group)."""
+    c = uint64(col_idx[min(q, last)])
+    mask = uint64(0) - uint64(q < e)
+    return (c & mask) | (zero & ~mask)
+
+
+@_inline
+def gather_sum(col_idx, x, lo, hi, zero):  # pragma: no cover - compiled
+    """``sum(x[col_idx[lo:hi]])`` with 8 accumulators; ``x[zero]`` is 0.
+
+    The last 1-7 entries of a group are read as seven, those past the group at
+    ``x[zero]``: no test of how many are left (a loop over them mispredicted its exit
+    about once a group)."""
     z = x.dtype.type(0)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
     p = uint64(lo)
@@ -64,10 +86,31 @@ def gather_sum(col_idx, x, lo, hi):  # pragma: no cover - compiled
         s6 += x[col_idx[p + uint64(6)]]
         s7 += x[col_idx[p + uint64(7)]]
         p += uint64(8)
-    while p < e:
+    while p < e:  # once (a loop, not an if: see select)
+        last = e - uint64(1)
         s0 += x[col_idx[p]]
-        p += uint64(1)
+        s1 += x[_masked_index(col_idx, p + uint64(1), e, last, zero)]
+        s2 += x[_masked_index(col_idx, p + uint64(2), e, last, zero)]
+        s3 += x[_masked_index(col_idx, p + uint64(3), e, last, zero)]
+        s4 += x[_masked_index(col_idx, p + uint64(4), e, last, zero)]
+        s5 += x[_masked_index(col_idx, p + uint64(5), e, last, zero)]
+        s6 += x[_masked_index(col_idx, p + uint64(6), e, last, zero)]
+        p = e
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+def with_zero(x: np.ndarray) -> np.ndarray:
+    """``x`` followed by one 0 (the entry :func:`gather_sum` reads past a group's end).
+
+    Examples
+    --------
+    >>> with_zero(np.array([1.5, 2.0], np.float32))
+    array([1.5, 2. , 0. ], dtype=float32)
+    """
+    padded = np.empty(x.shape[0] + 1, x.dtype)
+    padded[:-1] = x
+    padded[-1] = 0
+    return padded
 
 
 @_inline
@@ -157,6 +200,20 @@ def add_at8(s, Xf, o):  # pragma: no cover - compiled
 
 
 @_inline
+def row8(Xf, o):  # pragma: no cover - compiled
+    """``Xf[o:o+8]`` as a tuple (``o`` unsigned)."""
+    return (Xf[o], Xf[o + uint64(1)], Xf[o + uint64(2)], Xf[o + uint64(3)], Xf[o + uint64(4)],
+            Xf[o + uint64(5)], Xf[o + uint64(6)], Xf[o + uint64(7)])
+
+
+@_inline
+def _masked_row(col_idx, sh, q, e, last):  # pragma: no cover - compiled
+    """Whether entry ``q`` is in the group (``q < e``), and the offset of its row of ``X``
+    (of entry ``min(q, last)``: a row of the group either way, read without a branch)."""
+    return q < e, uint64(col_idx[min(q, last)]) << sh
+
+
+@_inline
 def add8(s, t):  # pragma: no cover - compiled
     """``s + t`` on tuples of 8."""
     return (s[0] + t[0], s[1] + t[1], s[2] + t[2], s[3] + t[3], s[4] + t[4], s[5] + t[5],
@@ -188,9 +245,15 @@ def gather_sum8(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
         u = add_at8(u, Xf, (uint64(col_idx[p + uint64(2)]) << sh) + k)
         v = add_at8(v, Xf, (uint64(col_idx[p + uint64(3)]) << sh) + k)
         p += uint64(4)
-    while p < e:
+    while p < e:  # once: the last 1-3 entries read as three, masked (as gather_sum)
+        z8 = (z, z, z, z, z, z, z, z)
+        last = e - uint64(1)
         s = add_at8(s, Xf, (uint64(col_idx[p]) << sh) + k)
-        p += uint64(1)
+        m1, j1 = _masked_row(col_idx, sh, p + uint64(1), e, last)
+        m2, j2 = _masked_row(col_idx, sh, p + uint64(2), e, last)
+        t = add8(t, select(m1, row8(Xf, j1 + k), z8))
+        u = add8(u, select(m2, row8(Xf, j2 + k), z8))
+        p = e
     return add8(add8(s, t), add8(u, v))
 
 
@@ -220,11 +283,19 @@ def gather_sum16(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
         s3 = add_at8(s3, Xf, j3 + k)
         t3 = add_at8(t3, Xf, j3 + k8)
         p += uint64(4)
-    while p < e:
+    while p < e:  # once: the last 1-3 entries read as three, masked (as gather_sum8)
+        z8 = (z, z, z, z, z, z, z, z)
+        last = e - uint64(1)
         j0 = uint64(col_idx[p]) << sh
         s0 = add_at8(s0, Xf, j0 + k)
         t0 = add_at8(t0, Xf, j0 + k8)
-        p += uint64(1)
+        m1, j1 = _masked_row(col_idx, sh, p + uint64(1), e, last)
+        m2, j2 = _masked_row(col_idx, sh, p + uint64(2), e, last)
+        s1 = add8(s1, select(m1, row8(Xf, j1 + k), z8))
+        t1 = add8(t1, select(m1, row8(Xf, j1 + k8), z8))
+        s2 = add8(s2, select(m2, row8(Xf, j2 + k), z8))
+        t2 = add8(t2, select(m2, row8(Xf, j2 + k8), z8))
+        p = e
     return add8(add8(s0, s1), add8(s2, s3)), add8(add8(t0, t1), add8(t2, t3))
 
 
