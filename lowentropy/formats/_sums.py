@@ -11,7 +11,9 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
 - ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here. So
   was an explicit AVX2 gather (``vgatherdps`` of 8 columns through an LLVM intrinsic,
   Zen 3): 2.4 cycles per entry against 1.5 for the 8 scalar loads, on VGG-16 fc6 groups;
-- batches of 8 columns and more go 32 columns at a time, then 16, then 8: the sums of
+- batches of 8 columns and more go 32 columns at a time, then 16, then 8, one kernel
+  (one pass over the rows) per width (:func:`tile_runs`; with the three widths in one
+  function LLVM ran out of registers, and the tiles of 8 were 10-20 % slower): the sums of
   a group are tuples of 8 scalars, which LLVM's SLP vectorizer turns into one vector
   addition per gathered row and 8 columns (``kernel(vectorize=True)``). Tiles of 16
   columns read a whole 64-byte line of a row of ``X`` at once (1.5× faster than tiles of
@@ -24,12 +26,26 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
   16 bytes only, and a row starting inside a line made every read of 8-32 columns touch
   two lines (one thread, VGG-16 fc6, X 16 bytes into a line: 27 % slower at batch 8,
   30-47 % at batch 64); a row's offset is then a shift rather than a multiplication;
-- tried at batch 8 and 64 and not kept (no gain beyond the noise, one thread, VGG-16
-  fc6): software prefetch (``llvm.prefetch``) of the gathered rows 4-32 entries ahead
-  and of the column indices (non-temporal), column blocks that keep a part of ``X`` in
-  L2 (the threads on different halves of the columns, or one thread walking them in
-  turn), 8 rows in flight at batch 8, 64 columns at a time at batch 64 (slower: one row
-  in flight).
+- the last entries of a group are read without a test of how many are left: 1-7 read
+  as seven at batch 1 (those past the group at a 0 appended to ``x``,
+  :func:`with_zero`), 1-3 as three rows at 8 and 16 columns (masked by :func:`select`,
+  one ``vpandn`` a row): a loop over them mispredicted its exit about once a group
+  (one thread, VGG-16 fc6: batch 1 1.49 -> 1.35 cycles per entry, batch 8 2.62 ->
+  2.37). The masks are ``min`` and a call of :func:`select`, and the tail is a loop
+  that runs once: an ``if`` or a conditional expression in a helper
+  that numba inlines left reference-count updates of the kernel's arrays in the row
+  loop (30-35 % slower; the same happened to the earlier branch-free attempts);
+- tried and not kept (one thread, VGG-16 fc6): at batch 8 and 64, software prefetch
+  (``llvm.prefetch``) of the gathered rows 4-32 entries ahead and of the column indices
+  (non-temporal), column blocks that keep a part of ``X`` in L2 (the threads on
+  different halves of the columns, or one thread walking them in turn), 8 rows in
+  flight at batch 8, 64 columns at a time at batch 64 (slower: one row in flight), the
+  masked tail in tiles of 32 (at most one entry left; equal within the noise); at
+  batch 1, software prefetch of ``x`` 16-64 entries ahead or of the next group's first
+  entries (±1 %), four 16-bit column indices read with one unaligned 64-bit load and
+  taken apart with shifts (1.41 against 1.36 cycles per entry), a float select for the
+  masked entries (compiled to branches: 1.74), the last entries 4 then 3 at a time
+  (1.59).
 
 The helpers are inlined into the kernels of each format; they are not kernels themselves.
 """
@@ -59,10 +75,8 @@ def select(condition, a, b):  # pragma: no cover - compiled
 @_inline
 def _masked_index(col_idx, q, e, last, zero):  # pragma: no cover - compiled
     """``col_idx[q]`` when ``q < e``, else ``zero``; without a branch (``col_idx`` is read
-    at ``min(q, last)``, inside the group)."""
-    c = uint64(col_idx[min(q, last)])
-    mask = uint64(0) - uint64(q < e)
-    return (c & mask) | (zero & ~mask)
+    at ``min(q, last)``, inside the group; the select is a ``cmov``)."""
+    return select(q < e, uint64(col_idx[min(q, last)]), zero)
 
 
 @_inline
