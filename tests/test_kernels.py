@@ -189,12 +189,13 @@ def test_serial_and_parallel_strategies_match_the_reference(batch, n, seed, dtyp
             assert np.array_equal(y, results[0]), name
 
 
-def test_the_batch_kernels_of_eight_columns_are_vectorized():
-    """The batch kernel's rows (tiles of 32, 16 and 8 columns) compile with LLVM's SLP
-    vectorizer: on x86-64 their sums are packed additions (one per gathered row of X and
-    8 columns), and without it they are not. Compiled afresh here, on CER's arguments
-    (``omega_idx`` None) and CSER's: code loaded from numba's cache cannot be inspected,
-    and a kernel called from a cached caller is never compiled on its own."""
+@pytest.mark.parametrize("width", [32, 16, 8])
+def test_the_batch_kernels_of_eight_columns_are_vectorized(width):
+    """The batch kernels' rows (tiles of 32, 16 and 8 columns, one kernel each) compile with
+    LLVM's SLP vectorizer: on x86-64 their sums are packed additions (one per gathered row
+    of X and 8 columns), and without it they are not. Compiled afresh here, on CER's
+    arguments (``omega_idx`` None) and CSER's: code loaded from numba's cache cannot be
+    inspected, and a kernel called from a cached caller is never compiled on its own."""
     import platform
 
     from lowentropy._jit import _with_slp
@@ -203,8 +204,8 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
 
     W = np.zeros((4, 40), np.float32)
     W[:, ::3] = 2.0
-    X = np.ones((40, 56), np.float32)  # one tile of 32 columns, one of 16, one of 8
-    kernel = _grouped_kernels.tiles_of_row
+    X = np.ones((40, 2 * width), np.float32)  # two tiles
+    kernel = getattr(_grouped_kernels, f"tiles{width}_of_row")
     assert kernel.lowentropy_slp
     if platform.machine() not in ("x86_64", "AMD64"):
         return
@@ -213,9 +214,10 @@ def test_the_batch_kernels_of_eight_columns_are_vectorized():
         a = f.arrays()
         deltas, offset = f._deltas_offset(X)
         out = np.zeros((W.shape[0], X.shape[1]), np.float32)
-        rows = aligned_rows(X, X.shape[1])  # 64 entries a row: a shift of 6
+        rows = aligned_rows(X, X.shape[1])
         args = (deltas, a["col_idx"], f._omega_idx(), a["omega_ptr"], a["row_ptr"],
-                rows.reshape(-1), 6, offset, out, X.shape[1], 0)
+                rows.reshape(-1), rows.shape[1].bit_length() - 1, offset, out, 0,
+                X.shape[1], 0)
         packed = {}
         for slp in (True, False):
             fresh = numba.njit(nogil=True)(kernel.py_func)

@@ -19,14 +19,13 @@ from ._checks import (
     segment_ids,
 )
 from ._grouped_kernels import (
+    GROUPED_TILES,
     grouped_matmat,
-    grouped_matmat8,
-    grouped_matmat8_serial,
     grouped_matmat_serial,
     grouped_matvec,
     grouped_matvec_serial,
 )
-from ._sums import by_column_blocks
+from ._sums import by_column_blocks, tile_runs, with_zero
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["GroupedFormat"]
@@ -141,7 +140,7 @@ class GroupedFormat(Format):
         deltas, offset = self._deltas_offset(x)
         parallel, chunks = self._plan(1)
         run = grouped_matvec if parallel else grouped_matvec_serial
-        run(deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"], x,
+        run(deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"], with_zero(x),
             offset[()], chunks, out)
 
     def _matmat(self, X: np.ndarray, out: np.ndarray) -> None:
@@ -149,10 +148,14 @@ class GroupedFormat(Format):
         deltas, offset = self._deltas_offset(X)
         parallel, chunks = self._plan(X.shape[1])
         run = grouped_matmat if parallel else grouped_matmat_serial
-        run8 = grouped_matmat8 if parallel else grouped_matmat8_serial
         arrays = (deltas, a["col_idx"], self._omega_idx(), a["omega_ptr"], a["row_ptr"])
-        by_column_blocks(X, out, offset,
-                         lambda Xf, sh, off, out, B8: run8(*arrays, Xf, sh, off, chunks, out, B8),
+
+        def blocked(Xf, sh, off, out, B8):
+            for width, k0, k1 in tile_runs(B8):
+                tiles = GROUPED_TILES[width][0 if parallel else 1]
+                tiles(*arrays, Xf, sh, off, chunks, out, k0, k1)
+
+        by_column_blocks(X, out, offset, blocked,
                          lambda X, off, out: run(*arrays, X, off, chunks, out))
 
     def _deltas_offset(self, x: np.ndarray):

@@ -11,7 +11,9 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
 - ``fastmath`` stays off: letting LLVM vectorize the gathers made them slower here. So
   was an explicit AVX2 gather (``vgatherdps`` of 8 columns through an LLVM intrinsic,
   Zen 3): 2.4 cycles per entry against 1.5 for the 8 scalar loads, on VGG-16 fc6 groups;
-- batches of 8 columns and more go 32 columns at a time, then 16, then 8: the sums of
+- batches of 8 columns and more go 32 columns at a time, then 16, then 8, one kernel
+  (one pass over the rows) per width (:func:`tile_runs`; with the three widths in one
+  function LLVM ran out of registers, and the tiles of 8 were 10-20 % slower): the sums of
   a group are tuples of 8 scalars, which LLVM's SLP vectorizer turns into one vector
   addition per gathered row and 8 columns (``kernel(vectorize=True)``). Tiles of 16
   columns read a whole 64-byte line of a row of ``X`` at once (1.5× faster than tiles of
@@ -24,12 +26,26 @@ Chosen by measurement (``benchmarks/run.py``; AMD EPYC, 2 cores):
   16 bytes only, and a row starting inside a line made every read of 8-32 columns touch
   two lines (one thread, VGG-16 fc6, X 16 bytes into a line: 27 % slower at batch 8,
   30-47 % at batch 64); a row's offset is then a shift rather than a multiplication;
-- tried at batch 8 and 64 and not kept (no gain beyond the noise, one thread, VGG-16
-  fc6): software prefetch (``llvm.prefetch``) of the gathered rows 4-32 entries ahead
-  and of the column indices (non-temporal), column blocks that keep a part of ``X`` in
-  L2 (the threads on different halves of the columns, or one thread walking them in
-  turn), 8 rows in flight at batch 8, 64 columns at a time at batch 64 (slower: one row
-  in flight).
+- the last entries of a group are read without a test of how many are left: 1-7 read
+  as seven at batch 1 (those past the group at a 0 appended to ``x``,
+  :func:`with_zero`), 1-3 as three rows at 8 and 16 columns (masked by :func:`select`,
+  one ``vpandn`` a row): a loop over them mispredicted its exit about once a group
+  (one thread, VGG-16 fc6: batch 1 1.49 -> 1.35 cycles per entry, batch 8 2.62 ->
+  2.37). The masks are ``min`` and a call of :func:`select`, and the tail is a loop
+  that runs once: an ``if`` or a conditional expression in a helper
+  that numba inlines left reference-count updates of the kernel's arrays in the row
+  loop (30-35 % slower; the same happened to the earlier branch-free attempts);
+- tried and not kept (one thread, VGG-16 fc6): at batch 8 and 64, software prefetch
+  (``llvm.prefetch``) of the gathered rows 4-32 entries ahead and of the column indices
+  (non-temporal), column blocks that keep a part of ``X`` in L2 (the threads on
+  different halves of the columns, or one thread walking them in turn), 8 rows in
+  flight at batch 8, 64 columns at a time at batch 64 (slower: one row in flight), the
+  masked tail in tiles of 32 (at most one entry left; equal within the noise); at
+  batch 1, software prefetch of ``x`` 16-64 entries ahead or of the next group's first
+  entries (±1 %), four 16-bit column indices read with one unaligned 64-bit load and
+  taken apart with shifts (1.41 against 1.36 cycles per entry), a float select for the
+  masked entries (compiled to branches: 1.74), the last entries 4 then 3 at a time
+  (1.59).
 
 The helpers are inlined into the kernels of each format; they are not kernels themselves.
 """
@@ -42,14 +58,34 @@ from numba import uint64
 
 __all__ = ["gather_sum", "gather_dot", "gather_sum_rows", "gather_dot_rows", "gather_sum8",
            "gather_sum16", "gather_sum32", "add8", "axpy8", "add_row8", "add_at8", "aligned_rows",
-           "row_chunks", "by_column_blocks"]
+           "row_chunks", "by_column_blocks", "tile_runs", "with_zero", "select", "row8"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
 
+@numba.njit(nogil=True)
+def select(condition, a, b):  # pragma: no cover - compiled
+    """``a if condition else b``, for scalars or tuples: a function of its own, not
+    inlined by numba (LLVM inlines it, as a select), since a branch in a helper that numba
+    inlines kept its reference counts of the kernel's arrays from being pruned (one
+    increment and decrement per row, 35 % slower)."""
+    return a if condition else b
+
+
 @_inline
-def gather_sum(col_idx, x, lo, hi):  # pragma: no cover - compiled
-    """``sum(x[col_idx[lo:hi]])`` with 8 accumulators."""
+def _masked_index(col_idx, q, e, last, zero):  # pragma: no cover - compiled
+    """``col_idx[q]`` when ``q < e``, else ``zero``; without a branch (``col_idx`` is read
+    at ``min(q, last)``, inside the group; the select is a ``cmov``)."""
+    return select(q < e, uint64(col_idx[min(q, last)]), zero)
+
+
+@_inline
+def gather_sum(col_idx, x, lo, hi, zero):  # pragma: no cover - compiled
+    """``sum(x[col_idx[lo:hi]])`` with 8 accumulators; ``x[zero]`` is 0.
+
+    The last 1-7 entries of a group are read as seven, those past the group at
+    ``x[zero]``: no test of how many are left (a loop over them mispredicted its exit
+    about once a group)."""
     z = x.dtype.type(0)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
     p = uint64(lo)
@@ -64,10 +100,31 @@ def gather_sum(col_idx, x, lo, hi):  # pragma: no cover - compiled
         s6 += x[col_idx[p + uint64(6)]]
         s7 += x[col_idx[p + uint64(7)]]
         p += uint64(8)
-    while p < e:
+    while p < e:  # once (a loop, not an if: see select)
+        last = e - uint64(1)
         s0 += x[col_idx[p]]
-        p += uint64(1)
+        s1 += x[_masked_index(col_idx, p + uint64(1), e, last, zero)]
+        s2 += x[_masked_index(col_idx, p + uint64(2), e, last, zero)]
+        s3 += x[_masked_index(col_idx, p + uint64(3), e, last, zero)]
+        s4 += x[_masked_index(col_idx, p + uint64(4), e, last, zero)]
+        s5 += x[_masked_index(col_idx, p + uint64(5), e, last, zero)]
+        s6 += x[_masked_index(col_idx, p + uint64(6), e, last, zero)]
+        p = e
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+def with_zero(x: np.ndarray) -> np.ndarray:
+    """``x`` followed by one 0 (the entry :func:`gather_sum` reads past a group's end).
+
+    Examples
+    --------
+    >>> with_zero(np.array([1.5, 2.0], np.float32))
+    array([1.5, 2. , 0. ], dtype=float32)
+    """
+    padded = np.empty(x.shape[0] + 1, x.dtype)
+    padded[:-1] = x
+    padded[-1] = 0
+    return padded
 
 
 @_inline
@@ -157,6 +214,20 @@ def add_at8(s, Xf, o):  # pragma: no cover - compiled
 
 
 @_inline
+def row8(Xf, o):  # pragma: no cover - compiled
+    """``Xf[o:o+8]`` as a tuple (``o`` unsigned)."""
+    return (Xf[o], Xf[o + uint64(1)], Xf[o + uint64(2)], Xf[o + uint64(3)], Xf[o + uint64(4)],
+            Xf[o + uint64(5)], Xf[o + uint64(6)], Xf[o + uint64(7)])
+
+
+@_inline
+def _masked_row(col_idx, sh, q, e, last):  # pragma: no cover - compiled
+    """Whether entry ``q`` is in the group (``q < e``), and the offset of its row of ``X``
+    (of entry ``min(q, last)``: a row of the group either way, read without a branch)."""
+    return q < e, uint64(col_idx[min(q, last)]) << sh
+
+
+@_inline
 def add8(s, t):  # pragma: no cover - compiled
     """``s + t`` on tuples of 8."""
     return (s[0] + t[0], s[1] + t[1], s[2] + t[2], s[3] + t[3], s[4] + t[4], s[5] + t[5],
@@ -188,9 +259,15 @@ def gather_sum8(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
         u = add_at8(u, Xf, (uint64(col_idx[p + uint64(2)]) << sh) + k)
         v = add_at8(v, Xf, (uint64(col_idx[p + uint64(3)]) << sh) + k)
         p += uint64(4)
-    while p < e:
+    while p < e:  # once: the last 1-3 entries read as three, masked (as gather_sum)
+        z8 = (z, z, z, z, z, z, z, z)
+        last = e - uint64(1)
         s = add_at8(s, Xf, (uint64(col_idx[p]) << sh) + k)
-        p += uint64(1)
+        m1, j1 = _masked_row(col_idx, sh, p + uint64(1), e, last)
+        m2, j2 = _masked_row(col_idx, sh, p + uint64(2), e, last)
+        t = add8(t, select(m1, row8(Xf, j1 + k), z8))
+        u = add8(u, select(m2, row8(Xf, j2 + k), z8))
+        p = e
     return add8(add8(s, t), add8(u, v))
 
 
@@ -220,11 +297,19 @@ def gather_sum16(col_idx, Xf, sh, k, lo, hi):  # pragma: no cover - compiled
         s3 = add_at8(s3, Xf, j3 + k)
         t3 = add_at8(t3, Xf, j3 + k8)
         p += uint64(4)
-    while p < e:
+    while p < e:  # once: the last 1-3 entries read as three, masked (as gather_sum8)
+        z8 = (z, z, z, z, z, z, z, z)
+        last = e - uint64(1)
         j0 = uint64(col_idx[p]) << sh
         s0 = add_at8(s0, Xf, j0 + k)
         t0 = add_at8(t0, Xf, j0 + k8)
-        p += uint64(1)
+        m1, j1 = _masked_row(col_idx, sh, p + uint64(1), e, last)
+        m2, j2 = _masked_row(col_idx, sh, p + uint64(2), e, last)
+        s1 = add8(s1, select(m1, row8(Xf, j1 + k), z8))
+        t1 = add8(t1, select(m1, row8(Xf, j1 + k8), z8))
+        s2 = add8(s2, select(m2, row8(Xf, j2 + k), z8))
+        t2 = add8(t2, select(m2, row8(Xf, j2 + k8), z8))
+        p = e
     return add8(add8(s0, s1), add8(s2, s3)), add8(add8(t0, t1), add8(t2, t3))
 
 
@@ -317,6 +402,27 @@ def by_column_blocks(X: np.ndarray, out: np.ndarray, offset: np.ndarray, blocked
         rest = np.zeros((out.shape[0], B - B8), out.dtype)
         generic(np.ascontiguousarray(X[:, B8:]), np.ascontiguousarray(offset[B8:]), rest)
         out[:, B8:] = rest
+
+
+def tile_runs(B8: int) -> list[tuple[int, int, int]]:
+    """How the batch kernels cover columns ``0..B8`` (a multiple of 8): ``(width, k0, k1)``
+    runs of tiles of 32 columns, then at most one of 16 and one of 8, each run one pass of
+    its own kernel over the rows.
+
+    Examples
+    --------
+    >>> tile_runs(8), tile_runs(64)
+    ([(8, 0, 8)], [(32, 0, 64)])
+    >>> tile_runs(56)
+    [(32, 0, 32), (16, 32, 48), (8, 48, 56)]
+    """
+    k32 = B8 - B8 % 32
+    runs = [(32, 0, k32)] if k32 else []
+    if B8 - k32 >= 16:
+        runs.append((16, k32, k32 + 16))
+    if B8 % 16:
+        runs.append((8, B8 - 8, B8))
+    return runs
 
 
 def row_chunks(work: np.ndarray, parts: int) -> np.ndarray:
