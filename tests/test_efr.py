@@ -77,8 +77,8 @@ def test_worked_example():
     # 0 -> "0", 4 -> "10" (3 -> "110", 2 -> "111"), then zero padding
     row1 = format(int(a["bits"][1]), "064b")[::-1]
     assert row1 == "1" + "10 10 0 0 0 10 0 0 10 10 0 10".replace(" ", "") + "0" * 45
-    # row 0 too: 24 bits dense against 44 sparse (mode bit, gamma(4) = "00100", per rank
-    # c = 3, 2, 2: gamma(c + 1), then their Elias-Fano lists of 11, 8, 8 bits)
+    # row 0 too: 24 bits dense against 48 sparse (mode bit, gamma(4) = "00100", per rank
+    # c = 3, 2, 2: gamma(c + 1), then their Elias-Fano lists of 13, 9, 9 bits)
     assert (a["bits"] & np.uint64(1)).tolist() == [1, 1, 1, 1]
     row0 = format(int(a["bits"][0]), "064b")[::-1]
     assert row0[:24] == "1" + "0 110 0 111 10 0 0 111 110 10 0 10".replace(" ", "")
