@@ -32,8 +32,8 @@ from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
 
-__all__ = ["load64", "popcount", "UNARY_TABLE", "sparse_header", "unary_zeros", "group_sum",
-           "group_cols"]
+__all__ = ["load64", "popcount", "spread4", "HAS_PDEP", "UNARY_TABLE", "sparse_header",
+           "unary_zeros", "group_sum", "group_sum16", "group_cols"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -81,6 +81,68 @@ def _ctpop(typingctx, w):  # pragma: no cover - compiled
 def _popcount_compiled(w):  # pragma: no cover - compiled
     def impl(w):
         return int64(_ctpop(uint64(w)))
+    return impl
+
+
+def _host_has_pdep() -> bool:
+    """Whether numba compiles for an x86-64 CPU with BMI2 (``pdep``): the host's, unless
+    ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` name another target."""
+    import platform
+
+    from numba.core import config
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    if config.CPU_NAME or config.CPU_FEATURES:
+        return "+bmi2" in (config.CPU_FEATURES or "")
+    import llvmlite.binding as llvm
+
+    return bool(llvm.get_host_cpu_features().get("bmi2", False))
+
+
+#: ``pdep`` is one instruction on this machine (else :func:`spread4` shifts and masks).
+HAS_PDEP = _host_has_pdep()
+
+
+def spread4(v, L, lanes):
+    """The four ``L``-bit fields at the bottom of ``v`` (``L <= 16``), one per 16-bit lane
+    of the result (``lanes``: ``low_mask(L)`` in each lane): BMI2's ``pdep(v, lanes)``
+    when the CPU has it, else three shifts, four masks and three ors."""
+    v = int(v)
+    L = int(L)
+    out = 0
+    for q in range(4):
+        out |= ((v >> (q * L)) & ((1 << L) - 1)) << (16 * q)
+    return np.uint64(out & int(lanes))
+
+
+@intrinsic
+def _pdep(typingctx, v, mask):  # pragma: no cover - compiled
+    from llvmlite import ir
+    from numba.core import cgutils
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64, i64]),
+                                            "llvm.x86.bmi.pdep.64")
+        return builder.call(fn, args)
+    return types.uint64(types.uint64, types.uint64), codegen
+
+
+@overload(spread4, inline="always")
+def _spread4_compiled(v, L, lanes):  # pragma: no cover - compiled
+    if HAS_PDEP:
+        def impl(v, L, lanes):
+            return _pdep(uint64(v), uint64(lanes))
+        return impl
+
+    def impl(v, L, lanes):
+        uL = uint64(L)
+        w = uint64(v)
+        m = lanes & uint64(0xFFFF)
+        return ((w & m) | ((w << (uint64(16) - uL)) & (m << uint64(16)))
+                | ((w << (uint64(32) - uL - uL)) & (m << uint64(32)))
+                | ((w << (uint64(48) - uL - uL - uL)) & (m << uint64(48))))
     return impl
 
 
@@ -237,6 +299,52 @@ def group_sum(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
         t += uint64(8)
     while t < e:
         s0 += x[_col(words, p, uL, mask, uint64(z[t])) - ZL]
+        p += uL
+        t += uint64(1)
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@_inline
+def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
+    """:func:`group_sum` with ``z`` in 16 bits (``uint16``; rows of ``n <= 32768``
+    columns, so that every column and every ``z`` fits a 16-bit lane): four columns at a
+    time in the four 16-bit lanes of one 64-bit word, ``((z[t:t+4] − Z) << L) |
+    spread4(low parts)``, one subtraction, one shift, one ``pdep`` and one or for four
+    columns (``L <= 14``; wider groups go to :func:`_group_sum_wide`).
+
+    No lane borrows from the next: ``z[t] >= Z`` within the group, and each lane's result
+    is a column, below ``2**15``."""
+    if L > 14:
+        return _group_sum_wide(words, low, L, z, t0, c, Z, x)
+    uL = uint64(L)
+    L4 = uL + uL + uL + uL
+    mask = low_mask(L)
+    lanes = mask * uint64(0x0001000100010001)
+    ZZ = uint64(Z) * uint64(0x0001000100010001)
+    m16 = uint64(0xFFFF)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
+    p = uint64(low)
+    t = uint64(t0)
+    e = uint64(t0 + c)
+    while t + uint64(8) <= e:
+        q = p + L4
+        a = ((load64(z, t + t) - ZZ) << uL) | spread4(
+            load64(words, p >> uint64(3)) >> (p & uint64(7)), L, lanes)
+        b = ((load64(z, t + t + uint64(8)) - ZZ) << uL) | spread4(
+            load64(words, q >> uint64(3)) >> (q & uint64(7)), L, lanes)
+        s0 += x[a & m16]
+        s1 += x[(a >> uint64(16)) & m16]
+        s2 += x[(a >> uint64(32)) & m16]
+        s3 += x[a >> uint64(48)]
+        s4 += x[b & m16]
+        s5 += x[(b >> uint64(16)) & m16]
+        s6 += x[(b >> uint64(32)) & m16]
+        s7 += x[b >> uint64(48)]
+        p += L4 + L4
+        t += uint64(8)
+    uZ = uint64(Z)
+    while t < e:
+        s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
         p += uL
         t += uint64(1)
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))

@@ -156,13 +156,18 @@ from .._rowcodes import (
 from .._values import count_values, row_entries
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._efr_sparse import group_cols, group_sum, sparse_header, unary_zeros
+from ._efr_sparse import group_cols, group_sum, group_sum16, sparse_header, unary_zeros
 from ._sums import gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["EFR", "EFRSizes", "efr_sizes_from_hist"]
 
 _inline = numba.njit(inline="always", nogil=True)
+
+#: Rows of at most this many columns are decoded with 16-bit ``z`` (:func:`group_sum16`):
+#: every column and every count of zeros before a one of a sparse row's high fields
+#: (fewer than ``2n`` bits) then fits a 16-bit lane.
+_NARROW = 1 << 15
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -446,7 +451,10 @@ def _sparse_row_dot(words, start, end_word, n, deltas, x, offset, z,
         c = cnts[k]
         if c > 0:
             L = ef_low(n, c)
-            acc += deltas[k] * group_sum(words, low, L, z, t0, c, zeros, x)
+            if z.itemsize == 2:  # known when compiling: one of the two is compiled
+                acc += deltas[k] * group_sum16(words, low, L, z, t0, c, zeros, x)
+            else:
+                acc += deltas[k] * group_sum(words, low, L, z, t0, c, zeros, x)
             low += c * L
             t0 += c
             zeros += (n - 1) >> L
@@ -591,7 +599,9 @@ def _dense_rows_matmat(words, row_ptr, rows, nrows, n, vals, tables, X, acc, out
 def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out):
     """Sparse rows one by one; dense rows four at a time (:func:`_dense_rows_dot`)."""
     for c in prange(chunks.shape[0] - 1):
-        z = np.empty(n + 64, np.int32)
+        narrow = n <= _NARROW
+        z = np.empty(0 if narrow else n + 64, np.int32)
+        z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
         tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
@@ -605,7 +615,10 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                     waiting = 0
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
-            out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
+            if narrow:
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z16, cnts)
+            else:
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
         if waiting:
             _dense_rows_dot(words, row_ptr, dense, waiting, n, vals, tables, x, out)
 
