@@ -32,8 +32,8 @@ from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
 
-__all__ = ["load64", "popcount", "spread4", "HAS_PDEP", "UNARY_TABLE", "sparse_header",
-           "unary_zeros", "group_sum", "group_sum16", "group_cols"]
+__all__ = ["load64", "popcount", "spread4", "spread4_shifts", "HAS_PDEP", "UNARY_TABLE",
+           "sparse_header", "unary_zeros", "group_sum", "group_sum16", "group_cols"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -129,21 +129,24 @@ def _pdep(typingctx, v, mask):  # pragma: no cover - compiled
     return types.uint64(types.uint64, types.uint64), codegen
 
 
+@_inline
+def spread4_shifts(v, L, lanes):  # pragma: no cover - compiled
+    """:func:`spread4` without ``pdep``: three shifts, four masks and three ors."""
+    uL = uint64(L)
+    w = uint64(v)
+    m = uint64(lanes) & uint64(0xFFFF)
+    return ((w & m) | ((w << (uint64(16) - uL)) & (m << uint64(16)))
+            | ((w << (uint64(32) - uL - uL)) & (m << uint64(32)))
+            | ((w << (uint64(48) - uL - uL - uL)) & (m << uint64(48))))
+
+
 @overload(spread4, inline="always")
 def _spread4_compiled(v, L, lanes):  # pragma: no cover - compiled
     if HAS_PDEP:
         def impl(v, L, lanes):
             return _pdep(uint64(v), uint64(lanes))
         return impl
-
-    def impl(v, L, lanes):
-        uL = uint64(L)
-        w = uint64(v)
-        m = lanes & uint64(0xFFFF)
-        return ((w & m) | ((w << (uint64(16) - uL)) & (m << uint64(16)))
-                | ((w << (uint64(32) - uL - uL)) & (m << uint64(32)))
-                | ((w << (uint64(48) - uL - uL - uL)) & (m << uint64(48))))
-    return impl
+    return lambda v, L, lanes: spread4_shifts(v, L, lanes)
 
 
 def _unary_table() -> np.ndarray:
