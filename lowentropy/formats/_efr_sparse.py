@@ -316,25 +316,27 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
     columns (``L <= 14``; wider groups go to :func:`_group_sum_wide`).
 
     No lane borrows from the next: ``z[t] >= Z`` within the group, and each lane's result
-    is a column, below ``2**15``."""
+    is a column, below ``2**15``. Eight low parts take ``8·L`` bits, a whole number of
+    bytes: the reads advance by ``L`` bytes and shift by two offsets fixed for the group
+    (the second four low parts start ``4·L`` bits after the first, ``4·L + 11 <= 64``)."""
     if L > 14:
         return _group_sum_wide(words, low, L, z, t0, c, Z, x)
     uL = uint64(L)
-    L4 = uL + uL + uL + uL
     mask = low_mask(L)
     lanes = mask * uint64(0x0001000100010001)
     ZZ = uint64(Z) * uint64(0x0001000100010001)
     m16 = uint64(0xFFFF)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
-    p = uint64(low)
+    byte = uint64(low) >> uint64(3)
+    shift = uint64(low) & uint64(7)
+    half = (uL + uL + uL + uL) >> uint64(3)
+    shift2 = shift + ((uL + uL + uL + uL) & uint64(7))
     t = uint64(t0)
     e = uint64(t0 + c)
     while t + uint64(8) <= e:
-        q = p + L4
-        a = ((load64(z, t + t) - ZZ) << uL) | spread4(
-            load64(words, p >> uint64(3)) >> (p & uint64(7)), L, lanes)
+        a = ((load64(z, t + t) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
         b = ((load64(z, t + t + uint64(8)) - ZZ) << uL) | spread4(
-            load64(words, q >> uint64(3)) >> (q & uint64(7)), L, lanes)
+            load64(words, byte + half) >> shift2, L, lanes)
         s0 += x[a & m16]
         s1 += x[(a >> uint64(16)) & m16]
         s2 += x[(a >> uint64(32)) & m16]
@@ -343,8 +345,9 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
         s5 += x[(b >> uint64(16)) & m16]
         s6 += x[(b >> uint64(32)) & m16]
         s7 += x[b >> uint64(48)]
-        p += L4 + L4
+        byte += uL
         t += uint64(8)
+    p = (byte << uint64(3)) + shift
     uZ = uint64(Z)
     while t < e:
         s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
