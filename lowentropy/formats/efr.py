@@ -7,12 +7,12 @@ whole 64-bit words (so rows are encoded and decoded in parallel without sharing 
 
 - **sparse** (mode bit 0): like CER, one group per rank ``1..r_i`` (``r_i`` the largest
   rank of the row), each with its columns as an Elias–Fano list: ``L = floor(log2(n //
-  c))`` low bits per column (``c`` its number of columns), and the high parts in unary
-  (``c + ((n - 1) >> L)`` bits). The row holds ``gamma(r_i + 1)``, every group's
-  ``gamma(c + 1)``, then the low parts of all its groups, then all their high fields. A
-  column costs about ``2 + log2(n / c)`` bits instead of CER's 16 or 32, and the group's
-  value stays implicit, so the product is SPEC §3's: additions inside a group, one
-  multiplication per group.
+  c)) + 1`` low bits per column (``c`` its number of columns; the bits of ``n // c``),
+  and the high parts in unary (``c + ((n - 1) >> L)`` bits, fewer than ``2c``). The row
+  holds ``gamma(r_i + 1)``, every group's ``gamma(c + 1)``, then the low parts of all its
+  groups, then all their high fields. A column costs about ``2–2.5 + log2(n / c)`` bits
+  instead of CER's 16 or 32, and the group's value stays implicit, so the product is
+  SPEC §3's: additions inside a group, one multiplication per group.
 - **dense** (mode bit 1): one canonical Huffman code per element (rank 0 included), over
   the counts of ``Ω`` in the whole matrix. Fixed-width codes cost ``ceil(log2 K)`` bits
   per element, 1.45× the floor when ``H`` is well below ``log2 K``; Huffman costs less
@@ -30,13 +30,16 @@ minimal policy, 32-bit values), bits ÷ entropy floor ``m·n·H + K·32``:
 =====================================  =====  ==========  =========  =====
 layer                                  CER    all sparse  all dense  EFR
 =====================================  =====  ==========  =========  =====
-VGG-16 fc6 4096×25088, 4 %, 32 values  1.79   1.08        3.05       1.08
-AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.10        1.79       1.10
-512×4608 unpruned, 16 levels           4.42   1.37        1.02       1.02
+VGG-16 fc6 4096×25088, 4 %, 32 values  1.79   1.115       3.05       1.115
+AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.13        1.79       1.13
+512×4608 unpruned, 16 levels           4.42   1.48        1.02       1.02
 =====================================  =====  ==========  =========  =====
 
 Neither mode alone is within 1.25× of the floor on all three; the per-row choice is, at a
-cost of one bit per row (and at most 63 bits of padding).
+cost of one bit per row (and at most 63 bits of padding). The textbook Elias–Fano ``L =
+floor(log2(n // c))`` gave 1.08 and 1.10 on the pruned layers; one low bit more costs
+3 % there and halves the unary fields the product walks (2.4 → 1.7 bits per column on
+VGG-16 fc6). Two bits more: 1.19 and 1.21, too close to 1.25 for what they save.
 
 Speed. The high fields come last in a sparse row, all together, so that the product
 decodes them in one pass with no test of where a group ends
@@ -44,31 +47,37 @@ decodes them in one pass with no test of where a group ends
 before each one of the byte, eight slots are written unconditionally and the count
 advances by the byte's population; LLVM's SLP vectorizer turns the eight slots into one
 widening load, one addition and one store. ``z[t] − Z_g`` is then the high part of the
-``t``-th column (``Z_g`` the zeros of the fields before group ``g``), and group by group
-the columns are rebuilt (four low parts from one unaligned 64-bit read when ``L <= 14``)
-and summed with 8 accumulators. The order of the bits is the only change from the first
-layout (one group after the other, each with its low parts and high field): the same
-bits, so the same sizes and the same pricing from statistics.
+``t``-th column (``Z_g`` the zeros of the fields before group ``g``). In rows of at most
+``2**15`` columns (every layer of the benchmarks) ``z`` is 16-bit and the columns are
+rebuilt four at a time in the 16-bit lanes of a 64-bit word, ``((z[t:t+4] − Z_g) << L) |
+pdep(low parts)``, from two reads per 8 columns that advance by ``L`` bytes; then they
+are summed with 8 accumulators. Wider rows keep 32-bit ``z`` and one column at a time.
+The order of the bits is the only change from the first layout (one group after the
+other, each with its low parts and high field): the same bits, priced from the same
+statistics.
 
 Measured on VGG-16 fc6 rows (thread CPU time per stored entry on one core, on a machine
-shared with other jobs, load average 1.1–3.5; medians of 7–15): the whole product
-1.6–1.7 ns against 2.7–3.0 ns for the first layout's decoder (CER: 0.70 ns); of it, the
-rows' headers (the gamma codes) 0.1–0.3 ns, the unary pass 0.27–0.3 ns, the low parts
-and the gather 1.1 ns (0.9 ns with the low parts left out). AlexNet fc6: 1.75 ns (CER
-0.6; 2.6 ns before). Batches: 4.9–5.3 against 5.5–6.3 ns at batch 8, 10–12 against
-13–15 ns at batch 64 (per entry, all columns).
+shared with other jobs; medians of 9–11, interleaved): the whole product 1.23–1.26 ns
+against CER's 0.69–0.70 ns (1.78× CER's time), where the 32-bit decoder with the
+textbook ``L`` took 1.62–1.69 ns (2.35×) and the first layout's 2.7–3.0 ns. Of it, the
+rows' headers (the gamma codes) 0.1 ns, the unary pass 0.2–0.25 ns (0.3 ns with the
+textbook ``L``), the columns and the gather 0.8 ns (1.1 ns with the 32-bit decoder). The
+columns bound it, not the gather: summing the rebuilt columns as integers instead of
+gathering ``x`` takes 97 % of the time (about 50 instructions for 8 columns, about 3 a
+cycle). Tried and no faster (within 1 %): a last masked block of 8 instead of the loop
+over the last 1–7 columns, ``bextr`` to take the lanes apart, two gamma codes from one
+read in the headers; AVX2's ``vgatherdps`` gathered ``x`` no faster than scalar loads
+(0.55–0.66 against 0.50–0.56 ns an entry).
 
-Tried for the high fields, after the reordering (ns an entry, same measure): the
-``tzcnt`` walk over the whole region without group ends, 8, 16 or 24 slots unrolled
-then a loop (0.95–1.2 ns: about 1.5 cycles a slot, bound by the ALUs, not by the chain
-of clear-lowest-bit: splitting each word into two halves, or walking two rows side by
-side, gained nothing); the byte table without vectorization is the 3.4 ns below. For the
-low parts: one unaligned read per column (1.67 ns against 1.46 for the whole product).
-For the layout, estimated from the counts before coding: one ``L`` per row over the keys
-``(rank − 1)·n + column`` (1.19× and 1.21× the floor on VGG-16 and AlexNet fc6: the rare
-values' groups need a larger ``L``); ``L`` capped at 8 so that the low parts are bytes
-(1.14× and 1.12×, and slower: twice the zeros in the unary fields, 2.9 ns with a ``tzcnt``
-walk).
+Before the 16-bit decoder, after the reordering (ns an entry, same measure): the whole
+product 1.6–1.7 ns; the ``tzcnt`` walk over the whole high region, 8, 16 or 24 slots
+unrolled then a loop (0.95–1.2 ns for the walk alone: about 1.5 cycles a slot, bound by
+the ALUs); one unaligned read per column for the low parts (1.67 ns against 1.46 with
+four low parts per read). For the layout, estimated from the counts before coding: one
+``L`` per row over the keys ``(rank − 1)·n + column`` (1.19× and 1.21× the floor on
+VGG-16 and AlexNet fc6: the rare values' groups need a larger ``L``); ``L`` capped at 8
+so that the low parts are bytes (1.14× and 1.12×, and slower: twice the zeros in the
+unary fields, 2.9 ns with a ``tzcnt`` walk).
 
 Before the reordering, group by group (``tzcnt`` walk, low parts from one 64-bit read per
 ``64 // L`` columns, then CER's 8-accumulator gather): about 2.7–3 ns an entry. Tried
@@ -156,7 +165,14 @@ from .._rowcodes import (
 from .._values import count_values, row_entries
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._efr_sparse import group_cols, group_sum, group_sum16, sparse_header, unary_zeros
+from ._efr_sparse import (
+    group_cols,
+    group_cols16,
+    group_sum,
+    group_sum16,
+    sparse_header,
+    unary_zeros,
+)
 from ._sums import gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
@@ -631,7 +647,9 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
         s = np.empty(B, X.dtype)
         acc = np.empty((4, B), X.dtype)
         cols = np.empty(n + 64, np.uint32)
-        z = np.empty(n + 64, np.int32)
+        narrow = n <= _NARROW
+        z = np.empty(0 if narrow else n + 64, np.int32)
+        z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
         tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
@@ -645,7 +663,10 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                     waiting = 0
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
-            top, low = _sparse_row_zeros(src, start, end_word, n, z, cnts)
+            if narrow:
+                top, low = _sparse_row_zeros(src, start, end_word, n, z16, cnts)
+            else:
+                top, low = _sparse_row_zeros(src, start, end_word, n, z, cnts)
             o = out[i]
             for b in range(B):
                 o[b] = offset[b]
@@ -655,7 +676,10 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                 cnt = cnts[k]
                 if cnt > 0:
                     L = ef_low(n, cnt)
-                    group_cols(src, low, L, z, t0, cnt, zeros, cols)
+                    if narrow:
+                        group_cols16(src, low, L, z16, t0, cnt, zeros, cols)
+                    else:
+                        group_cols(src, low, L, z, t0, cnt, zeros, cols)
                     gather_sum_rows(cols, X, 0, cnt, s)
                     d = deltas[k]
                     for b in range(B):
