@@ -340,11 +340,10 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
     shift = uint64(low) & uint64(7)
     half = (uL + uL + uL + uL) >> uint64(3)
     shift2 = shift + ((uL + uL + uL + uL) & uint64(7))
-    t = uint64(t0)
-    e = uint64(t0 + c)
-    while t + uint64(8) <= e:
-        a = ((load64(z, t + t) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
-        b = ((load64(z, t + t + uint64(8)) - ZZ) << uL) | spread4(
+    zbyte = uint64(t0 + t0)  # z[t] is at byte 2t
+    for _ in range(uint64(c) >> uint64(3)):  # a count, not a bound: one register less
+        a = ((load64(z, zbyte) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
+        b = ((load64(z, zbyte + uint64(8)) - ZZ) << uL) | spread4(
             load64(words, byte + half) >> shift2, L, lanes)
         s0 += x[a & m16]
         s1 += x[(a >> uint64(16)) & m16]
@@ -355,7 +354,9 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
         s6 += x[(b >> uint64(32)) & m16]
         s7 += x[b >> uint64(48)]
         byte += uL
-        t += uint64(8)
+        zbyte += uint64(16)
+    t = zbyte >> uint64(1)
+    e = uint64(t0 + c)
     p = (byte << uint64(3)) + shift
     uZ = uint64(Z)
     while t < e:
