@@ -99,18 +99,19 @@ one row at a time, about 9 cycles an element; still about 10× dense BLAS, which
 ``X`` serving four rows: 128 → 88 ms at batch 8 and 210 → 83 ms at batch 64 on that
 layer (2 threads, idle machine; medians of 5).
 
-Side by side at batch 1 (2 threads, machine shared with other jobs, load average
-1.6–2.2; the first layout's decoder timed in the same minutes): EFR took 2.0–2.5× CER's
-time on VGG-16 fc6, against 3.4–4.1× before, and 2.2–2.5× on AlexNet fc6, against
-3.2–3.7×. ``benchmarks/run.py --cases vgg16_fc6,alexnet_fc6,large --budget 3`` (read
-bandwidth 22 GB/s where 32 is the idle figure): dense 16.9 ms, CER 1.66, EFR 4.19 ms on
-VGG-16 fc6 (×4.0; the first layout ×1.9–2.2 in the runs around it); AlexNet fc6 ×2.0.
-With the quiet times (dense 12.0 ms, CER 1.43 ms) that is about 3.0–3.6 ms, 3.3–4× as
-fast as dense BLAS (2.1× before). SPEC §9's 5× needs about 2.4 ms, 1.15 ns of one core
-per entry, where the rows' headers, the unary pass and the gather take 1.4 ns without
-the low parts. Reaching it would take a cheaper gather or a code whose positions decode
-in fewer instructions than Elias–Fano and whose size still follows from the counts per
-row (the statistics price EFR from them).
+Side by side at batch 1 (``benchmarks/run.py --cases vgg16_fc6 --budget 3``, 2 threads,
+five runs on a machine shared with another engineer's benchmarks, read bandwidth 14–23
+GB/s where 32 is the idle figure): EFR took 2.96–6.19 ms against dense's 15.2–25.4 ms,
+×3.7–5.5 as fast (median ×4.0; the run with the least contention ×5.5: dense 16.3, CER
+1.53, EFR 2.96 ms), 1.76–2.06× CER's time (median 1.86; 2.5× before). Batch 8: ×4.3–4.8
+(×3.4 in the most loaded run); batch 64: ×3.3–4.0. With a quiet machine's times (dense
+12.0 ms, CER 1.43 ms) 1.8× CER's time is about 2.6 ms, ×4.6: SPEC §9's 5× needs about
+1.1 ns of one core per stored entry, where the 16-bit decoder takes 1.15–1.25 ns. What
+bounds it now is the number of instructions per column (about 5.5 to rebuild and gather
+one, 43 for a block of 8, plus about 2.5 per column for the unary pass and the headers),
+not the memory: a code needing fewer instructions per position, priced from the counts
+per row (the statistics price EFR from them), or vector gathers of the rebuilt columns
+(AVX-512, not on this machine) would be the next steps.
 
 Arrays
 ------
