@@ -110,8 +110,8 @@ GB/s where 32 is the idle figure): EFR took 2.96â€“6.19 ms against dense's 15.2â
 bounds it now is the number of instructions per column (about 5.5 to rebuild and gather
 one, 43 for a block of 8, plus about 2.5 per column for the unary pass and the headers),
 not the memory: a code needing fewer instructions per position, priced from the counts
-per row (the statistics price EFR from them), or vector gathers of the rebuilt columns
-(AVX-512, not on this machine) would be the next steps.
+per row (the statistics price EFR from them), would be the next step (AVX2's gathers
+were no faster than scalar loads here).
 
 Arrays
 ------
