@@ -548,7 +548,7 @@ def _low_first(v: int, width: int) -> str:
 def _ef(cols: list[int], n: int) -> tuple[str, str]:
     """A group's Elias–Fano parts: its low parts and its unary high field."""
     c = len(cols)
-    L = (n // c).bit_length() - 1
+    L = (n // c).bit_length()
     low = "".join(_low_first(j & ((1 << L) - 1), L) for j in cols)
     high = ["0"] * (c + ((n - 1) >> L))
     for t, j in enumerate(cols):
@@ -645,7 +645,7 @@ def ref_efr_decode(arrays: dict, shape) -> np.ndarray:
         groups = []  # (rank, low parts)
         for k, c in enumerate(counts, start=1):
             if c:
-                L = (n // c).bit_length() - 1
+                L = (n // c).bit_length()
                 groups.append((k, L, [int(bits[pos + t * L:pos + (t + 1) * L][::-1] or "0", 2)
                                       for t in range(c)]))
                 pos += c * L

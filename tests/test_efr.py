@@ -77,8 +77,8 @@ def test_worked_example():
     # 0 -> "0", 4 -> "10" (3 -> "110", 2 -> "111"), then zero padding
     row1 = format(int(a["bits"][1]), "064b")[::-1]
     assert row1 == "1" + "10 10 0 0 0 10 0 0 10 10 0 10".replace(" ", "") + "0" * 45
-    # row 0 too: 24 bits dense against 44 sparse (mode bit, gamma(4) = "00100", per rank
-    # c = 3, 2, 2: gamma(c + 1), then their Elias-Fano lists of 11, 8, 8 bits)
+    # row 0 too: 24 bits dense against 48 sparse (mode bit, gamma(4) = "00100", per rank
+    # c = 3, 2, 2: gamma(c + 1), then their Elias-Fano lists of 13, 9, 9 bits)
     assert (a["bits"] & np.uint64(1)).tolist() == [1, 1, 1, 1]
     row0 = format(int(a["bits"][0]), "064b")[::-1]
     assert row0[:24] == "1" + "0 110 0 111 10 0 0 111 110 10 0 10".replace(" ", "")
@@ -398,3 +398,44 @@ def test_dense_rows_four_at_a_time_with_codes_longer_than_the_table(monkeypatch)
                 assert np.all(np.abs(y - W.astype(np.float64) @ v) <= tolerance(W, v)), count
     finally:
         le.set_thread_policy(previous)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n", [4093, 32768, 32769, 40000])
+def test_sparse_rows_either_side_of_the_16_bit_decoder(n):
+    """Rows of at most 2**15 columns decode ``z`` in 16 bits and four columns per 64-bit
+    word; wider rows keep 32-bit ``z``. Groups of 1 to 40 columns (full blocks of 8 and
+    every tail), low parts narrow (four per read) and wide (``L > 14``), columns up to
+    ``n − 1``, and ``ω_0 ≠ 0``."""
+    rng = np.random.default_rng(n)
+    W = np.full((6, n), 0.25, np.float32)
+    for i in range(6):
+        for v, c in enumerate([1, 3, 7, 8, 9, 15, 16, 17, 40][i:i + 5]):
+            W[i, rng.choice(n, c, replace=False)] = v + 1.0
+    W[0, n - 1] = 7.5
+    W[5, :3] = 2.0
+    f = le.EFR.from_dense(W)
+    assert not (f.arrays()["bits"][f.arrays()["row_ptr"][:-1]] & np.uint64(1)).any()
+    x = rng.standard_normal(n).astype(np.float32)
+    X = rng.standard_normal((n, 3)).astype(np.float32)
+    for v in (x, X):
+        y = f @ v
+        assert np.all(np.abs(y - W.astype(np.float64) @ v) <= tolerance(W, v))
+
+
+@pytest.mark.nojit
+def test_spread4_puts_four_low_parts_in_16_bit_lanes():
+    """``pdep`` where the CPU has it, shifts and masks otherwise: both as the plain
+    definition, for every width the product uses."""
+    from lowentropy.formats._efr_sparse import spread4, spread4_shifts
+
+    @numba.njit
+    def both(v, L, lanes):
+        return spread4(v, L, lanes), spread4_shifts(v, L, lanes)
+
+    rng = np.random.default_rng(0)
+    for L in range(1, 15):
+        lanes = np.uint64(((1 << L) - 1) * 0x0001000100010001)
+        for v in rng.integers(0, 2**63, 20, dtype=np.uint64):
+            expected = sum((((int(v) >> (q * L)) & ((1 << L) - 1)) << (16 * q)) for q in range(4))
+            assert [int(r) for r in both(v, L, lanes)] == [expected, expected]

@@ -192,7 +192,7 @@ def huffman_rows(arrays: dict, shape: tuple[int, int]) -> list[CodedRow]:
 
 def _ef_lows(reader: _Reader, c: int, n: int) -> tuple[int, list[tuple[int, str, int]]]:
     """A group's ``c`` low parts: ``L`` and ``(start, bits, value)`` of each."""
-    low_bits = (n // c).bit_length() - 1
+    low_bits = (n // c).bit_length()
     lows = []
     for _ in range(c):
         start = reader.pos
@@ -251,7 +251,7 @@ def efr_rows(arrays: dict, shape: tuple[int, int]) -> list[CodedRow]:
     >>> W = np.zeros((2, 1000)); W[0, [5, 17, 400]] = 1; W[0, 700] = 2; W[1, 999] = 2
     >>> rows = efr_rows(le.EFR.from_dense(W).arrays(), W.shape)
     >>> " ".join(p.bits for p in rows[1].pieces if p.kind != "pad")  # SPEC §9's case
-    '0 011 1 010 111001111 01'
+    '0 011 1 010 1110011111 1'
     >>> [p.cols for p in rows[0].pieces if p.kind == "high"]
     [(5, 17, 400), (700,)]
     """
@@ -303,7 +303,7 @@ def efr_mode_bits(ranks: np.ndarray, lengths: np.ndarray) -> tuple[int, int]:
     Examples
     --------
     >>> efr_mode_bits(np.array([0, 3, 0, 2, 1, 0, 0, 2, 3, 1, 0, 1]), np.array([1, 2, 3, 3]))
-    (24, 44)
+    (24, 48)
     """
     ranks = np.asarray(ranks, np.int64)
     lengths = np.asarray(lengths, np.int64)
@@ -315,6 +315,6 @@ def efr_mode_bits(ranks: np.ndarray, lengths: np.ndarray) -> tuple[int, int]:
     for c in counts[1:top + 1].tolist():
         sparse += _gamma_bits(c + 1)
         if c:
-            low = (n // c).bit_length() - 1
+            low = (n // c).bit_length()
             sparse += c * low + c + ((n - 1) >> low)
     return dense, sparse

@@ -263,7 +263,7 @@ def efr_html(f: le.Format) -> str:
     --------
     >>> from dashboards.anatomy_walk import SPEC_EXAMPLE
     >>> page = efr_html(le.EFR.from_dense(SPEC_EXAMPLE))
-    >>> "dense: 24 bits (sparse would take 44); 1 word" in page
+    >>> "dense: 24 bits (sparse would take 48); 1 word" in page
     True
     """
     a = f.arrays()

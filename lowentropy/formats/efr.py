@@ -7,12 +7,12 @@ whole 64-bit words (so rows are encoded and decoded in parallel without sharing 
 
 - **sparse** (mode bit 0): like CER, one group per rank ``1..r_i`` (``r_i`` the largest
   rank of the row), each with its columns as an Elias–Fano list: ``L = floor(log2(n //
-  c))`` low bits per column (``c`` its number of columns), and the high parts in unary
-  (``c + ((n - 1) >> L)`` bits). The row holds ``gamma(r_i + 1)``, every group's
-  ``gamma(c + 1)``, then the low parts of all its groups, then all their high fields. A
-  column costs about ``2 + log2(n / c)`` bits instead of CER's 16 or 32, and the group's
-  value stays implicit, so the product is SPEC §3's: additions inside a group, one
-  multiplication per group.
+  c)) + 1`` low bits per column (``c`` its number of columns; the bits of ``n // c``),
+  and the high parts in unary (``c + ((n - 1) >> L)`` bits, fewer than ``2c``). The row
+  holds ``gamma(r_i + 1)``, every group's ``gamma(c + 1)``, then the low parts of all its
+  groups, then all their high fields. A column costs about ``2–2.5 + log2(n / c)`` bits
+  instead of CER's 16 or 32, and the group's value stays implicit, so the product is
+  SPEC §3's: additions inside a group, one multiplication per group.
 - **dense** (mode bit 1): one canonical Huffman code per element (rank 0 included), over
   the counts of ``Ω`` in the whole matrix. Fixed-width codes cost ``ceil(log2 K)`` bits
   per element, 1.45× the floor when ``H`` is well below ``log2 K``; Huffman costs less
@@ -30,13 +30,16 @@ minimal policy, 32-bit values), bits ÷ entropy floor ``m·n·H + K·32``:
 =====================================  =====  ==========  =========  =====
 layer                                  CER    all sparse  all dense  EFR
 =====================================  =====  ==========  =========  =====
-VGG-16 fc6 4096×25088, 4 %, 32 values  1.79   1.08        3.05       1.08
-AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.10        1.79       1.10
-512×4608 unpruned, 16 levels           4.42   1.37        1.02       1.02
+VGG-16 fc6 4096×25088, 4 %, 32 values  1.79   1.115       3.05       1.115
+AlexNet fc6 4096×9216, 9 %, 32 values  2.06   1.13        1.79       1.13
+512×4608 unpruned, 16 levels           4.42   1.48        1.02       1.02
 =====================================  =====  ==========  =========  =====
 
 Neither mode alone is within 1.25× of the floor on all three; the per-row choice is, at a
-cost of one bit per row (and at most 63 bits of padding).
+cost of one bit per row (and at most 63 bits of padding). The textbook Elias–Fano ``L =
+floor(log2(n // c))`` gave 1.08 and 1.10 on the pruned layers; one low bit more costs
+3 % there and halves the unary fields the product walks (2.4 → 1.7 bits per column on
+VGG-16 fc6). Two bits more: 1.19 and 1.21, too close to 1.25 for what they save.
 
 Speed. The high fields come last in a sparse row, all together, so that the product
 decodes them in one pass with no test of where a group ends
@@ -44,31 +47,37 @@ decodes them in one pass with no test of where a group ends
 before each one of the byte, eight slots are written unconditionally and the count
 advances by the byte's population; LLVM's SLP vectorizer turns the eight slots into one
 widening load, one addition and one store. ``z[t] − Z_g`` is then the high part of the
-``t``-th column (``Z_g`` the zeros of the fields before group ``g``), and group by group
-the columns are rebuilt (four low parts from one unaligned 64-bit read when ``L <= 14``)
-and summed with 8 accumulators. The order of the bits is the only change from the first
-layout (one group after the other, each with its low parts and high field): the same
-bits, so the same sizes and the same pricing from statistics.
+``t``-th column (``Z_g`` the zeros of the fields before group ``g``). In rows of at most
+``2**15`` columns (every layer of the benchmarks) ``z`` is 16-bit and the columns are
+rebuilt four at a time in the 16-bit lanes of a 64-bit word, ``((z[t:t+4] − Z_g) << L) |
+pdep(low parts)``, from two reads per 8 columns that advance by ``L`` bytes; then they
+are summed with 8 accumulators. Wider rows keep 32-bit ``z`` and one column at a time.
+The order of the bits is the only change from the first layout (one group after the
+other, each with its low parts and high field): the same bits, priced from the same
+statistics.
 
 Measured on VGG-16 fc6 rows (thread CPU time per stored entry on one core, on a machine
-shared with other jobs, load average 1.1–3.5; medians of 7–15): the whole product
-1.6–1.7 ns against 2.7–3.0 ns for the first layout's decoder (CER: 0.70 ns); of it, the
-rows' headers (the gamma codes) 0.1–0.3 ns, the unary pass 0.27–0.3 ns, the low parts
-and the gather 1.1 ns (0.9 ns with the low parts left out). AlexNet fc6: 1.75 ns (CER
-0.6; 2.6 ns before). Batches: 4.9–5.3 against 5.5–6.3 ns at batch 8, 10–12 against
-13–15 ns at batch 64 (per entry, all columns).
+shared with other jobs; medians of 9–11, interleaved): the whole product 1.23–1.26 ns
+against CER's 0.69–0.70 ns (1.78× CER's time), where the 32-bit decoder with the
+textbook ``L`` took 1.62–1.69 ns (2.35×) and the first layout's 2.7–3.0 ns. Of it, the
+rows' headers (the gamma codes) 0.1 ns, the unary pass 0.2–0.25 ns (0.3 ns with the
+textbook ``L``), the columns and the gather 0.8 ns (1.1 ns with the 32-bit decoder). The
+columns bound it, not the gather: summing the rebuilt columns as integers instead of
+gathering ``x`` takes 97 % of the time (about 50 instructions for 8 columns, about 3 a
+cycle). Tried and no faster (within 1 %): a last masked block of 8 instead of the loop
+over the last 1–7 columns, ``bextr`` to take the lanes apart, two gamma codes from one
+read in the headers; AVX2's ``vgatherdps`` gathered ``x`` no faster than scalar loads
+(0.55–0.66 against 0.50–0.56 ns an entry).
 
-Tried for the high fields, after the reordering (ns an entry, same measure): the
-``tzcnt`` walk over the whole region without group ends, 8, 16 or 24 slots unrolled
-then a loop (0.95–1.2 ns: about 1.5 cycles a slot, bound by the ALUs, not by the chain
-of clear-lowest-bit: splitting each word into two halves, or walking two rows side by
-side, gained nothing); the byte table without vectorization is the 3.4 ns below. For the
-low parts: one unaligned read per column (1.67 ns against 1.46 for the whole product).
-For the layout, estimated from the counts before coding: one ``L`` per row over the keys
-``(rank − 1)·n + column`` (1.19× and 1.21× the floor on VGG-16 and AlexNet fc6: the rare
-values' groups need a larger ``L``); ``L`` capped at 8 so that the low parts are bytes
-(1.14× and 1.12×, and slower: twice the zeros in the unary fields, 2.9 ns with a ``tzcnt``
-walk).
+Before the 16-bit decoder, after the reordering (ns an entry, same measure): the whole
+product 1.6–1.7 ns; the ``tzcnt`` walk over the whole high region, 8, 16 or 24 slots
+unrolled then a loop (0.95–1.2 ns for the walk alone: about 1.5 cycles a slot, bound by
+the ALUs); one unaligned read per column for the low parts (1.67 ns against 1.46 with
+four low parts per read). For the layout, estimated from the counts before coding: one
+``L`` per row over the keys ``(rank − 1)·n + column`` (1.19× and 1.21× the floor on
+VGG-16 and AlexNet fc6: the rare values' groups need a larger ``L``); ``L`` capped at 8
+so that the low parts are bytes (1.14× and 1.12×, and slower: twice the zeros in the
+unary fields, 2.9 ns with a ``tzcnt`` walk).
 
 Before the reordering, group by group (``tzcnt`` walk, low parts from one 64-bit read per
 ``64 // L`` columns, then CER's 8-accumulator gather): about 2.7–3 ns an entry. Tried
@@ -90,18 +99,19 @@ one row at a time, about 9 cycles an element; still about 10× dense BLAS, which
 ``X`` serving four rows: 128 → 88 ms at batch 8 and 210 → 83 ms at batch 64 on that
 layer (2 threads, idle machine; medians of 5).
 
-Side by side at batch 1 (2 threads, machine shared with other jobs, load average
-1.6–2.2; the first layout's decoder timed in the same minutes): EFR took 2.0–2.5× CER's
-time on VGG-16 fc6, against 3.4–4.1× before, and 2.2–2.5× on AlexNet fc6, against
-3.2–3.7×. ``benchmarks/run.py --cases vgg16_fc6,alexnet_fc6,large --budget 3`` (read
-bandwidth 22 GB/s where 32 is the idle figure): dense 16.9 ms, CER 1.66, EFR 4.19 ms on
-VGG-16 fc6 (×4.0; the first layout ×1.9–2.2 in the runs around it); AlexNet fc6 ×2.0.
-With the quiet times (dense 12.0 ms, CER 1.43 ms) that is about 3.0–3.6 ms, 3.3–4× as
-fast as dense BLAS (2.1× before). SPEC §9's 5× needs about 2.4 ms, 1.15 ns of one core
-per entry, where the rows' headers, the unary pass and the gather take 1.4 ns without
-the low parts. Reaching it would take a cheaper gather or a code whose positions decode
-in fewer instructions than Elias–Fano and whose size still follows from the counts per
-row (the statistics price EFR from them).
+Side by side at batch 1 (``benchmarks/run.py --cases vgg16_fc6 --budget 3``, 2 threads,
+five runs on a machine shared with another engineer's benchmarks, read bandwidth 14–23
+GB/s where 32 is the idle figure): EFR took 2.96–6.19 ms against dense's 15.2–25.4 ms,
+×3.7–5.5 as fast (median ×4.0; the run with the least contention ×5.5: dense 16.3, CER
+1.53, EFR 2.96 ms), 1.76–2.06× CER's time (median 1.86; 2.5× before). Batch 8: ×4.3–4.8
+(×3.4 in the most loaded run); batch 64: ×3.3–4.0. With a quiet machine's times (dense
+12.0 ms, CER 1.43 ms) 1.8× CER's time is about 2.6 ms, ×4.6: SPEC §9's 5× needs about
+1.1 ns of one core per stored entry, where the 16-bit decoder takes 1.15–1.25 ns. What
+bounds it now is the number of instructions per column (about 5.5 to rebuild and gather
+one, 43 for a block of 8, plus about 2.5 per column for the unary pass and the headers),
+not the memory: a code needing fewer instructions per position, priced from the counts
+per row (the statistics price EFR from them), would be the next step (AVX2's gathers
+were no faster than scalar loads here).
 
 Arrays
 ------
@@ -156,13 +166,25 @@ from .._rowcodes import (
 from .._values import count_values, row_entries
 from ..memory import check_memory
 from ._checks import check_pointer, check_values, check_vector
-from ._efr_sparse import group_cols, group_sum, sparse_header, unary_zeros
+from ._efr_sparse import (
+    group_cols,
+    group_cols16,
+    group_sum,
+    group_sum16,
+    sparse_header,
+    unary_zeros,
+)
 from ._sums import gather_sum_rows, row_chunks
 from .base import ArraySpec, Format, Sizes
 
 __all__ = ["EFR", "EFRSizes", "efr_sizes_from_hist"]
 
 _inline = numba.njit(inline="always", nogil=True)
+
+#: Rows of at most this many columns are decoded with 16-bit ``z`` (:func:`group_sum16`):
+#: every column and every count of zeros before a one of a sparse row's high fields
+#: (fewer than ``2n`` bits) then fits a 16-bit lane.
+_NARROW = 1 << 15
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -446,7 +468,10 @@ def _sparse_row_dot(words, start, end_word, n, deltas, x, offset, z,
         c = cnts[k]
         if c > 0:
             L = ef_low(n, c)
-            acc += deltas[k] * group_sum(words, low, L, z, t0, c, zeros, x)
+            if z.itemsize == 2:  # known when compiling: one of the two is compiled
+                acc += deltas[k] * group_sum16(words, low, L, z, t0, c, zeros, x)
+            else:
+                acc += deltas[k] * group_sum(words, low, L, z, t0, c, zeros, x)
             low += c * L
             t0 += c
             zeros += (n - 1) >> L
@@ -591,7 +616,9 @@ def _dense_rows_matmat(words, row_ptr, rows, nrows, n, vals, tables, X, acc, out
 def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out):
     """Sparse rows one by one; dense rows four at a time (:func:`_dense_rows_dot`)."""
     for c in prange(chunks.shape[0] - 1):
-        z = np.empty(n + 64, np.int32)
+        narrow = n <= _NARROW
+        z = np.empty(0 if narrow else n + 64, np.int32)
+        z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
         tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
@@ -605,7 +632,10 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                     waiting = 0
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
-            out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
+            if narrow:
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z16, cnts)
+            else:
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
         if waiting:
             _dense_rows_dot(words, row_ptr, dense, waiting, n, vals, tables, x, out)
 
@@ -618,7 +648,9 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
         s = np.empty(B, X.dtype)
         acc = np.empty((4, B), X.dtype)
         cols = np.empty(n + 64, np.uint32)
-        z = np.empty(n + 64, np.int32)
+        narrow = n <= _NARROW
+        z = np.empty(0 if narrow else n + 64, np.int32)
+        z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
         tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
         dense = np.empty(4, np.int64)
@@ -632,7 +664,10 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                     waiting = 0
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
-            top, low = _sparse_row_zeros(src, start, end_word, n, z, cnts)
+            if narrow:
+                top, low = _sparse_row_zeros(src, start, end_word, n, z16, cnts)
+            else:
+                top, low = _sparse_row_zeros(src, start, end_word, n, z, cnts)
             o = out[i]
             for b in range(B):
                 o[b] = offset[b]
@@ -642,7 +677,10 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
                 cnt = cnts[k]
                 if cnt > 0:
                     L = ef_low(n, cnt)
-                    group_cols(src, low, L, z, t0, cnt, zeros, cols)
+                    if narrow:
+                        group_cols16(src, low, L, z16, t0, cnt, zeros, cols)
+                    else:
+                        group_cols(src, low, L, z, t0, cnt, zeros, cols)
                     gather_sum_rows(cols, X, 0, cnt, s)
                     d = deltas[k]
                     for b in range(B):
