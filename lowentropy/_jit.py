@@ -7,11 +7,19 @@ process; the cache turns a ~0.4 s compile into a ~0.1 s load), ``fastmath`` off 
 a benchmark shows a kernel gains from it, and LLVM's SLP vectorizer on only for the
 kernels that ask for it (``vectorize=True``). When kernels run on threads is decided in
 :mod:`lowentropy.threads`.
+
+numba keys a cached kernel on the source file that defines it, not on the helpers it
+inlines from other modules: after a change to ``_sums.py`` alone, a kernel of ``cer.py``
+would load its old machine code. Every kernel's cache entry is therefore also keyed on a
+digest of all of the package's sources (:data:`SOURCES`): any change of the package
+recompiles every kernel once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from numba import njit, prange
 from numba.core import config
@@ -19,9 +27,32 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from .threads import use_threads  # the thread policy's rule, for the encoders that import it here
 
-__all__ = ["kernel", "serial", "use_threads", "prange", "CACHE"]
+__all__ = ["kernel", "serial", "use_threads", "prange", "CACHE", "SOURCES"]
 
 CACHE = os.environ.get("LOWENTROPY_NUMBA_CACHE", "1") != "0"
+
+
+def sources_digest(root: Path) -> str:
+    """SHA-256 of the ``*.py`` files under ``root`` (their paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+#: Digest of the package's sources, part of every kernel's key in numba's on-disk cache.
+SOURCES = sources_digest(Path(__file__).resolve().parent)
+
+
+def _keyed_on_sources(dispatcher):
+    """Key ``dispatcher``'s on-disk cache on :data:`SOURCES` as well as on its own file
+    (numba's index is read with the stamp it was written with; another stamp is a miss).
+    Without the cache, or under ``NUMBA_DISABLE_JIT=1``, ``dispatcher`` is unchanged."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, SOURCES)
+    return dispatcher
 
 
 def kernel(*, parallel: bool = False, fastmath: bool = False, vectorize: bool = False):
@@ -34,7 +65,9 @@ def kernel(*, parallel: bool = False, fastmath: bool = False, vectorize: bool = 
     and each of them is checked against its float64 reference in the tests.
     """
     jit = njit(nogil=True, cache=CACHE, parallel=parallel, fastmath=fastmath)
-    return (lambda fn: _with_slp(jit(fn))) if vectorize else jit
+    if vectorize:
+        return lambda fn: _with_slp(_keyed_on_sources(jit(fn)))
+    return lambda fn: _keyed_on_sources(jit(fn))
 
 
 def _with_slp(dispatcher):
@@ -75,6 +108,6 @@ def serial(fn):
     twin.__qualname__ = fn.__qualname__ + "_serial"
     twin.__module__ = fn.__module__
     twin.__doc__ = fn.__doc__
-    compiled = njit(nogil=True, cache=CACHE)(twin)
+    compiled = _keyed_on_sources(njit(nogil=True, cache=CACHE)(twin))
     return _with_slp(compiled) if getattr(original, "lowentropy_slp", False) else compiled
 

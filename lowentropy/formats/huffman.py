@@ -103,7 +103,7 @@ def _peek(words, last, p):  # pragma: no cover - compiled
     return (((hi << uint64(32)) | lo) << (p & uint64(31))) >> uint64(32) & uint64(0xFFFFFFFF)
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel()
 def _long_symbol(window, lookup, first, count, offset, by_code, max_length):
     """(rank, length) of a code word longer than the lookup table; (-1, 0) if none."""
     for length in range(lookup + 1, max_length + 1):
@@ -143,7 +143,7 @@ def _row_bits(ranks, m, n, lengths, out):
         out[i] = s
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel()
 def _long_symbols(w0, w1, w2, w3, k0, l0, k1, l1, k2, l2, k3, l3, lookup, first, count, offset,
                   by_code, max_length):
     """The (rank, length) pairs of four windows, the long code words (length 0) decoded."""
