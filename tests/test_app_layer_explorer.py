@@ -293,18 +293,9 @@ def test_a_memory_error_while_timing_leaves_the_other_formats_timed(monkeypatch)
     assert "over the memory budget" in ex.notes.value and ex.messages.widget.value == ""
 
 
-def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it(monkeypatch):
-    import dashboards.layer_explorer as mod
-
-    calls = []
-    real = mod.time_within_limits
-
-    def counted(*args, **kwargs):
-        calls.append(kwargs["batch"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(mod, "time_within_limits", counted)
+def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it():
     ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    calls = ex.timing_jobs
     ex.timer.wait(60)
     calls.clear()
     refreshes = dict(ex.refresher.counts)

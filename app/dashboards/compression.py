@@ -87,6 +87,14 @@ class Analysis:
         m = self._matrix
         return m.matrix if isinstance(m, Compressed) else m
 
+    def codes_or_matrix(self) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """The quantizer's ``(codes, codebook)`` while the dense matrix is not written yet
+        (a quarter of its bytes, to send elsewhere), else the matrix."""
+        m = self._matrix
+        if isinstance(m, Compressed) and m.quantized is not None and m._matrix is None:
+            return m.quantized.codes, m.quantized.codebook
+        return self.matrix
+
     def corner(self, rows: int = 64, cols: int = 128) -> np.ndarray:
         """The top-left ``rows x cols`` corner of the compressed matrix (see :func:`crop`)."""
         m = self._matrix

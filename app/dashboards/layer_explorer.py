@@ -12,6 +12,7 @@ import html
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from plotly.subplots import make_subplots
 import lowentropy as le
 from lowentropy.bench import read_bandwidth
 
-from . import retraining
+from . import retraining, timing_process
 from .compression import (
     Accounting,
     Analysis,
@@ -129,6 +130,13 @@ class LayerExplorer:
                  synchronous: bool = False) -> None:
         self.messages = Messages()
         self.timer = Runner(self.messages, "timing", synchronous=synchronous)
+        # live timing in a worker process that a refresh stops while it runs (started
+        # here, by the thread that makes the page, which the worker's life is tied to)
+        self.timing_process = None
+        if not synchronous and timing_process.available():
+            self.timing_process = timing_process.TimingProcess()
+            weakref.finalize(self, self.timing_process.close)
+        self.timing_jobs: list[int] = []  # the batch of every live timing started (tests)
         # refreshes after the first run here, throttled: changes within THROTTLE_S of each
         # other are drawn once (each cancels the refresh it finds waiting or running); the
         # first change after a pause starts at once
@@ -415,7 +423,9 @@ class LayerExplorer:
         page shows this runs at once; afterwards through a throttled, cancellable runner."""
         if self._original is None:
             return
-        self.timer.cancel()  # a timing still running would compete for the cores
+        self.timer.cancel()  # a timing still running would compete for the cores:
+        if self.timing_process is not None:  # its worker stops until the refresh is drawn
+            self.timing_process.pause()
         if not self._ready:
             self._draw_result(self._compute(None))
             return
@@ -452,6 +462,8 @@ class LayerExplorer:
         self._draw_cards(a, accuracy)
         self.timing_notes = {}
         self._draw_notes()
+        if self.timing_process is not None:
+            self.timing_process.resume()
         self._start_timing()
 
     def _retrained_layer(self, recipe: le.Recipe, task) -> np.ndarray | None:
@@ -586,6 +598,10 @@ class LayerExplorer:
             if self._bandwidth is None:
                 self._bandwidth = read_bandwidth(64 * 2**20, rounds=3)
             task.check()
+            self.timing_jobs.append(batch)
+            worker = self.timing_process
+            if worker is not None and worker.alive:
+                return worker.run(a.codes_or_matrix(), batch=batch, budget=0.4, task=task)
             # the dense matrix is written from the codes here, once the controls rested
             return time_within_limits(a.matrix, a.stats, batch=batch, budget=0.4,
                                       progress=task.progress, check=task.check)

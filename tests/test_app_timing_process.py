@@ -1,0 +1,123 @@
+"""Live timing in a worker process that a refresh stops (``dashboards.timing_process``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dashboards.timing_process import TimingProcess, available
+from dashboards.ui import Cancelled, Task
+
+import lowentropy as le
+from lowentropy.synthetic import synthetic_layer
+
+APP = Path(__file__).resolve().parent.parent / "app"
+
+
+def _state(pid: int) -> str:
+    """The process's state letter in /proc (``T``: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = TimingProcess()
+    yield w
+    w.close()
+
+
+def test_the_worker_times_every_format_from_codes_or_matrix(worker):
+    W = synthetic_layer((48, 160), keep=0.3, levels=8)
+    q = le.quantize(W, method="kmeans", clusters=7, return_codes=True)
+    for source in ((q.codes, q.codebook), q.to_dense()):
+        result, notes = worker.run(source, batch=2, budget=0.05, task=Task())
+        assert set(result.timings) == set(le.FORMATS) | {"scipy_csr"}
+        assert notes == {} and result.batch == 2 and result.shape == W.shape
+        assert all(t.median > 0 for t in result.timings.values())
+
+
+def test_a_paused_worker_is_stopped_until_resumed(worker):
+    W = synthetic_layer((512, 4096), keep=0.2, levels=16)
+    done: list = []
+    task = Task(lambda i, total: None)
+    thread = threading.Thread(
+        target=lambda: done.append(worker.run(W, batch=1, budget=0.3, task=task)))
+    thread.start()
+    time.sleep(0.3)
+    worker.pause()
+    assert _state(worker._process.pid) == "T"
+    time.sleep(0.5)
+    assert done == [] and thread.is_alive()
+    worker.resume()
+    assert _state(worker._process.pid) != "T"
+    thread.join(120)
+    assert done and set(done[0][0].timings) >= set(le.FORMATS)
+
+
+def test_a_cancelled_timing_stops_at_once_and_the_next_one_runs(worker):
+    W = synthetic_layer((512, 4096), keep=0.2, levels=16)
+    task = Task()
+    threading.Timer(0.2, task.cancel).start()
+    start = time.perf_counter()
+    with pytest.raises(Cancelled):
+        worker.run(W, batch=1, budget=5.0, task=task)
+    assert time.perf_counter() - start < 2.0
+    small = synthetic_layer((32, 64), keep=0.5, levels=4)
+    result, _ = worker.run(small, batch=1, budget=0.02, task=Task())
+    assert result.shape == (32, 64)  # the replaced job's answer was not taken for this one
+    assert worker.jobs[-2:] == [1, 1]
+
+
+def test_errors_in_the_worker_reach_the_caller(worker):
+    with pytest.raises(ValueError, match="NaN"):
+        worker.run(np.full((4, 4), np.nan, np.float32), batch=1, budget=0.01, task=Task())
+    result, _ = worker.run(np.eye(4, dtype=np.float32), batch=1, budget=0.01, task=Task())
+    assert result.shape == (4, 4)
+
+
+def test_processes_can_be_stopped_here():
+    assert available()  # POSIX; the dashboards time in their own process elsewhere
+
+
+def test_close_kills_a_stopped_worker():
+    w = TimingProcess()
+    w.pause()
+    w.close()
+    assert not w.alive
+
+
+def test_a_stopped_worker_dies_with_the_dashboard_process(tmp_path):
+    pid_file = tmp_path / "pid"
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(APP)!r})
+        import numpy as np
+        from dashboards.timing_process import TimingProcess
+        from dashboards.ui import Task
+        w = TimingProcess()
+        w.run(np.eye(4, dtype=np.float32), batch=1, budget=0.01, task=Task())
+        w.pause()
+        open({str(pid_file)!r}, "w").write(str(w._process.pid))
+        os._exit(0)  # no clean-up: as when the kernel is killed
+    """)
+    # no pipes to the child: a worker left alive would hold them open
+    subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=300, check=True)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if _state(pid) == "Z":  # dead, not yet reaped
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail("the stopped worker outlived its parent")
