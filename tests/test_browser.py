@@ -52,6 +52,12 @@ def test_layer_explorer_renders_and_follows_the_pruning_slider(page, voila_serve
         return total < {before};
     }}""", timeout=30_000)
     assert storage_total(page) < before
+    # once the slider rests, the live timing (in its worker process) fills the time panel
+    page.wait_for_function("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const bars = gd.data.find(t => t.name === 'measured');
+        return bars && bars.x && bars.x.length >= 7;
+    }""", timeout=60_000)
     screenshot(page, "layer_explorer_pruned")
 
 
