@@ -10,12 +10,17 @@ Debian's chromium (``/usr/bin/chromium``), picks a network and layer (AlexNet fc
 - pruning moves with k-means 32: ``ArrowRight`` on the pruning slider → storage redrawn;
 - bits moves with the uniform quantizer at 0 % pruning (from 2 bits up, at most 6).
 
+Between moves the page rests ``--pause`` seconds (0.3 by default: shorter than the 0.6 s
+after which the live timing starts, so no timing runs; 1.5 measures moves made while the
+live timing of the previous setting is under way).
+
 Each time runs from the key press to the moment the storage bars in the page differ from
 before. Medians are printed (and written as JSON with ``--out``). The machine is shared and
 noisy: quote medians and compare runs made side by side.
 
     python benchmarks/browser_refresh.py [--network alexnet] [--layer classifier.1.weight]
                                          [--moves 5] [--out results.json] [--settle 20]
+                                         [--pause 0.3]
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def _wait_change(page, before, timeout_ms: int = 120_000) -> None:
                            arg=before, timeout=timeout_ms, polling="raf")
 
 
-def _moves(page, handle, moves: int) -> list[float]:
+def _moves(page, handle, moves: int, pause: float = 0.3) -> list[float]:
     """Seconds from each ArrowRight on ``handle`` to the redrawn storage figure."""
     times = []
     for _ in range(moves):
@@ -59,17 +64,18 @@ def _moves(page, handle, moves: int) -> list[float]:
         page.keyboard.press("ArrowRight")
         _wait_change(page, before)
         times.append(time.perf_counter() - start)
-        page.wait_for_timeout(300)  # let the page settle (live timing waits for a pause)
+        page.wait_for_timeout(pause * 1000)  # the live timing starts after 0.6 s of rest
     return times
 
 
-def run(network: str, layer: str, moves: int, settle: float = 20.0) -> dict:
+def run(network: str, layer: str, moves: int, settle: float = 20.0,
+        pause: float = 0.3) -> dict:
     from playwright.sync_api import sync_playwright
 
     server = VoilaServer(Path(tempfile.mkdtemp()) / "voila.log")
     server.wait_ready()
     time.sleep(settle)  # voila's preheated kernel runs the notebook once started
-    out: dict = {"network": network, "layer": layer, "settle_s": settle}
+    out: dict = {"network": network, "layer": layer, "settle_s": settle, "pause_s": pause}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
@@ -98,7 +104,7 @@ def run(network: str, layer: str, moves: int, settle: float = 20.0) -> dict:
                 out["layer_switch_s"] = time.perf_counter() - start
             page.wait_for_timeout(2000)
             sliders = page.locator(".widget-slider .noUi-handle")
-            out["prune_kmeans32_s"] = _moves(page, sliders.nth(0), moves)
+            out["prune_kmeans32_s"] = _moves(page, sliders.nth(0), moves, pause)
             before = page.evaluate(STORAGE)
             page.get_by_role("button", name="uniform", exact=True).click()
             _wait_change(page, before, 300_000)
@@ -110,7 +116,7 @@ def run(network: str, layer: str, moves: int, settle: float = 20.0) -> dict:
             page.keyboard.press("Home")  # 2 bits: up to 6 moves to 8 bits
             _wait_change(page, before, 300_000)
             page.wait_for_timeout(2000)
-            out["bits_uniform_s"] = _moves(page, sliders.nth(1), min(moves, 6))
+            out["bits_uniform_s"] = _moves(page, sliders.nth(1), min(moves, 6), pause)
             browser.close()
     finally:
         server.stop()
@@ -130,8 +136,11 @@ def main(argv=None) -> int:
                              "the preheated kernel to be ready, as for a user who opens the "
                              "page after `python3 tasks.py app` printed its address (0: "
                              "open at once, measuring part of the preheating too)")
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="seconds of rest between moves (1.5: the live timing of the "
+                             "previous setting runs when the next move comes)")
     args = parser.parse_args(argv)
-    result = run(args.network, args.layer, args.moves, args.settle)
+    result = run(args.network, args.layer, args.moves, args.settle, args.pause)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
