@@ -295,6 +295,7 @@ def test_a_memory_error_while_timing_leaves_the_other_formats_timed(monkeypatch)
 
 def test_live_timing_waits_for_a_pause_and_the_next_move_cancels_it():
     ex = LayerExplorer(small_network(), measure=True)  # timing in the background
+    assert ex.timing_process is not None and ex.timing_process.alive  # in its worker
     calls = ex.timing_jobs
     ex.timer.wait(60)
     calls.clear()

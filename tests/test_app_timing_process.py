@@ -72,7 +72,6 @@ def test_a_cancelled_timing_stops_at_once_and_the_next_one_runs(worker):
     small = synthetic_layer((32, 64), keep=0.5, levels=4)
     result, _ = worker.run(small, batch=1, budget=0.02, task=Task())
     assert result.shape == (32, 64)  # the replaced job's answer was not taken for this one
-    assert worker.jobs[-2:] == [1, 1]
 
 
 def test_errors_in_the_worker_reach_the_caller(worker):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -130,12 +131,8 @@ class LayerExplorer:
                  synchronous: bool = False) -> None:
         self.messages = Messages()
         self.timer = Runner(self.messages, "timing", synchronous=synchronous)
-        # live timing in a worker process that a refresh stops while it runs (started
-        # here, by the thread that makes the page, which the worker's life is tied to)
-        self.timing_process = None
-        if not synchronous and timing_process.available():
-            self.timing_process = timing_process.TimingProcess()
-            weakref.finalize(self, self.timing_process.close)
+        self._synchronous = synchronous
+        self.timing_process: timing_process.TimingProcess | None = None  # when measuring
         self.timing_jobs: list[int] = []  # the batch of every live timing started (tests)
         # refreshes after the first run here, throttled: changes within THROTTLE_S of each
         # other are drawn once (each cancels the refresh it finds waiting or running); the
@@ -185,6 +182,8 @@ class LayerExplorer:
         self.table_picker, self.batch_picker = acc.table_picker, acc.batch_picker
         self.measure_box = w.Checkbox(value=measure, description="measure time live",
                                       indent=False)
+        if measure:
+            self._start_timing_process()
         self.cards = w.HTML()
         self.notes = w.HTML()  # plain-words notes about what is shown (not errors)
         self.notes.add_class("lowentropy-notes")
@@ -404,8 +403,20 @@ class LayerExplorer:
             self.refresh()
 
     def _on_batch(self, change=None) -> None:
+        if self.measure_box.value:
+            self._start_timing_process()
         if self.analysis is not None:
             self._start_timing()
+
+    def _start_timing_process(self) -> None:
+        """Start the live timing's worker process (once): a refresh stops it while it runs
+        (see :mod:`dashboards.timing_process`). Started by the thread that makes the page
+        and handles its controls, to which the worker's life is tied."""
+        if (self.timing_process is None and not self._synchronous
+                and timing_process.available()
+                and threading.current_thread() is threading.main_thread()):
+            self.timing_process = timing_process.TimingProcess()
+            weakref.finalize(self, self.timing_process.close)
 
     @property
     def recipe(self) -> le.Recipe:

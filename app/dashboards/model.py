@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import lowentropy as le
-from lowentropy.bench import SCIPY, time_formats
+from lowentropy.bench import time_formats
 from lowentropy.memory import encoding_bytes
 
-__all__ = ["MAX_TIMING_BYTES", "fmt_bytes", "shared_values_note", "encode_within_limits",
-           "time_encoded", "time_within_limits",
+__all__ = ["MAX_TIMING_BYTES", "fmt_bytes", "shared_values_note", "time_within_limits",
            "accuracy_or_none", "with_layer"]
 
 #: Formats whose arrays would take more memory than this are not timed (the statistics
@@ -77,16 +76,15 @@ def shared_values_note(stats: le.Stats, rows: Sequence[le.CostRow]) -> str:
             f"save. {verdict}Quantize (uniform or k-means) to a few values to see them help.")
 
 
-def encode_within_limits(W: np.ndarray, stats: le.Stats, *, limit: int | None = None,
-                         check: Callable[[], object] | None = None
-                         ) -> tuple[dict[str, object], dict[str, str]]:
-    """Encode ``W`` in every format whose arrays fit in ``limit`` bytes, for timing.
+def time_within_limits(W: np.ndarray, stats: le.Stats, *, batch: int, budget: float,
+                       progress: Callable[[int, int], object] | None = None,
+                       limit: int | None = None, check: Callable[[], object] | None = None):
+    """Time ``W @ x`` in every format whose encoding fits in ``limit`` bytes.
 
-    Returns ``(encoded, notes)``: name → encoded matrix (scipy's CSR too, as
-    :data:`lowentropy.bench.SCIPY`, when ours was encoded), and per format left out why
-    (its predicted size over ``limit``, or the library's memory-budget message). Dense,
-    the reference, is always encoded. ``check()``, when given, is called before each
-    encoding (it may raise to stop).
+    Returns ``(result, notes)``: the ``time_formats`` result of the formats that could be
+    encoded, and per format left out why (its predicted size over ``limit``, or the
+    library's memory-budget message). Dense, the reference, is always timed.
+    ``check()``, when given, is called before each encoding (it may raise to stop).
     """
     limit = MAX_TIMING_BYTES if limit is None else int(limit)
     encoded, notes = {}, {}
@@ -103,32 +101,11 @@ def encode_within_limits(W: np.ndarray, stats: le.Stats, *, limit: int | None = 
             encoded[name] = fmt.from_dense(W)
         except MemoryError as exc:  # the library's MemoryBudgetError: a readable message
             notes[name] = f"not timed: {exc}"
-    if "csr" in encoded:
-        import scipy.sparse
-
-        encoded[SCIPY] = scipy.sparse.csr_array(W)
-    return encoded, notes
-
-
-def time_encoded(W: np.ndarray, encoded: dict[str, object], notes: dict[str, str], *,
-                 batch: int, budget: float,
-                 progress: Callable[[int, int], object] | None = None):
-    """Time ``W @ x`` in the formats :func:`encode_within_limits` encoded: ``(result,
-    notes)``, ``result`` the ``time_formats`` result (``None`` without dense)."""
     if "dense" not in encoded:
         return None, notes
     result = time_formats(W, encoded, batch=batch, budget=budget, progress=progress,
-                          include_scipy=SCIPY in encoded)
+                          include_scipy="csr" in encoded)
     return result, notes
-
-
-def time_within_limits(W: np.ndarray, stats: le.Stats, *, batch: int, budget: float,
-                       progress: Callable[[int, int], object] | None = None,
-                       limit: int | None = None, check: Callable[[], object] | None = None):
-    """Time ``W @ x`` in every format whose encoding fits in ``limit`` bytes:
-    :func:`encode_within_limits`, then :func:`time_encoded`."""
-    encoded, notes = encode_within_limits(W, stats, limit=limit, check=check)
-    return time_encoded(W, encoded, notes, batch=batch, budget=budget, progress=progress)
 
 
 def accuracy_or_none(network: le.Network) -> float | None:

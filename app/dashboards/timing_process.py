@@ -60,17 +60,15 @@ def _die_with_parent() -> None:
 
 def _time_source(source: Source, batch: int, budget: float, check: Callable[[], None],
                  progress: Callable[[int, int], None]):
-    from .model import encode_within_limits, time_encoded
+    from .model import time_within_limits
 
     if isinstance(source, tuple):
         q = le.Quantized(*source)
         W, stats = q.to_dense(), le.stats(q)
     else:
         W, stats = source, le.stats(source)
-    check()
-    encoded, notes = encode_within_limits(W, stats, check=check)
-    check()
-    return time_encoded(W, encoded, notes, batch=batch, budget=budget, progress=progress)
+    return time_within_limits(W, stats, batch=batch, budget=budget, progress=progress,
+                              check=check)
 
 
 def _serve(conn, current) -> None:  # pragma: no cover - runs in the worker process
@@ -121,7 +119,6 @@ class TimingProcess:
         child.close()
         self._lock = threading.Lock()  # one job at a time
         self._paused = False
-        self.jobs: list[int] = []  # the batch of every job sent (for tests)
 
     @property
     def alive(self) -> bool:
@@ -151,7 +148,6 @@ class TimingProcess:
                 raise RuntimeError("the timing process has ended")
             job = self._current.value + 1
             self._current.value = job  # the job running in the worker stops at its next step
-            self.jobs.append(int(batch))
             self.resume()
             self._conn.send((job, source, int(batch), float(budget)))
             try:
