@@ -92,6 +92,25 @@ def test_close_kills_a_stopped_worker():
     assert not w.alive
 
 
+def test_a_script_that_times_at_top_level_is_not_run_again_by_its_worker(tmp_path):
+    script = tmp_path / "explore.py"  # a script, not a notebook: no __main__ guard
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(APP)!r})
+        import numpy as np
+        from dashboards.timing_process import TimingProcess
+        from dashboards.ui import Task
+        print("started", flush=True)
+        w = TimingProcess()
+        result, notes = w.run(np.eye(8, dtype=np.float32), batch=1, budget=0.01, task=Task())
+        print("timed", sorted(result.timings)[0], flush=True)
+        w.close()
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert out.stdout.split() == ["started", "timed", "cer"]
+
+
 def test_a_stopped_worker_dies_with_the_dashboard_process(tmp_path):
     pid_file = tmp_path / "pid"
     script = textwrap.dedent(f"""

@@ -22,12 +22,15 @@ dashboards time in their own process.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -71,17 +74,27 @@ def _time_source(source: Source, batch: int, budget: float, check: Callable[[], 
                               check=check)
 
 
-def _serve(conn, current) -> None:  # pragma: no cover - runs in the worker process
-    """The worker: time each job it receives, unless a newer one replaced it."""
+def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker process
+    """The worker: time each job it receives on the connection ``fd``; a message that
+    arrives meanwhile (a newer job, or a cancellation) replaces the running one."""
     _die_with_parent()
+    conn = Connection(fd)
+    pending = None
     while True:
         try:
-            job, source, batch, budget = conn.recv()
+            message = pending if pending is not None else conn.recv()
         except (EOFError, OSError):
             return
+        pending = None
+        if message[0] == "cancel":
+            continue
+        job, source, batch, budget = message
 
-        def check(job=job) -> None:
-            if current.value != job:
+        def check() -> None:
+            nonlocal pending
+            if pending is None and conn.poll():
+                pending = conn.recv()
+            if pending is not None:
                 raise le.Cancelled("a newer timing replaced this one")
 
         def progress(i: int, total: int, job=job) -> None:
@@ -99,6 +112,12 @@ def _serve(conn, current) -> None:  # pragma: no cover - runs in the worker proc
                 conn.send((job, "error", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
+#: What the worker runs: the parent's import path, then :func:`_serve` on its socket.
+_WORKER = ("import json, os, sys; sys.path[:0] = json.loads(os.environ.pop("
+           "'LOWENTROPY_TIMING_PATH')); from dashboards.timing_process import _serve; "
+           "_serve(int(sys.argv[1]))")
+
+
 class TimingProcess:
     """A worker process that times layers, stopped while the page refreshes.
 
@@ -110,19 +129,22 @@ class TimingProcess:
     """
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._current = ctx.Value("q", 0, lock=False)
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self._current), daemon=True,
-                                    name="lowentropy-timing")
-        self._process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "LOWENTROPY_TIMING_PATH": json.dumps(sys.path)}
+        # a new interpreter (not multiprocessing's spawn, which would run the parent's
+        # main script again when it is one), talking over a socket of its own
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            env=env, stdin=subprocess.DEVNULL)
+        theirs.close()
+        self._conn = Connection(ours.detach())
         self._lock = threading.Lock()  # one job at a time
+        self._job = 0
         self._paused = False
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process.poll() is None
 
     def pause(self) -> None:
         """Stop the worker where it is (a refresh is starting)."""
@@ -136,25 +158,25 @@ class TimingProcess:
             self._signal(signal.SIGCONT)
 
     def _signal(self, sig: int) -> None:
-        pid = self._process.pid
-        if pid is not None and self._process.is_alive():
+        if self.alive:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+                self._process.send_signal(sig)
 
     def run(self, source: Source, *, batch: int, budget: float, task) -> Any:
         """Time ``source`` in the worker; ``(result, notes)``."""
         with self._lock:
             if not self.alive:
                 raise RuntimeError("the timing process has ended")
-            job = self._current.value + 1
-            self._current.value = job  # the job running in the worker stops at its next step
+            self._job += 1
+            job = self._job
             self.resume()
             self._conn.send((job, source, int(batch), float(budget)))
             try:
                 return self._wait(job, task)
-            finally:
-                if self._current.value == job:
-                    self._current.value = job + 1  # cancelled or failed: let it stop
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self._conn.send(("cancel", job))  # it stops at its next step
+                raise
 
     def _wait(self, job: int, task) -> Any:
         while True:
@@ -177,8 +199,8 @@ class TimingProcess:
 
     def close(self) -> None:
         """Kill the worker (``SIGKILL`` ends it even while stopped)."""
-        if self._process.is_alive():
+        if self.alive:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGKILL)
-        self._process.join(5)
+                self._process.kill()
+        self._process.wait(5)
         self._conn.close()
