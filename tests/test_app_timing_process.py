@@ -26,6 +26,17 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def _stopped(pid: int, want: bool, timeout: float = 10.0) -> bool:
+    """Whether the process reaches the state asked for (a signal arrives a little after
+    ``kill`` returns)."""
+    deadline = time.monotonic() + timeout
+    while (_state(pid) == "T") != want:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 @pytest.fixture(scope="module")
 def worker():
     w = TimingProcess()
@@ -43,22 +54,26 @@ def test_the_worker_times_every_format_from_codes_or_matrix(worker):
         assert all(t.median > 0 for t in result.timings.values())
 
 
-def test_a_paused_worker_is_stopped_until_resumed(worker):
+def test_a_paused_worker_is_stopped_until_resumed():
     W = synthetic_layer((512, 4096), keep=0.2, levels=16)
+    worker = TimingProcess()  # its own: a failure here must not leave a shared one stopped
     done: list = []
-    task = Task(lambda i, total: None)
     thread = threading.Thread(
-        target=lambda: done.append(worker.run(W, batch=1, budget=0.3, task=task)))
-    thread.start()
-    time.sleep(0.3)
-    worker.pause()
-    assert _state(worker._process.pid) == "T"
-    time.sleep(0.5)
-    assert done == [] and thread.is_alive()
-    worker.resume()
-    assert _state(worker._process.pid) != "T"
-    thread.join(120)
-    assert done and set(done[0][0].timings) >= set(le.FORMATS)
+        target=lambda: done.append(worker.run(W, batch=1, budget=2.0, task=Task())))
+    try:
+        thread.start()
+        time.sleep(0.2)
+        worker.pause()
+        assert _stopped(worker._process.pid, True)
+        time.sleep(0.5)
+        assert done == [] and thread.is_alive()  # a timing of at least 2 s, held
+        worker.resume()
+        assert _stopped(worker._process.pid, False)
+        thread.join(120)
+        assert done and set(done[0][0].timings) >= set(le.FORMATS)
+    finally:
+        worker.close()  # a waiting run() then ends with an error
+        thread.join(10)
 
 
 def test_a_cancelled_timing_stops_at_once_and_the_next_one_runs(worker):

@@ -164,7 +164,9 @@ class TimingProcess:
 
     def run(self, source: Source, *, batch: int, budget: float, task) -> Any:
         """Time ``source`` in the worker; ``(result, notes)``."""
-        with self._lock:
+        while not self._lock.acquire(timeout=0.05):  # an earlier run() is still waiting
+            task.check()
+        try:
             if not self.alive:
                 raise RuntimeError("the timing process has ended")
             self._job += 1
@@ -177,6 +179,8 @@ class TimingProcess:
                 with contextlib.suppress(OSError):
                     self._conn.send(("cancel", job))  # it stops at its next step
                 raise
+        finally:
+            self._lock.release()
 
     def _wait(self, job: int, task) -> Any:
         while True:
