@@ -41,17 +41,20 @@ def _uniform_segment(w, bits, mask, below, step, levels, start, stop, codes,
     key is below ``below``), ``values[i - start]`` the level's value in the dtype, for
     ``i`` in ``[start, stop)``. Branch-free loops, which the compiler vectorizes (the
     kept entries are multiplied by 1, the others by 0)."""
+    src = w[start:stop]  # slices: indices numba knows are not negative
+    key = bits[start:stop]
+    out = codes[start:stop]
     if below <= 0:  # nothing pruned
-        for i in range(start, stop):
-            k = min(max(np.rint(np.float64(w[i]) / step), -levels), levels)
-            codes[i] = k + levels
-            values[i - start] = k * step + 0.0  # the value, rounded to the dtype
+        for i in range(src.size):
+            k = min(max(np.rint(np.float64(src[i]) / step), -levels), levels)
+            out[i] = k + levels
+            values[i] = k * step + 0.0  # the value, rounded to the dtype
         return
-    for i in range(start, stop):
-        x = np.float64((bits[i] & mask) >= below) * np.float64(w[i])
+    for i in range(src.size):
+        x = np.float64((key[i] & mask) >= below) * np.float64(src[i])
         k = min(max(np.rint(x / step), -levels), levels)
-        codes[i] = k + levels
-        values[i - start] = k * step + 0.0
+        out[i] = k + levels
+        values[i] = k * step + 0.0
 
 
 @kernel(parallel=True)
