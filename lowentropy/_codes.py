@@ -55,29 +55,29 @@ class CodeValues:
 def _code_table(codes, chunks, table):  # pragma: no cover - compiled
     """``table[i, k]`` = occurrences of code ``k`` in row ``i``.
 
-    Four partial histograms (column ``j`` counts into histogram ``j % 4``), added at the
-    end of the row: consecutive equal codes then do not wait for each other's increment.
+    Eight partial histograms (column ``j`` counts into histogram ``j % 8``), added at the
+    end of the row: consecutive equal codes then do not wait for each other's increment
+    (with most codes equal, as in a pruned layer, four partial histograms took 14 ms on
+    AlexNet fc6 and eight take 9 ms).
     """
     K = table.shape[1]
     for c in prange(chunks.shape[0] - 1):
-        part = np.zeros(4 * K, np.int64)
+        part = np.zeros(8 * K, np.int64)
         for i in range(chunks[c], chunks[c + 1]):
             row = codes[i]
-            n4 = row.shape[0] - row.shape[0] % 4
-            for j in range(0, n4, 4):
-                part[row[j]] += 1
-                part[K + row[j + 1]] += 1
-                part[2 * K + row[j + 2]] += 1
-                part[3 * K + row[j + 3]] += 1
-            for j in range(n4, row.shape[0]):
+            n8 = row.shape[0] - row.shape[0] % 8
+            for j in range(0, n8, 8):
+                for h in range(8):  # unrolled by the compiler
+                    part[h * K + row[j + h]] += 1
+            for j in range(n8, row.shape[0]):
                 part[row[j]] += 1
             t = table[i]
             for k in range(K):
-                t[k] = part[k] + part[K + k] + part[2 * K + k] + part[3 * K + k]
-                part[k] = 0
-                part[K + k] = 0
-                part[2 * K + k] = 0
-                part[3 * K + k] = 0
+                total = 0
+                for h in range(8):
+                    total += part[h * K + k]
+                    part[h * K + k] = 0
+                t[k] = total
 
 
 @kernel(parallel=True)

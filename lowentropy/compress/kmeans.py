@@ -145,7 +145,7 @@ def _bin_weights(w, bits, mask, t, cut, lo, pre, scale, nch, counts,
         stop = min(n, start + chunk)
         cnt = counts[c]
         sm = sums[c]
-        kept = np.empty(BLOCK, np.int64)
+        kept = np.empty(BLOCK, np.uint64)  # unsigned: no wrap-around tests
         for b0 in range(start, stop, BLOCK):
             b1 = min(stop, b0 + BLOCK)
             mid = min(max(cut + 1, b0), b1)
@@ -255,7 +255,7 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
         start = min(n, c * chunk)
         stop = min(n, start + chunk)
         values = np.empty(BLOCK, w.dtype)
-        kept = np.empty(BLOCK, np.int64)
+        kept = np.empty(BLOCK, np.uint64)  # unsigned: no wrap-around tests
         err2 = 0.0
         ref2 = 0.0
         peak = 0.0
@@ -268,6 +268,7 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
             mid = min(max(cut + 1, b0), b1)
             p = _kept(bits, mask, max(t + 1, 1), b0, mid, kept, 0)
             p = _kept(bits, mask, max(t, 1), mid, b1, kept, p)
+            first = np.uint64(b0)
             for q in range(p):
                 i = kept[q]
                 b = np.int64(bits[i])
@@ -275,7 +276,7 @@ def _assign(w, bits, mask, t, cut, flip, top, lut, centroids, code_of_centroid, 
                 if k < 0:
                     k = code_of_centroid[_nearest(centroids, np.float64(w[i]))]
                 codes[i] = k
-                values[i - b0] = codebook[k]
+                values[i - first] = codebook[k]
             e, r, pk = lane_sums(w[b0:b1], values, b1 - b0)
             err2 += e
             ref2 += r
