@@ -77,8 +77,9 @@ def _range_segment(bits, mask, maxfinite, below, start, stop, acc):  # pragma: n
     hi = acc[1]
     nnz = acc[2]
     bad = acc[3]
-    for i in range(start, stop):
-        b = np.int64(bits[i])
+    seg = bits[start:stop]  # a slice: indices numba knows are not negative
+    for i in range(seg.size):
+        b = np.int64(seg[i])
         mag = b & mask
         key = b ^ ((b >> 63) & mask)
         nz = mag >= below
