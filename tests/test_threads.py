@@ -168,6 +168,34 @@ def test_products_plan_follows_the_strategy(startup, monkeypatch):
     assert f._plan(1)[0] is (numba.get_num_threads() > 1)
 
 
+@pytest.mark.nojit
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_small_palette_product_runs_no_parallel_kernel(startup, monkeypatch, bits):
+    """Below the work threshold every kernel of palette's vector product is the one-thread
+    twin, the column tables too: a parallel region waits for every thread, and on a busy
+    machine a descheduled one costs milliseconds (a 300 x 64 layer's product took 0.55 ms
+    instead of 0.03 in a dashboard)."""
+    import numpy as np
+
+    from lowentropy.formats import palette
+
+    startup()
+    le.set_thread_policy("parallel")
+
+    def refuse(*args):
+        raise AssertionError("a parallel kernel ran on a small product")
+
+    for name in ("_column_tables", "_matvec_tables", "_matvec_direct", "_decode_tile"):
+        monkeypatch.setattr(palette, name, refuse)
+    rng = np.random.default_rng(bits)
+    values = rng.standard_normal(2 ** bits).astype(np.float32)
+    W = values[rng.integers(0, values.size, (300, 64))]
+    x = rng.standard_normal(64).astype(np.float32)
+    f = le.Palette.from_dense(W)
+    assert f.code_bits == bits and W.size < threads.PARALLEL_MIN_WORK
+    np.testing.assert_allclose(f @ x, W.astype(np.float64) @ x, rtol=1e-5, atol=1e-4)
+
+
 # --- import orders, in fresh processes ----------------------------------------------------------
 
 def test_numpy_first_finds_a_spinning_openblas_but_stays_parallel():

@@ -270,6 +270,7 @@ def _matvec_tables(codes, wpr, b, L, tables, block, chunks, out):
 _matvec_direct_serial = serial(_matvec_direct)
 _matvec_tables_serial = serial(_matvec_tables)
 _decode_tile_serial = serial(_decode_tile)
+_column_tables_serial = serial(_column_tables)
 
 
 class Palette(Format):
@@ -403,7 +404,7 @@ class Palette(Format):
         x_padded = np.zeros(wpr * per, x.dtype)
         x_padded[:n] = x
         tables = np.empty(x_padded.size * L, x.dtype)
-        _column_tables(omega_padded, x_padded, tables)
+        (_column_tables if parallel else _column_tables_serial)(omega_padded, x_padded, tables)
         block = max(MIN_BLOCK_WORDS, TABLE_BLOCK_BYTES // (per * L * x.dtype.itemsize))
         run = _matvec_tables if parallel else _matvec_tables_serial
         run(codes, wpr, b, L, tables, block, chunks, out)
