@@ -157,8 +157,11 @@ class NetworkOverview:
                           legend=dict(orientation="h", y=1.1, x=0), uirevision="keep")
         fig.update_yaxes(type="log", tickformat="~s", ticksuffix="B", row=1, col=1)
         fig.update_yaxes(title_text="× vs dense", row=1, col=2)
-        fig.update_yaxes(title_text="H bits", row=2, col=1)
-        fig.update_yaxes(title_text="p₀", range=[0, 1.02], row=2, col=1, secondary_y=True)
+        fig.update_yaxes(title_text="H bits", rangemode="tozero", row=2, col=1)
+        # p₀'s own ticks (0-100 %), not ticks synchronised with H's grid lines (0.114, ...)
+        fig.update_yaxes(title_text="p₀", range=[0, 1.02], tickmode="linear", tick0=0,
+                         dtick=0.2, tickformat=".0%", showgrid=False, row=2, col=1,
+                         secondary_y=True)
         fig.update_yaxes(type="log", tickformat="~s", row=2, col=2)
         for col in (1, 2):
             fig.update_xaxes(tickangle=-40, row=2, col=col)
