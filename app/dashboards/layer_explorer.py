@@ -35,7 +35,7 @@ from .compression import (
     value_histogram,
 )
 from .controls import AccountingControls, CompressionControls
-from .model import shared_values_note, time_within_limits, with_layer
+from .model import fmt_ratio, shared_values_note, time_within_limits, with_layer
 from .paths import checked_path
 from .ui import (
     Messages,
@@ -633,7 +633,7 @@ class LayerExplorer:
             d, t = self.fig.data, self._t
             d[t["measured"]].update(x=names, y=ms, marker=dict(
                 color=[format_color(n) for n in names]),
-                text=[f"×{r['speedup_vs_dense']:.1f}" for r in rows])
+                text=[fmt_ratio(r["speedup_vs_dense"]) for r in rows])
             d[t["bandwidth limit"]].update(x=names, y=limit)
             _title(self.fig, "time").text = (
                 f"W @ X, batch {result.batch}: median ms (× vs dense); "
