@@ -125,6 +125,30 @@ def test_synchronous_mode_ignores_the_delay_and_moves_the_bar():
     assert runner.bar.layout.visibility == "hidden"
 
 
+def test_the_bar_moves_at_most_every_interval_and_shows_the_last_report(monkeypatch):
+    """A job reporting thousands of steps a second sends the page a few bar moves, not one
+    message per step; the last report (the job's end) always shows."""
+    import dashboards.ui as ui
+
+    clock = [0.0]
+    monkeypatch.setattr(ui.time, "monotonic", lambda: clock[0])
+    runner = Runner(Messages(), synchronous=True)
+    moves = []
+    runner.bar.observe(lambda change: moves.append(change["new"]), "value")
+
+    def job(task):
+        for i in range(1, 1001):
+            clock[0] += 0.001  # a report every millisecond: one second in all
+            task.progress(i, 1000)
+        return runner.bar.value
+
+    results = []
+    runner.start(job, results.append)
+    assert results == [1000] and moves[-1] == 1000
+    assert 10 <= len(moves) <= 12, moves  # the first, one per 0.1 s, the last
+    assert all(b - a >= 99 for a, b in zip(moves[:-2], moves[1:-1], strict=True)), moves
+
+
 def test_task_progress_takes_extra_arguments_and_checks():
     moves = []
     task = Task(lambda i, n: moves.append((i, n)))

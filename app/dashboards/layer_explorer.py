@@ -256,8 +256,11 @@ class LayerExplorer:
                             vertical_spacing=0.09, horizontal_spacing=0.1)
         t: dict[str, int] = {}
         self._t = t
-        add_trace(fig, t, "histogram", go.Bar(
-            name="original weights", x=[], y=[], marker_color="#bbbbbb",
+        # one filled step path, not a bar per bin: plotly.js styles and redraws every bar
+        # on each update of the figure
+        add_trace(fig, t, "histogram", go.Scatter(
+            name="original weights", x=[], y=[], mode="lines", fill="tozeroy",
+            line=dict(shape="hvh", width=0, color="#bbbbbb"), fillcolor="#cccccc",
             hovertemplate="w ≈ %{x:.4g}: %{y:.3s} weights<extra></extra>"), row=1, col=1)
         add_trace(fig, t, "shared values", go.Scatter(
             name="shared values", x=[], y=[], mode="lines+markers",

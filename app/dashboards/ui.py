@@ -12,6 +12,7 @@ import functools
 import html
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +113,11 @@ def figure_widget(fig: Any) -> Any:
     (:mod:`dashboards.plotly_bundle`)."""
     from .plotly_bundle import figure_class
 
+    # tick labels may reach past the figure's edge (they never do with the dashboards'
+    # margins): plotly.js otherwise measures every tick label of every axis on each
+    # update to hide those that would, about a sixth of a six-panel figure's redraw
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
     widget = figure_class()(fig)
     widget._config = {**widget._config, "responsive": True, "displaylogo": False}
     return widget
@@ -246,6 +252,10 @@ class Task:
         return self._event.wait(seconds)
 
 
+#: The shortest time between two moves of a :class:`Runner`'s progress bar (seconds).
+BAR_INTERVAL_S = 0.1
+
+
 class Runner:
     """Slow work in a background thread, one job at a time, that the next request cancels.
 
@@ -280,6 +290,7 @@ class Runner:
         self._lock = threading.Lock()
         self._task: Task | None = None
         self.thread: threading.Thread | None = None
+        self._shown: tuple[Task | None, float] = (None, 0.0)  # the bar's last move
         #: Jobs started, finished (``done`` called), cancelled and failed (for tests).
         self.counts = {"started": 0, "done": 0, "cancelled": 0, "failed": 0}
 
@@ -317,10 +328,21 @@ class Runner:
         return self._task is task and not task.cancelled
 
     def _show(self, task: Task, i: int, total: int) -> None:
-        if self._current(task):
-            self.bar.max = max(int(total), 1)
-            self.bar.value = min(int(i), self.bar.max)
-            self.bar.layout.visibility = "visible"
+        """Move the bar, at most every :data:`BAR_INTERVAL_S` (the first and the last
+        report always): every change is a message to the page and a redraw there, and a
+        live timing reports a few hundred product rounds a second."""
+        if not self._current(task):
+            return
+        total = max(int(total), 1)
+        value = min(int(i), total)
+        now = time.monotonic()
+        if (value < total and task is self._shown[0]
+                and now - self._shown[1] < BAR_INTERVAL_S):
+            return
+        self._shown = (task, now)
+        self.bar.max = total
+        self.bar.value = value
+        self.bar.layout.visibility = "visible"
 
     def _finish(self, task: Task) -> bool:
         """Whether ``task`` is still wanted; it is no longer the running one after this."""
