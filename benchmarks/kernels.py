@@ -10,6 +10,11 @@ clock (``cpu MHz`` of /proc/cpuinfo):
   gathered rows of ``X`` (512 x B) stay in the first-level cache: what the instructions
   cost when no gather misses the cache. The gap between the two is the price of the
   gathers' cache misses.
+- ``gather alone`` (batch 1): ``sum(x[col_idx])`` over CSER's stored column indices with
+  eight accumulators, as stored and with ``x`` in L1: the least work any product that
+  reads ``x`` at its stored entries does (a load of the index, a load of ``x``, an
+  addition), without the format's decoding or its multiplications. Its time spread over
+  the machine's cores bounds every such kernel's batch-1 time from below.
 
     python benchmarks/kernels.py [--batches 1,8,64] [--repeats 5] [--rows 4096]
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import lowentropy as le  # isort: skip
 
 import argparse
+import os
 import statistics
 import time
 
@@ -45,6 +51,21 @@ def in_l1(f, modulo: int = 512):
     arrays = {k: np.array(v) for k, v in f.arrays().items()}
     arrays["col_idx"] = (arrays["col_idx"] % modulo).astype(arrays["col_idx"].dtype)
     return type(f)._trusted(f.shape, f.dtype, **arrays)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def gather_alone(cols: np.ndarray, x: np.ndarray) -> float:
+    """``sum(x[cols])`` in eight float32 accumulators (one index load, one ``x`` load and
+    one addition per entry)."""
+    acc = np.zeros(8, np.float32)
+    n = cols.size
+    full = n - n % 8
+    for i in range(0, full, 8):
+        for k in range(8):
+            acc[k] += x[cols[i + k]]
+    for i in range(full, n):
+        acc[0] += x[cols[i]]
+    return float(acc.sum())
 
 
 def cpu_seconds(fn, calls: int) -> float:
@@ -82,10 +103,22 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repeats):
             for key, f in variants.items():
                 times[key].append(cpu_seconds(lambda f=f, X=X: f @ X, calls))
+        if b == 1:
+            cols = np.asarray(formats["cser"].arrays()["col_idx"])
+            for key, c in (("gather alone", cols), ("gather, x in L1", cols % 512)):
+                gather_alone(c, X)
+                times[key] = [cpu_seconds(lambda c=c, X=X: gather_alone(c, X), calls)
+                              for _ in range(args.repeats)]
         for key, ts in times.items():
             cycles = statistics.median(ts) * hz / N
             print(f"  B={b:<3} {key:16} {statistics.median(ts) * 1e3:8.2f} ms  "
                   f"{cycles:6.2f} cycles/entry  {cycles / b:6.3f} per entry and column")
+        if b == 1:
+            cores = len(os.sched_getaffinity(0))
+            floor = statistics.median(times["gather alone"]) / cores * 4096 / args.rows
+            print(f"  the gather alone on {cores} cores, VGG-16 fc6 at full size: "
+                  f"{floor * 1e3:.2f} ms, the least any batch-1 product reading x at "
+                  f"its stored entries takes here")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,19 @@ def test_the_worker_times_every_format_from_codes_or_matrix(worker):
         assert all(t.median > 0 for t in result.timings.values())
 
 
+def test_the_worker_reports_progress_at_most_every_interval(worker):
+    """Hundreds of product rounds a second, a progress message every 0.05 s at most."""
+    from dashboards.timing_process import PROGRESS_INTERVAL_S
+
+    W = synthetic_layer((48, 160), keep=0.3, levels=8)
+    reports = []
+    start = time.monotonic()
+    worker.run(W, batch=1, budget=0.3, task=Task(lambda i, n: reports.append(i)))
+    seconds = time.monotonic() - start
+    assert reports, "no progress reported"
+    assert len(reports) <= seconds / PROGRESS_INTERVAL_S + 2, (len(reports), seconds)
+
+
 def test_a_paused_worker_is_stopped_until_resumed():
     W = synthetic_layer((512, 4096), keep=0.2, levels=16)
     worker = TimingProcess()  # its own: a failure here must not leave a shared one stopped

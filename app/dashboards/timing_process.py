@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -97,9 +98,14 @@ def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker process
             if pending is not None:
                 raise le.Cancelled("a newer timing replaced this one")
 
-        def progress(i: int, total: int, job=job) -> None:
-            check()
-            conn.send((job, "progress", (i, total)))
+        last = [-PROGRESS_INTERVAL_S]  # when progress was last sent
+
+        def progress(i: int, total: int, job=job, last=last) -> None:
+            check()  # every step; a message at most every PROGRESS_INTERVAL_S
+            now = time.monotonic()
+            if i >= total or now - last[0] >= PROGRESS_INTERVAL_S:
+                last[0] = now
+                conn.send((job, "progress", (i, total)))
 
         try:
             conn.send((job, "done", _time_source(source, batch, budget, check, progress)))
@@ -111,6 +117,10 @@ def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker process
             except Exception:  # noqa: BLE001 - an exception that does not pickle
                 conn.send((job, "error", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
+
+#: The shortest time between two progress messages of the worker (seconds): a timing
+#: takes a few hundred product rounds a second, and the bar moves at most every 0.1 s.
+PROGRESS_INTERVAL_S = 0.05
 
 #: What the worker runs: the parent's import path, then :func:`_serve` on its socket.
 _WORKER = ("import json, os, sys; sys.path[:0] = json.loads(os.environ.pop("
