@@ -38,6 +38,7 @@ from numba import int32, int64, types, uint64
 from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
+from ._efr_lanes import block_sums16_avx2, tail_sum16_avx2, vector_columns_apply
 
 __all__ = ["load64", "popcount", "spread4", "spread4_shifts", "HAS_PDEP", "UNARY_TABLE",
            "sparse_header", "unary_zeros", "group_sum", "group_sum16", "group_cols",
@@ -325,32 +326,26 @@ def group_sum(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@_inline
-def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
-    """:func:`group_sum` with ``z`` in 16 bits (``uint16``; rows of ``n <= 32768``
-    columns, so that every column and every ``z`` fits a 16-bit lane): four columns at a
-    time in the four 16-bit lanes of one 64-bit word, ``((z[t:t+4] − Z) << L) |
-    spread4(low parts)``, one subtraction, one shift, one ``pdep`` and one or for four
-    columns (``L <= 14``; wider groups go to :func:`_group_sum_wide`).
+def block_sums16(words, byte, shift, L, z, zbyte, blocks, Z, x):
+    """The eight running sums of :func:`group_sum16` over ``blocks`` blocks of 8 columns:
+    ``s[k] = Σ_b x[col(8b + k)]`` in block order, from zero. The low parts of block ``b``
+    start at bit ``shift`` of byte ``byte + b·L`` of ``words``, its ``z`` at byte
+    ``zbyte + 16·b`` of ``z`` (``uint16``); ``L <= 14``.
 
-    No lane borrows from the next: ``z[t] >= Z`` within the group, and each lane's result
-    is a column, below ``2**15``. Eight low parts take ``8·L`` bits, a whole number of
-    bytes: the reads advance by ``L`` bytes and shift by two offsets fixed for the group
-    (the second four low parts start ``4·L`` bits after the first, ``4·L + 11 <= 64``)."""
-    if L > 14:
-        return _group_sum_wide(words, low, L, z, t0, c, Z, x)
+    The definition of the order, and the fallback: compiled for AVX2 and contiguous
+    ``float32``/``float64`` operands, eight columns are rebuilt at once in a vector
+    (:mod:`._efr_lanes`), each lane summed as here, so the sums are the same bit for bit."""
     uL = uint64(L)
-    mask = low_mask(L)
-    lanes = mask * uint64(0x0001000100010001)
+    lanes = low_mask(L) * uint64(0x0001000100010001)
     ZZ = uint64(Z) * uint64(0x0001000100010001)
     m16 = uint64(0xFFFF)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
-    byte = uint64(low) >> uint64(3)
-    shift = uint64(low) & uint64(7)
+    byte = uint64(byte)
+    shift = uint64(shift)
     half = (uL + uL + uL + uL) >> uint64(3)
     shift2 = shift + ((uL + uL + uL + uL) & uint64(7))
-    zbyte = uint64(t0 + t0)  # z[t] is at byte 2t
-    for _ in range(uint64(c) >> uint64(3)):  # a count, not a bound: one register less
+    zbyte = uint64(zbyte)
+    for _ in range(uint64(blocks)):  # a count, not a bound: one register less
         a = ((load64(z, zbyte) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
         b = ((load64(z, zbyte + uint64(8)) - ZZ) << uL) | spread4(
             load64(words, byte + half) >> shift2, L, lanes)
@@ -364,14 +359,73 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
         s7 += x[b >> uint64(48)]
         byte += uL
         zbyte += uint64(16)
-    t = zbyte >> uint64(1)
-    e = uint64(t0 + c)
-    p = (byte << uint64(3)) + shift
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@overload(block_sums16, inline="always")
+def _block_sums16_compiled(words, byte, shift, L, z, zbyte, blocks, Z,
+                           x):  # pragma: no cover - compiled
+    if vector_columns_apply(words, z, x):
+        def impl(words, byte, shift, L, z, zbyte, blocks, Z, x):
+            return block_sums16_avx2(words, uint64(byte), uint64(shift), uint64(L), z,
+                                     uint64(zbyte), uint64(blocks), uint64(Z), x)
+        return impl
+    return block_sums16
+
+
+def tail_sum16(words, byte, shift, L, z, zbyte, rem, Z, x, s0):
+    """``s0`` plus ``x`` at a group's last ``rem < 8`` columns, in order: low parts from bit
+    ``shift`` of byte ``byte`` of ``words``, ``z`` from byte ``zbyte`` of ``z``; ``L <= 14``.
+
+    The definition and the fallback: compiled for AVX2 (:func:`block_sums16`'s
+    conditions), the ``rem`` columns are rebuilt at once and added without a loop
+    (:mod:`._efr_lanes`), to the same sum."""
+    uL = uint64(L)
+    mask = low_mask(L)
+    p = (uint64(byte) << uint64(3)) + uint64(shift)
+    t = uint64(zbyte) >> uint64(1)
     uZ = uint64(Z)
-    while t < e:
+    for _ in range(uint64(rem)):
         s0 += x[_col(words, p, uL, mask, uint64(z[t]) - uZ)]
         p += uL
         t += uint64(1)
+    return s0
+
+
+@overload(tail_sum16, inline="always")
+def _tail_sum16_compiled(words, byte, shift, L, z, zbyte, rem, Z, x,
+                         s0):  # pragma: no cover - compiled
+    if vector_columns_apply(words, z, x):
+        def impl(words, byte, shift, L, z, zbyte, rem, Z, x, s0):
+            return tail_sum16_avx2(words, uint64(byte), uint64(shift), uint64(L), z,
+                                   uint64(zbyte), uint64(rem), uint64(Z), x, s0)
+        return impl
+    return tail_sum16
+
+
+@_inline
+def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
+    """:func:`group_sum` with ``z`` in 16 bits (``uint16``; rows of ``n <= 32768``
+    columns, so that every column and every ``z`` fits a 16-bit lane): eight columns at a
+    time (:func:`block_sums16`), in the four 16-bit lanes of two 64-bit words,
+    ``((z[t:t+4] − Z) << L) | spread4(low parts)``, one subtraction, one shift, one
+    ``pdep`` and one or for four columns (``L <= 14``; wider groups go to
+    :func:`_group_sum_wide`), or in the eight 32-bit lanes of an AVX2 vector.
+
+    No lane borrows from the next: ``z[t] >= Z`` within the group, and each lane's result
+    is a column, below ``2**15``. Eight low parts take ``8·L`` bits, a whole number of
+    bytes: the reads advance by ``L`` bytes and shift by two offsets fixed for the group
+    (the second four low parts start ``4·L`` bits after the first, ``4·L + 11 <= 64``)."""
+    if L > 14:
+        return _group_sum_wide(words, low, L, z, t0, c, Z, x)
+    uL = uint64(L)
+    byte = uint64(low) >> uint64(3)
+    shift = uint64(low) & uint64(7)
+    blocks = uint64(c) >> uint64(3)
+    s0, s1, s2, s3, s4, s5, s6, s7 = block_sums16(words, byte, shift, L, z, uint64(t0 + t0),
+                                                  blocks, Z, x)
+    s0 = tail_sum16(words, byte + blocks * uL, shift, L, z, uint64(t0 + t0) + (blocks << uint64(4)),
+                    uint64(c) & uint64(7), Z, x, s0)
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 

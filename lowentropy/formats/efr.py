@@ -439,16 +439,27 @@ def _upeek(words, p, last):  # pragma: no cover - compiled
 @_inline
 def _row_words(words, row_ptr, i, tail):  # pragma: no cover - compiled
     """The words a sparse row is decoded from and its first bit there: ``words`` itself,
-    except for the array's last row, which is copied into ``tail`` (one zero word more)
-    so that the unaligned 64-bit reads of its low parts stay inside an array."""
+    except for the rows ending less than two words before the array's end, which are
+    copied into ``tail`` (two zero words more; see :func:`_tail_words`) so that the
+    unaligned reads of their low parts (8 or 16 bytes, see
+    :mod:`lowentropy.formats._efr_lanes`) stay inside an array."""
     a = row_ptr[i]
     b = row_ptr[i + 1]
-    if b < words.shape[0]:
+    if b + 2 <= words.shape[0]:
         return words, a * 64, b
     for w in range(b - a):
         tail[w] = words[a + w]
     tail[b - a] = 0
+    tail[b - a + 1] = 0
     return tail, 0, b - a
+
+
+@_inline
+def _tail_words(row_ptr):  # pragma: no cover - compiled
+    """The buffer of :func:`_row_words`: the last two rows' words (each row holds at
+    least one word, so only they end less than two words before the end), plus two."""
+    m = row_ptr.shape[0] - 1
+    return np.empty(row_ptr[m] - row_ptr[max(m - 2, 0)] + 2, np.uint64)
 
 
 @kernel(vectorize=True)
@@ -620,8 +631,11 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
         z = np.empty(0 if narrow else n + 64, np.int32)
         z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
-        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
+        tail = _tail_words(row_ptr)
         dense = np.empty(4, np.int64)
+        x0 = np.empty(n + 1, x.dtype)  # x and a zero (see tail_sum16)
+        x0[:n] = x
+        x0[n] = 0
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
             if words[row_ptr[i]] & uint64(1):
@@ -633,9 +647,9 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
             if narrow:
-                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z16, cnts)
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x0, offset, z16, cnts)
             else:
-                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x0, offset, z, cnts)
         if waiting:
             _dense_rows_dot(words, row_ptr, dense, waiting, n, vals, tables, x, out)
 
@@ -652,7 +666,7 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
         z = np.empty(0 if narrow else n + 64, np.int32)
         z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
-        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
+        tail = _tail_words(row_ptr)
         dense = np.empty(4, np.int64)
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
