@@ -19,7 +19,7 @@ from strategies import low_entropy_matrices
 import lowentropy as le
 import lowentropy.threads as thread_policy
 from lowentropy._huffman import huffman_lengths
-from lowentropy.formats._efr_sparse import block_sums16, tail_sum16
+from lowentropy.formats._efr_sparse import block_sums16, tail_sum16, unary_zeros
 from lowentropy.formats.base import code_bits
 from lowentropy.io import load, save
 from lowentropy.synthetic import synthetic_layer
@@ -469,6 +469,12 @@ def _group_sums_compiled(words, L, shift, z, blocks, rem, Z, x):
 #: The plain definitions compiled as they are (not through their vector overloads).
 _scalar_blocks = numba.njit(block_sums16)
 _scalar_tail = numba.njit(tail_sum16)
+_scalar_unary = numba.njit(unary_zeros)
+
+
+@numba.njit
+def _unary_compiled(words, high, end_word, z):
+    return unary_zeros(words, high, end_word, z)
 
 _SPECIAL = [1e30, -1e30, 1.0, 3.0, -0.0, 0.0, 1e-40, 2.5e-8, np.inf, -np.inf, np.nan]
 
@@ -542,3 +548,31 @@ def test_rows_next_to_the_end_of_the_stream_with_full_blocks():
     x = rng.standard_normal(4000).astype(np.float32)
     assert np.array_equal(f @ x, (W.astype(np.float64) @ x).astype(np.float32)) or np.all(
         np.abs(f @ x - W.astype(np.float64) @ x) <= tolerance(W, x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=5),
+       high=st.integers(0, 5 * 64 - 1), density=st.sampled_from([0.05, 0.3, 0.5, 0.95]),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.uint16, np.int32]))
+def test_unary_pass_vector_equals_the_scalar_definition(words, high, density, seed, dtype):
+    """Compiled into 16-bit ``z`` on a CPU with AVX2, :func:`unary_zeros` keeps its running
+    ``zeros − k`` in a vector (:mod:`lowentropy.formats._efr_lanes`); it writes the same
+    slots as its plain definition (run as Python, and compiled as it is), past the last
+    one too, and counts the same ones: every start bit, sparse and dense fields."""
+    rng = np.random.default_rng(seed)
+    w = np.array(words, np.uint64)
+    keep = rng.random((w.size, 64)) < density
+    w &= np.packbits(keep, axis=1, bitorder="little").view(np.uint64).ravel()
+    end_word = w.size
+    high = min(high, 64 * end_word)
+    results = []
+    for run in (unary_zeros, _scalar_unary, _unary_compiled):
+        z = np.full(64 * end_word + 16, 7, dtype)
+        with np.errstate(over="ignore"):
+            k = run(w, high, end_word, z)
+        results.append((int(k), z))
+    ones = sum(bin(int(v)).count("1") for v in w) - sum(
+        bin(int(w[b >> 6]) >> (b & 63) & 1).count("1") for b in range(high))
+    for k, z in results:
+        assert k == (ones if high < 64 * end_word else 0)
+        assert np.array_equal(z, results[0][1])

@@ -200,3 +200,101 @@ def _emit_tail(context, builder, signature, args):  # pragma: no cover - compile
     for k in range(7):
         s0 = builder.fadd(s0, cols.x_at(block, k))
     return s0
+
+
+def unary_zeros_apply(words, z) -> bool:
+    """Whether :func:`unary_zeros16_avx2` takes the numba types ``words`` and ``z``."""
+    return HAS_AVX2 and _array(words, (types.uint64,)) and _array(z, (types.uint16,))
+
+
+@intrinsic
+def unary_zeros16_avx2(typingctx, words, high, end_word, z):  # pragma: no cover - compiled
+    """``unary_zeros`` into 16-bit ``z`` with the running ``zeros − k`` kept in a vector."""
+    if not unary_zeros_apply(words, z):
+        return None
+    sig = types.int64(words, types.int64, types.int64, z)
+
+    def codegen(context, builder, signature, args):
+        return _emit_unary(context, builder, signature, args)
+    return sig, codegen
+
+
+def _byte_tables():
+    """The tables of :func:`unary_zeros16_avx2`: ``UNARY_TABLE`` (positions of a byte's
+    ones minus their order) and, per byte, ``8 − popcount`` in eight 16-bit lanes."""
+    import numpy as np
+
+    from ._efr_sparse import UNARY_TABLE
+
+    pops = np.array([bin(b).count("1") for b in range(256)])
+    return UNARY_TABLE, np.repeat(8 - pops, 8).astype(np.uint16)
+
+
+def _global_table(builder, name, values, bits):  # pragma: no cover - compiled
+    from llvmlite import ir
+
+    module = builder.module
+    if name in module.globals:
+        return module.globals[name]
+    ty = ir.ArrayType(ir.IntType(bits), len(values))
+    g = ir.GlobalVariable(module, ty, name)
+    g.global_constant = True
+    g.linkage = "internal"
+    g.initializer = ir.Constant(ty, [int(v) for v in values])
+    g.align = 16
+    return g
+
+
+def _emit_unary(context, builder, signature, args):  # pragma: no cover - compiled
+    from llvmlite import ir
+
+    tw, _, _, tz = signature.args
+    words, high, end_word, z = args
+    i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    v8h, v8b = ir.VectorType(i16, 8), ir.VectorType(i8, 8)
+    positions, steps = _byte_tables()
+    pos_table = builder.bitcast(_global_table(builder, "efr_unary_positions", positions, 8),
+                                i8.as_pointer())
+    step_table = builder.bitcast(_global_table(builder, "efr_unary_steps", steps, 16),
+                                 v8h.as_pointer())
+    wdata = context.make_array(tw)(context, builder, words).data
+    zdata = builder.bitcast(context.make_array(tz)(context, builder, z).data, i8.as_pointer())
+    wi0 = builder.ashr(high, ir.Constant(i64, 6))
+    k_out = cgutils.alloca_once_value(builder, ir.Constant(i64, 0))
+    with builder.if_then(builder.icmp_signed("<", wi0, end_word)):
+        shift = builder.and_(high, ir.Constant(i64, 63))
+        first = builder.and_(builder.load(builder.gep(wdata, [wi0])),
+                             builder.shl(ir.Constant(i64, -1), shift))
+        base = builder.trunc(builder.neg(shift), i16)  # word's bit 0, relative to ``high``
+        undef = ir.Constant(v8h, ir.Undefined)
+        zk0 = builder.shuffle_vector(builder.insert_element(undef, base, ir.Constant(i32, 0)),
+                                     undef, ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+        wi_at = cgutils.alloca_once_value(builder, wi0)
+        w_at = cgutils.alloca_once_value(builder, first)
+        zk_at = cgutils.alloca_once_value(builder, zk0)  # zeros before bit 8j − k, per lane
+        loop = builder.append_basic_block("unary_word")
+        done = builder.append_basic_block("unary_done")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        w = builder.load(w_at)
+        zk = builder.load(zk_at)
+        k = builder.load(k_out)
+        for j in range(8):
+            b = builder.and_(builder.lshr(w, ir.Constant(i64, 8 * j)), ir.Constant(i64, 255))
+            p = builder.bitcast(builder.gep(pos_table, [builder.shl(b, ir.Constant(i64, 3))]),
+                                v8b.as_pointer())
+            slots = builder.add(builder.zext(builder.load(p, align=1), v8h), zk)
+            where = builder.gep(zdata, [builder.shl(k, ir.Constant(i64, 1))])
+            builder.store(slots, builder.bitcast(where, v8h.as_pointer()), align=2)
+            zk = builder.add(zk, builder.load(builder.gep(step_table, [b]), align=16))
+            k = builder.add(k, builder.ctpop(b))
+        builder.store(zk, zk_at)
+        builder.store(k, k_out)
+        wi = builder.add(builder.load(wi_at), ir.Constant(i64, 1))
+        builder.store(wi, wi_at)
+        more = builder.icmp_signed("<", wi, end_word)
+        with builder.if_then(more):
+            builder.store(builder.load(builder.gep(wdata, [wi])), w_at)
+        builder.cbranch(more, loop, done)
+        builder.position_at_end(done)
+    return builder.load(k_out)

@@ -38,7 +38,13 @@ from numba import int32, int64, types, uint64
 from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
-from ._efr_lanes import block_sums16_avx2, tail_sum16_avx2, vector_columns_apply
+from ._efr_lanes import (
+    block_sums16_avx2,
+    tail_sum16_avx2,
+    unary_zeros16_avx2,
+    unary_zeros_apply,
+    vector_columns_apply,
+)
 
 __all__ = ["load64", "popcount", "spread4", "spread4_shifts", "HAS_PDEP", "UNARY_TABLE",
            "sparse_header", "unary_zeros", "group_sum", "group_sum16", "group_cols",
@@ -226,8 +232,7 @@ def _byte_slots(z, k, zb, table, ix):  # pragma: no cover - compiled
     z[k + uint64(7)] = zb + table[ix + uint64(7)]
 
 
-@_inline
-def unary_zeros(words, high, end_word, z):  # pragma: no cover - compiled
+def unary_zeros(words, high, end_word, z):
     """``z[t]`` = zeros before the ``t``-th one of the bits from ``high`` to the end of
     word ``end_word - 1`` (the row's high fields; the bits after them are zero). ``z``
     (``int32``, or ``uint16`` when every count is below ``2**16``) holds at least 8 slots
@@ -252,6 +257,14 @@ def unary_zeros(words, high, end_word, z):  # pragma: no cover - compiled
         w = words[wi]
         base += 64
     return int64(k)
+
+
+@overload(unary_zeros, inline="always")
+def _unary_zeros_compiled(words, high, end_word, z):  # pragma: no cover - compiled
+    if unary_zeros_apply(words, z):
+        return lambda words, high, end_word, z: unary_zeros16_avx2(words, int64(high),
+                                                                   int64(end_word), z)
+    return unary_zeros
 
 
 @_inline
