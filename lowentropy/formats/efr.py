@@ -152,7 +152,12 @@ With the AVX2 path (same command, batch 1 only, runs alternated with the kernel 
 it in separate processes, the machine shared and loaded: read bandwidth 8–28 GB/s, dense
 14.1–32.1 ms): EFR ×4.5, ×5.8, ×6.0 and ×8.1 as fast as dense (median ×5.9; 2.55–5.34
 ms), 1.68–1.90× CER's time (one run 0.84×, CER slowed down); the kernel before it ×3.7,
-×3.7, ×4.9 (median ×3.7; 2.89–5.84 ms), 1.86–3.7× CER's time. What bounds it now:
+×3.7, ×4.9 (median ×3.7; 2.89–5.84 ms), 1.86–3.7× CER's time. Three more pairs of
+runs once the machine was quieter (read bandwidth 23–29 GB/s): EFR 2.54, 2.60 and 2.59 ms
+against 2.80, 2.85 and 2.93 ms (0.91 of the time), ×5.9, ×4.6 and ×5.9 as fast as dense
+(dense 14.9, 11.9 and 15.2 ms; the kernel before it ×5.0, ×5.2 and ×5.0), 1.72–1.88×
+CER's time (1.97–2.10 before). Against a quiet machine's dense (12 ms) ×5 needs EFR at
+2.4 ms, about 0.9 ns of one core an entry in this measure. What bounds it now:
 moving the columns from vector lanes to the registers that address ``x`` (one
 ``vpextrd`` a column, two operations each on Zen 3), the gather itself, the loops'
 exits (one mispredicted branch a group), and the unary pass; AVX2's gathers were no
