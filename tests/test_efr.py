@@ -19,7 +19,12 @@ from strategies import low_entropy_matrices
 import lowentropy as le
 import lowentropy.threads as thread_policy
 from lowentropy._huffman import huffman_lengths
-from lowentropy.formats._efr_sparse import block_sums16, tail_sum16, unary_zeros
+from lowentropy.formats._efr_sparse import (
+    block_cols16,
+    block_sums16,
+    tail_sum16,
+    unary_zeros,
+)
 from lowentropy.formats.base import code_bits
 from lowentropy.io import load, save
 from lowentropy.synthetic import synthetic_layer
@@ -470,6 +475,12 @@ def _group_sums_compiled(words, L, shift, z, blocks, rem, Z, x):
 _scalar_blocks = numba.njit(block_sums16)
 _scalar_tail = numba.njit(tail_sum16)
 _scalar_unary = numba.njit(unary_zeros)
+_scalar_cols = numba.njit(block_cols16)
+
+
+@numba.njit
+def _cols_compiled(words, L, shift, z, blocks, Z, cols):
+    block_cols16(words, 0, shift, L, z, 0, blocks, Z, cols)
 
 
 @numba.njit
@@ -486,9 +497,10 @@ _SPECIAL = [1e30, -1e30, 1.0, 3.0, -0.0, 0.0, 1e-40, 2.5e-8, np.inf, -np.inf, np
        seed=st.integers(0, 2**32 - 1), specials=st.booleans())
 def test_vector_columns_equal_the_scalar_definition_bit_for_bit(L, shift, blocks, rem, Z,
                                                                  dtype, seed, specials):
-    """Compiled, :func:`block_sums16` and :func:`tail_sum16` take 8 columns at once in an
-    AVX2 vector where the CPU has it (:mod:`lowentropy.formats._efr_lanes`); their plain
-    definitions (run as Python, and compiled as they are) give the same sums bit for bit:
+    """Compiled, :func:`block_sums16`, :func:`tail_sum16` and :func:`block_cols16` (the
+    batches' columns) take 8 columns at once in an AVX2 vector where the CPU has it
+    (:mod:`lowentropy.formats._efr_lanes`); their plain definitions (run as Python, and
+    compiled as they are) give the same sums and columns bit for bit:
     every low width, bit offset, number of blocks and tail, values whose sums depend on
     the order (1e30 + 1 rounds), −0.0, subnormals, infinities and NaN. ``x`` ends with the
     ``+0.0`` that the vector tail adds for the lanes past the group's end."""
@@ -521,6 +533,15 @@ def test_vector_columns_equal_the_scalar_definition_bit_for_bit(L, shift, blocks
     nan = np.isnan(np.array([*expected[0], expected[1]], dtype))
     assert np.array_equal(np.isnan(np.array([*got[0], got[1]], dtype)), nan)
     assert np.array_equal(bits(got)[~nan], bits(expected)[~nan])
+    # the batches' columns (block_cols16): the same, and those of the group
+    for run in (block_cols16, _scalar_cols, _cols_compiled):
+        out = np.full(8 * blocks + 8, 2**32 - 1, np.uint32)
+        if run is _cols_compiled:
+            run(words, L, shift, z, blocks, Z, out)
+        else:
+            run(words, 0, shift, L, z, 0, blocks, Z, out)
+        assert np.array_equal(out[:8 * blocks], cols[:8 * blocks])
+        assert (out[8 * blocks:] == 2**32 - 1).all()
     # and the sums are those of the columns: lane k the columns 8b + k, the tail in lane 0
     with np.errstate(invalid="ignore", over="ignore"):
         for k in range(8):

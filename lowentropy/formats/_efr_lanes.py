@@ -35,8 +35,12 @@ vectorizer's code computed ``zeros − k`` in a general register and broadcast i
 vector for every byte (about 12 instructions a byte); here it stays in a vector,
 advanced by ``8 − popcount(byte)`` from a second table of 256 vectors (about 8).
 
+:func:`block_cols16_avx2` writes the blocks' columns out for the batches, each block one
+vector store (the scalar code takes the lanes apart and stores them one by one).
+
 Measured on VGG-16 fc6 rows (thread CPU time per stored entry on one core): 0.87–0.89 of
-the scalar code's time, step by step in :mod:`lowentropy.formats.efr`.
+the scalar code's time at batch 1, step by step in :mod:`lowentropy.formats.efr`;
+0.93–0.97 at batch 8 and 0.97 at batch 64.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["HAS_AVX2", "vector_columns_apply", "block_sums16_avx2", "tail_sum16_avx2",
-           "unary_zeros_apply", "unary_zeros16_avx2"]
+           "block_cols_apply", "block_cols16_avx2", "unary_zeros_apply", "unary_zeros16_avx2"]
 
 _FLOATS = (types.float32, types.float64)
 
@@ -95,6 +99,26 @@ def block_sums16_avx2(typingctx, words, byte, shift, L, z, zbyte, blocks, Z,
 
     def codegen(context, builder, signature, args):
         return _emit_blocks(context, builder, signature, args)
+    return sig, codegen
+
+
+def block_cols_apply(words, z, cols) -> bool:
+    """Whether :func:`block_cols16_avx2` takes these numba types (``cols`` 1-D
+    C-contiguous ``uint32``)."""
+    return (HAS_AVX2 and _array(words, (types.uint64,)) and _array(z, (types.uint16,))
+            and _array(cols, (types.uint32,)))
+
+
+@intrinsic
+def block_cols16_avx2(typingctx, words, byte, shift, L, z, zbyte, blocks, Z,
+                      cols):  # pragma: no cover - compiled
+    """``block_cols16`` with each block of 8 columns one vector, stored at once."""
+    if not block_cols_apply(words, z, cols):
+        return None
+    sig = types.none(words, _U64, _U64, _U64, z, _U64, _U64, _U64, cols)
+
+    def codegen(context, builder, signature, args):
+        return _emit_cols(context, builder, signature, args)
     return sig, codegen
 
 
@@ -195,6 +219,25 @@ def _emit_blocks(context, builder, signature, args):  # pragma: no cover - compi
         builder.store(builder.add(b, L), byte_at)
         builder.store(builder.add(zb, ir.Constant(i64, 16)), z_at)
     return context.make_tuple(builder, signature.return_type, [builder.load(s) for s in sums])
+
+
+def _emit_cols(context, builder, signature, args):  # pragma: no cover - compiled
+    from llvmlite import ir
+
+    cols = _Columns(context, builder, signature, args)
+    _, byte, _, L, _, zbyte, blocks, _, out = args
+    i64 = ir.IntType(64)
+    data = context.make_array(signature.args[8])(context, builder, out).data
+    byte_at = cgutils.alloca_once_value(builder, byte)
+    z_at = cgutils.alloca_once_value(builder, zbyte)
+    with cgutils.for_range(builder, blocks, intp=i64) as loop:
+        b = builder.load(byte_at)
+        zb = builder.load(z_at)
+        where = builder.gep(data, [builder.shl(loop.index, ir.Constant(i64, 3))])
+        builder.store(cols.at(b, zb), builder.bitcast(where, cols.v8.as_pointer()), align=4)
+        builder.store(builder.add(b, L), byte_at)
+        builder.store(builder.add(zb, ir.Constant(i64, 16)), z_at)
+    return context.get_dummy_value()
 
 
 def _emit_tail(context, builder, signature, args):  # pragma: no cover - compiled

@@ -23,8 +23,9 @@ passes:
    last 1–7.
 
 :func:`unary_zeros`, :func:`block_sums16` and :func:`tail_sum16` are plain functions,
-the definitions (run as they are under ``NUMBA_DISABLE_JIT``); compiled for a CPU with
-AVX2 and 16-bit ``z``, an ``@overload`` of each takes the vector code of
+the definitions (run as they are under ``NUMBA_DISABLE_JIT``), and so is
+:func:`block_cols16` (the batches' columns); compiled for a CPU with AVX2 and 16-bit
+``z``, an ``@overload`` of each takes the vector code of
 :mod:`._efr_lanes` instead (eight columns in one vector, the tail without a loop, the
 unary pass's running count in a vector), which gives the same results bit for bit.
 
@@ -45,6 +46,8 @@ from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
 from ._efr_lanes import (
+    block_cols16_avx2,
+    block_cols_apply,
     block_sums16_avx2,
     tail_sum16_avx2,
     unary_zeros16_avx2,
@@ -54,7 +57,7 @@ from ._efr_lanes import (
 
 __all__ = ["load64", "popcount", "spread4", "spread4_shifts", "HAS_PDEP", "UNARY_TABLE",
            "sparse_header", "unary_zeros", "group_sum", "group_sum16", "block_sums16",
-           "tail_sum16", "group_cols", "group_cols16"]
+           "tail_sum16", "group_cols", "group_cols16", "block_cols16"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -454,27 +457,26 @@ def group_sum16(words, low, L, z, t0, c, Z, x):  # pragma: no cover - compiled
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@_inline
-def group_cols16(words, low, L, z, t0, c, Z, cols):  # pragma: no cover - compiled
-    """:func:`group_cols` from 16-bit ``z``, four columns per 64-bit word as
-    :func:`group_sum16` rebuilds them (``L <= 14``; wider groups one column at a time)."""
-    if L > 14:
-        return group_cols(words, low, L, z, t0, c, Z, cols)
+def block_cols16(words, byte, shift, L, z, zbyte, blocks, Z, cols):
+    """``cols[:8·blocks]`` = the columns of ``blocks`` blocks of 8, rebuilt as
+    :func:`block_sums16` rebuilds them (``L <= 14``).
+
+    The definition and the fallback: compiled for AVX2 (:func:`block_sums16`'s
+    conditions, ``cols`` contiguous ``uint32``), each block is one vector stored at once
+    (:mod:`._efr_lanes`)."""
     uL = uint64(L)
-    mask = low_mask(L)
-    lanes = mask * uint64(0x0001000100010001)
+    lanes = low_mask(L) * uint64(0x0001000100010001)
     ZZ = uint64(Z) * uint64(0x0001000100010001)
     m16 = uint64(0xFFFF)
-    byte = uint64(low) >> uint64(3)
-    shift = uint64(low) & uint64(7)
+    byte = uint64(byte)
+    shift = uint64(shift)
     half = (uL + uL + uL + uL) >> uint64(3)
     shift2 = shift + ((uL + uL + uL + uL) & uint64(7))
-    t = uint64(t0)
-    e = uint64(t0 + c)
+    zbyte = uint64(zbyte)
     j = uint64(0)
-    while t + uint64(8) <= e:
-        a = ((load64(z, t + t) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
-        b = ((load64(z, t + t + uint64(8)) - ZZ) << uL) | spread4(
+    for _ in range(uint64(blocks)):
+        a = ((load64(z, zbyte) - ZZ) << uL) | spread4(load64(words, byte) >> shift, L, lanes)
+        b = ((load64(z, zbyte + uint64(8)) - ZZ) << uL) | spread4(
             load64(words, byte + half) >> shift2, L, lanes)
         cols[j] = a & m16
         cols[j + uint64(1)] = (a >> uint64(16)) & m16
@@ -485,9 +487,39 @@ def group_cols16(words, low, L, z, t0, c, Z, cols):  # pragma: no cover - compil
         cols[j + uint64(6)] = (b >> uint64(32)) & m16
         cols[j + uint64(7)] = b >> uint64(48)
         byte += uL
-        t += uint64(8)
+        zbyte += uint64(16)
         j += uint64(8)
-    p = (byte << uint64(3)) + shift
+    return None
+
+
+@overload(block_cols16, inline="always")
+def _block_cols16_compiled(words, byte, shift, L, z, zbyte, blocks, Z,
+                           cols):  # pragma: no cover - compiled
+    if block_cols_apply(words, z, cols):
+        def impl(words, byte, shift, L, z, zbyte, blocks, Z, cols):
+            return block_cols16_avx2(words, uint64(byte), uint64(shift), uint64(L), z,
+                                     uint64(zbyte), uint64(blocks), uint64(Z), cols)
+        return impl
+    return block_cols16
+
+
+@_inline
+def group_cols16(words, low, L, z, t0, c, Z, cols):  # pragma: no cover - compiled
+    """:func:`group_cols` from 16-bit ``z``: blocks of 8 columns by
+    :func:`block_cols16`, then the last 1–7 one at a time (``L <= 14``; wider groups one
+    column at a time)."""
+    if L > 14:
+        return group_cols(words, low, L, z, t0, c, Z, cols)
+    uL = uint64(L)
+    mask = low_mask(L)
+    byte = uint64(low) >> uint64(3)
+    shift = uint64(low) & uint64(7)
+    blocks = uint64(c) >> uint64(3)
+    block_cols16(words, byte, shift, L, z, uint64(t0 + t0), blocks, Z, cols)
+    t = uint64(t0) + (blocks << uint64(3))
+    e = uint64(t0 + c)
+    j = blocks << uint64(3)
+    p = ((byte + blocks * uL) << uint64(3)) + shift
     uZ = uint64(Z)
     while t < e:
         cols[j] = _col(words, p, uL, mask, uint64(z[t]) - uZ)
