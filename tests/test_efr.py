@@ -19,6 +19,12 @@ from strategies import low_entropy_matrices
 import lowentropy as le
 import lowentropy.threads as thread_policy
 from lowentropy._huffman import huffman_lengths
+from lowentropy.formats._efr_sparse import (
+    block_cols16,
+    block_sums16,
+    tail_sum16,
+    unary_zeros,
+)
 from lowentropy.formats.base import code_bits
 from lowentropy.io import load, save
 from lowentropy.synthetic import synthetic_layer
@@ -439,3 +445,155 @@ def test_spread4_puts_four_low_parts_in_16_bit_lanes():
         for v in rng.integers(0, 2**63, 20, dtype=np.uint64):
             expected = sum((((int(v) >> (q * L)) & ((1 << L) - 1)) << (16 * q)) for q in range(4))
             assert [int(r) for r in both(v, L, lanes)] == [expected, expected]
+
+
+def _packed_columns(cols, L, shift, Z, slack_words=3):
+    """``(words, z)`` holding ``cols`` as a group of :func:`block_sums16` reads it: low
+    parts from bit ``shift`` of byte 0, ``z = (col >> L) + Z``; ``slack_words`` words
+    after the low parts (the vector path reads 16 bytes from a block's first byte)."""
+    bits = shift + len(cols) * L
+    words = np.zeros(bits // 64 + 1 + slack_words, np.uint64)
+    for t, col in enumerate(cols):
+        low = int(col) & ((1 << L) - 1)
+        for q in range(L):
+            if low >> q & 1:
+                b = shift + t * L + q
+                words[b >> 6] |= np.uint64(1 << (b & 63))
+    z = np.zeros(len(cols) + 16, np.uint16)
+    z[:len(cols)] = (np.asarray(cols, np.int64) >> L) + Z
+    z[len(cols):] = np.random.default_rng(len(cols)).integers(0, 2**16, 16)  # past the group
+    return words, z
+
+
+@numba.njit
+def _group_sums_compiled(words, L, shift, z, blocks, rem, Z, x):
+    s = block_sums16(words, 0, shift, L, z, 0, blocks, Z, x)
+    return s, tail_sum16(words, blocks * L, shift, L, z, 16 * blocks, rem, Z, x, s[0])
+
+
+#: The plain definitions compiled as they are (not through their vector overloads).
+_scalar_blocks = numba.njit(block_sums16)
+_scalar_tail = numba.njit(tail_sum16)
+_scalar_unary = numba.njit(unary_zeros)
+_scalar_cols = numba.njit(block_cols16)
+
+
+@numba.njit
+def _cols_compiled(words, L, shift, z, blocks, Z, cols):
+    block_cols16(words, 0, shift, L, z, 0, blocks, Z, cols)
+
+
+@numba.njit
+def _unary_compiled(words, high, end_word, z):
+    return unary_zeros(words, high, end_word, z)
+
+_SPECIAL = [1e30, -1e30, 1.0, 3.0, -0.0, 0.0, 1e-40, 2.5e-8, np.inf, -np.inf, np.nan]
+
+
+@settings(max_examples=40, deadline=None)
+@given(L=st.integers(1, 14), shift=st.integers(0, 7), blocks=st.integers(0, 5),
+       rem=st.integers(0, 7), Z=st.integers(0, 2**15), dtype=st.sampled_from([np.float32,
+                                                                             np.float64]),
+       seed=st.integers(0, 2**32 - 1), specials=st.booleans())
+def test_vector_columns_equal_the_scalar_definition_bit_for_bit(L, shift, blocks, rem, Z,
+                                                                 dtype, seed, specials):
+    """Compiled, :func:`block_sums16`, :func:`tail_sum16` and :func:`block_cols16` (the
+    batches' columns) take 8 columns at once in an AVX2 vector where the CPU has it
+    (:mod:`lowentropy.formats._efr_lanes`); their plain definitions (run as Python, and
+    compiled as they are) give the same sums and columns bit for bit:
+    every low width, bit offset, number of blocks and tail, values whose sums depend on
+    the order (1e30 + 1 rounds), −0.0, subnormals, infinities and NaN. ``x`` ends with the
+    ``+0.0`` that the vector tail adds for the lanes past the group's end."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 2**15 + 1))
+    c = 8 * blocks + rem
+    cols = rng.integers(0, n, c)
+    Z = min(Z, 2**16 - 1 - (n >> L))
+    words, z = _packed_columns(cols, L, shift, Z)
+    x = np.zeros(n + 1, dtype)
+    x[:n] = (rng.choice(_SPECIAL, n) if specials else rng.standard_normal(n) * 1e3)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf in the sums
+        expected_blocks = block_sums16(words, 0, shift, L, z, 0, blocks, Z, x)
+        expected = (expected_blocks,
+                    tail_sum16(words, blocks * L, shift, L, z, 16 * blocks, rem, Z, x,
+                               expected_blocks[0]))
+    scalar = (_scalar_blocks(words, 0, shift, L, z, 0, blocks, Z, x),)
+    scalar += (_scalar_tail(words, blocks * L, shift, L, z, 16 * blocks, rem, Z, x,
+                            dtype(scalar[0][0])),)  # numba returns a Python float
+    got = _group_sums_compiled(words, L, shift, z, blocks, rem, Z, x)
+    as_bits = np.uint32 if dtype is np.float32 else np.uint64
+
+    def bits(result):
+        return np.array([*result[0], result[1]], dtype).view(as_bits)
+
+    # compiled, vector and scalar: the same bits
+    assert np.array_equal(bits(got), bits(scalar))
+    # and the plain definition's values (−0.0 apart from 0.0; numpy's NaN may differ in
+    # sign from the CPU's)
+    nan = np.isnan(np.array([*expected[0], expected[1]], dtype))
+    assert np.array_equal(np.isnan(np.array([*got[0], got[1]], dtype)), nan)
+    assert np.array_equal(bits(got)[~nan], bits(expected)[~nan])
+    # the batches' columns (block_cols16): the same, and those of the group
+    for run in (block_cols16, _scalar_cols, _cols_compiled):
+        out = np.full(8 * blocks + 8, 2**32 - 1, np.uint32)
+        if run is _cols_compiled:
+            run(words, L, shift, z, blocks, Z, out)
+        else:
+            run(words, 0, shift, L, z, 0, blocks, Z, out)
+        assert np.array_equal(out[:8 * blocks], cols[:8 * blocks])
+        assert (out[8 * blocks:] == 2**32 - 1).all()
+    # and the sums are those of the columns: lane k the columns 8b + k, the tail in lane 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(8):
+            s = dtype(0)
+            for b in range(blocks):
+                s = dtype(s + x[cols[8 * b + k]])
+            assert np.array_equal(np.array(s, dtype), np.array(expected[0][k], dtype),
+                                  equal_nan=True)
+
+
+@pytest.mark.nojit
+def test_rows_next_to_the_end_of_the_stream_with_full_blocks():
+    """The vector path reads 16 bytes from a block's first low part: the rows ending less
+    than two words before the end of ``bits`` are decoded from a copy with two zero words
+    more (here the second-to-last row, its groups of 8 and more columns, before a
+    one-word row)."""
+    rng = np.random.default_rng(3)
+    W = np.zeros((3, 4000), np.float32)
+    for i in (0, 1):
+        for v, c in enumerate((8, 17, 30)):
+            W[i, rng.choice(4000, c, replace=False)] = v + 1.0
+    f = le.EFR.from_dense(W)
+    row_ptr = f.arrays()["row_ptr"]
+    assert row_ptr[-1] - row_ptr[-2] == 1 and row_ptr[-1] - row_ptr[-3] > 2
+    x = rng.standard_normal(4000).astype(np.float32)
+    assert np.array_equal(f @ x, (W.astype(np.float64) @ x).astype(np.float32)) or np.all(
+        np.abs(f @ x - W.astype(np.float64) @ x) <= tolerance(W, x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=5),
+       high=st.integers(0, 5 * 64 - 1), density=st.sampled_from([0.05, 0.3, 0.5, 0.95]),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.uint16, np.int32]))
+def test_unary_pass_vector_equals_the_scalar_definition(words, high, density, seed, dtype):
+    """Compiled into 16-bit ``z`` on a CPU with AVX2, :func:`unary_zeros` keeps its running
+    ``zeros − k`` in a vector (:mod:`lowentropy.formats._efr_lanes`); it writes the same
+    slots as its plain definition (run as Python, and compiled as it is), past the last
+    one too, and counts the same ones: every start bit, sparse and dense fields."""
+    rng = np.random.default_rng(seed)
+    w = np.array(words, np.uint64)
+    keep = rng.random((w.size, 64)) < density
+    w &= np.packbits(keep, axis=1, bitorder="little").view(np.uint64).ravel()
+    end_word = w.size
+    high = min(high, 64 * end_word)
+    results = []
+    for run in (unary_zeros, _scalar_unary, _unary_compiled):
+        z = np.full(64 * end_word + 16, 7, dtype)
+        with np.errstate(over="ignore"):
+            k = run(w, high, end_word, z)
+        results.append((int(k), z))
+    ones = sum(bin(int(v)).count("1") for v in w) - sum(
+        bin(int(w[b >> 6]) >> (b & 63) & 1).count("1") for b in range(high))
+    for k, z in results:
+        assert k == (ones if high < 64 * end_word else 0)
+        assert np.array_equal(z, results[0][1])

@@ -69,6 +69,48 @@ over the last 1–7 columns, ``bextr`` to take the lanes apart, two gamma codes 
 read in the headers; AVX2's ``vgatherdps`` gathered ``x`` no faster than scalar loads
 (0.55–0.66 against 0.50–0.56 ns an entry).
 
+On CPUs with AVX2 (:mod:`lowentropy.formats._efr_lanes`, numba intrinsics emitting LLVM
+IR; the scalar code stays the definition and the fallback, and a test holds both to the
+same bits), three steps, each measured against the kernel before it (same measure, 4096
+rows, medians of 11 rounds interleaved in one process, the machine shared, load 2–3.7 on
+its 2 cores; the results the same bit for bit):
+
+- eight columns in the eight 32-bit lanes of one vector: ``z[t:t+8]`` widened, minus
+  ``Z_g``, shifted by ``L``, or'ed with the 8 low parts, which one 16-byte read, a byte
+  shuffle and a shift per lane (``vpsrlvd``) take apart; each lane is moved to a
+  general register (``vmovd``/``vpextrd``) to address ``x`` and added into its own
+  accumulator, as before: about 27 instructions for 8 columns instead of 43, but only
+  3 % faster (1.09 against 1.12 ns; 0.97 of the time). Tried and not kept, as shares of
+  the time before: AVX2's gather ``vgatherdps`` (1.07), the vector stored to the stack
+  and its lanes read back (0.98; later, with the two other steps, 0.877 against
+  0.87–0.89; half stored and half moved: 0.863–0.865 against 0.861–0.876), the lanes
+  moved two by two (``vmovq``/``vpextrq`` and a shift: 0.98–0.995). With every column
+  replaced by 0 (wrong sums, to measure; LLVM then drops the rebuild too) it took 0.64
+  ns: rebuilding and moving the lanes and gathering ``x`` take the other 0.45 ns; with
+  the columns masked to the first 4 or 16 KB of ``x`` (inside the L1 cache; wrong sums)
+  1.00–1.06 against 1.09 ns: the gather's L2 misses cost little.
+- a group's last ``c % 8`` columns (about 11 % of them on VGG-16 fc6: 31 groups of about
+  32 columns a row) rebuilt like a block and added into the first sum in order, without
+  a loop: 7 additions always, the lanes past the group's end addressing a ``+0.0``
+  appended to a copy of ``x`` (a float sum that starts at ``+0.0`` is never ``−0.0``, so
+  adding ``+0.0`` changes no bit). The loop's exit, a branch on ``c % 8``, was
+  mispredicted about once a group: leaving those columns out (wrong sums, to measure)
+  took 0.97 against 1.09 ns. With the tail, 0.99 against 1.10 ns (0.90 of the time).
+  Selecting ``0.0`` instead of the loaded value for those lanes was slower (1.22 against
+  1.13 ns): LLVM turned each selection into a branch. (The masked last block tried
+  before added the lanes into their own sums, another order.)
+- the unary pass into 16-bit ``z`` with its running ``zeros − k`` in a vector register,
+  advanced by a 256-entry table of ``8 − popcount`` vectors: about 8 instructions a
+  byte of the high fields instead of 12 (the SLP-vectorized code moved the count to a
+  vector and broadcast it for every byte).
+
+All three: 0.95–1.03 ns an entry against 1.10–1.16 ns (0.87–0.89 of the time; three
+runs of 11 rounds). The batches use the vector unary pass and store each block of 8
+columns with one vector store: 3.81–3.95 against 4.03–4.05 ns an entry at batch 8
+(0.93–0.97), 9.66 against 9.98 ns at batch 64 (0.97; same measure). The reads of 16
+bytes go up to two words past a row's last word: the rows ending less than two words
+before the end of ``bits`` are decoded from a copy followed by two zero words.
+
 Before the 16-bit decoder, after the reordering (ns an entry, same measure): the whole
 product 1.6–1.7 ns; the ``tzcnt`` walk over the whole high region, 8, 16 or 24 slots
 unrolled then a loop (0.95–1.2 ns for the walk alone: about 1.5 cycles a slot, bound by
@@ -101,17 +143,27 @@ layer (2 threads, idle machine; medians of 5).
 
 Side by side at batch 1 (``benchmarks/run.py --cases vgg16_fc6 --budget 3``, 2 threads,
 five runs on a machine shared with another engineer's benchmarks, read bandwidth 14–23
-GB/s where 32 is the idle figure): EFR took 2.96–6.19 ms against dense's 15.2–25.4 ms,
-×3.7–5.5 as fast (median ×4.0; the run with the least contention ×5.5: dense 16.3, CER
-1.53, EFR 2.96 ms), 1.76–2.06× CER's time (median 1.86; 2.5× before). Batch 8: ×4.3–4.8
-(×3.4 in the most loaded run); batch 64: ×3.3–4.0. With a quiet machine's times (dense
-12.0 ms, CER 1.43 ms) 1.8× CER's time is about 2.6 ms, ×4.6: SPEC §9's 5× needs about
-1.1 ns of one core per stored entry, where the 16-bit decoder takes 1.15–1.25 ns. What
-bounds it now is the number of instructions per column (about 5.5 to rebuild and gather
-one, 43 for a block of 8, plus about 2.5 per column for the unary pass and the headers),
-not the memory: a code needing fewer instructions per position, priced from the counts
-per row (the statistics price EFR from them), would be the next step (AVX2's gathers
-were no faster than scalar loads here).
+GB/s where 32 is the idle figure), before the AVX2 path: EFR took 2.96–6.19 ms against
+dense's 15.2–25.4 ms, ×3.7–5.5 as fast (median ×4.0; the run with the least contention
+×5.5: dense 16.3, CER 1.53, EFR 2.96 ms), 1.76–2.06× CER's time (median 1.86; 2.5×
+before). Batch 8: ×4.3–4.8 (×3.4 in the most loaded run); batch 64: ×3.3–4.0. With a
+quiet machine's times (dense 12.0 ms, CER 1.43 ms), SPEC §9's 5× needs about 1.1 ns of
+one core per stored entry, where the 16-bit decoder took 1.15–1.25 ns.
+
+With the AVX2 path (same command, batch 1 only, runs alternated with the kernel before
+it in separate processes, the machine shared and loaded: read bandwidth 8–28 GB/s, dense
+14.1–32.1 ms): EFR ×4.5, ×5.8, ×6.0 and ×8.1 as fast as dense (median ×5.9; 2.55–5.34
+ms), 1.68–1.90× CER's time (one run 0.84×, CER slowed down); the kernel before it ×3.7,
+×3.7, ×4.9 (median ×3.7; 2.89–5.84 ms), 1.86–3.7× CER's time. Three more pairs of
+runs once the machine was quieter (read bandwidth 23–29 GB/s): EFR 2.54, 2.60 and 2.59 ms
+against 2.80, 2.85 and 2.93 ms (0.91 of the time), ×5.9, ×4.6 and ×5.9 as fast as dense
+(dense 14.9, 11.9 and 15.2 ms; the kernel before it ×5.0, ×5.2 and ×5.0), 1.72–1.88×
+CER's time (1.97–2.10 before). Against a quiet machine's dense (12 ms) ×5 needs EFR at
+2.4 ms, about 0.9 ns of one core an entry in this measure. What bounds it now:
+moving the columns from vector lanes to the registers that address ``x`` (one
+``vpextrd`` a column, two operations each on Zen 3), the gather itself, the loops'
+exits (one mispredicted branch a group), and the unary pass; AVX2's gathers were no
+faster than scalar loads.
 
 Arrays
 ------
@@ -439,23 +491,35 @@ def _upeek(words, p, last):  # pragma: no cover - compiled
 @_inline
 def _row_words(words, row_ptr, i, tail):  # pragma: no cover - compiled
     """The words a sparse row is decoded from and its first bit there: ``words`` itself,
-    except for the array's last row, which is copied into ``tail`` (one zero word more)
-    so that the unaligned 64-bit reads of its low parts stay inside an array."""
+    except for the rows ending less than two words before the array's end, which are
+    copied into ``tail`` (two zero words more; see :func:`_tail_words`) so that the
+    unaligned reads of their low parts (8 or 16 bytes, see
+    :mod:`lowentropy.formats._efr_lanes`) stay inside an array."""
     a = row_ptr[i]
     b = row_ptr[i + 1]
-    if b < words.shape[0]:
+    if b + 2 <= words.shape[0]:
         return words, a * 64, b
     for w in range(b - a):
         tail[w] = words[a + w]
     tail[b - a] = 0
+    tail[b - a + 1] = 0
     return tail, 0, b - a
+
+
+@_inline
+def _tail_words(row_ptr):  # pragma: no cover - compiled
+    """The buffer of :func:`_row_words`: the last two rows' words (each row holds at
+    least one word, so only they end less than two words before the end), plus two."""
+    m = row_ptr.shape[0] - 1
+    return np.empty(row_ptr[m] - row_ptr[max(m - 2, 0)] + 2, np.uint64)
 
 
 @kernel(vectorize=True)
 def _sparse_row_dot(words, start, end_word, n, deltas, x, offset, z,
                     cnts):  # pragma: no cover - compiled
-    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` of the sparse row starting at bit
-    ``start`` (its mode bit) and ending with word ``end_word - 1``: the zeros before
+    """``offset + Σ_groups (ω_k − ω_0)·Σ x[cols]`` (``x`` followed by a ``+0.0``, see
+    :func:`tail_sum16`) of the sparse row starting at bit ``start`` (its mode bit) and
+    ending with word ``end_word - 1``: the zeros before
     every one of its high fields in one pass (:func:`unary_zeros`), then group by group
     the columns and their sum (:func:`group_sum`). A function of its own, compiled with
     the SLP vectorizer (the unary pass) and apart from the dense rows' decoder."""
@@ -620,8 +684,11 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
         z = np.empty(0 if narrow else n + 64, np.int32)
         z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
-        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
+        tail = _tail_words(row_ptr)
         dense = np.empty(4, np.int64)
+        x0 = np.empty(n + 1, x.dtype)  # x and a zero (see tail_sum16)
+        x0[:n] = x
+        x0[n] = 0
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
             if words[row_ptr[i]] & uint64(1):
@@ -633,9 +700,9 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
                 continue
             src, start, end_word = _row_words(words, row_ptr, i, tail)
             if narrow:
-                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z16, cnts)
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x0, offset, z16, cnts)
             else:
-                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x, offset, z, cnts)
+                out[i] = _sparse_row_dot(src, start, end_word, n, deltas, x0, offset, z, cnts)
         if waiting:
             _dense_rows_dot(words, row_ptr, dense, waiting, n, vals, tables, x, out)
 
@@ -652,7 +719,7 @@ def _efr_matmat(words, row_ptr, n, deltas, vals, tables, X, offset, chunks, out)
         z = np.empty(0 if narrow else n + 64, np.int32)
         z16 = np.empty(n + 64 if narrow else 0, np.uint16)
         cnts = np.empty(deltas.shape[0] + 1, np.int64)
-        tail = np.empty(row_ptr[-1] - row_ptr[-2] + 1, np.uint64)
+        tail = _tail_words(row_ptr)
         dense = np.empty(4, np.int64)
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
