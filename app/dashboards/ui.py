@@ -115,7 +115,7 @@ def figure_widget(fig: Any) -> Any:
 
     # tick labels may reach past the figure's edge (they never do with the dashboards'
     # margins): plotly.js otherwise measures every tick label of every axis on each
-    # update to hide those that would, about a sixth of a six-panel figure's redraw
+    # update to hide those that would (about a tenth of the explorer's redraw)
     fig.update_xaxes(ticklabeloverflow="allow")
     fig.update_yaxes(ticklabeloverflow="allow")
     widget = figure_class()(fig)
