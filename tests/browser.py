@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,8 @@ def free_port() -> int:
 class VoilaServer:
     """``python -m voila . --port=P`` in ``app/``; ``url`` is its base address."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -52,10 +54,10 @@ class VoilaServer:
         # typed paths: the project and the temporary folder (where the tests write files)
         allowed = os.pathsep.join([str(ROOT), tempfile.gettempdir()])
         env = {**os.environ, "LOWENTROPY_MAX_UPLOAD_MB": "8",
-               "LOWENTROPY_ALLOWED_DIRS": allowed}
+               "LOWENTROPY_ALLOWED_DIRS": allowed, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voila", ".", "--no-browser", f"--port={self.port}",
-             "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0"],
+             "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0", *args],
             cwd=ROOT / "app", stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )
 
@@ -81,6 +83,30 @@ class VoilaServer:
             self.proc.kill()
             self.proc.wait(5)
         self._log.close()
+
+
+def process_tree() -> dict[int, int]:
+    """pid → parent pid of every process (one pass over ``/proc``)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+    return parents
+
+
+def kernel_pids(server_pid: int, parents: dict[int, int] | None = None) -> set[int]:
+    pids = set()
+    for pid, ppid in (process_tree() if parents is None else parents).items():
+        try:
+            if ppid == server_pid and b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+        except OSError:
+            continue
+    return pids
 
 
 def block_outside_requests(page, base_url: str) -> None:

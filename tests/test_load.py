@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM_ARGS, chromium_path, run_async
+from browser import CHROMIUM_ARGS, chromium_path, kernel_pids, process_tree, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,30 +36,6 @@ _TOTAL = """() => {
     for (const t of gd.data) if (arrays.includes(t.name) && t.y) for (const v of t.y) total += v;
     return total;
 }"""
-
-
-def _parents() -> dict[int, int]:
-    """pid → parent pid of every process (one pass over ``/proc``)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-    return parents
-
-
-def kernel_pids(server_pid: int, parents: dict[int, int] | None = None) -> set[int]:
-    pids = set()
-    for pid, ppid in (_parents() if parents is None else parents).items():
-        try:
-            if ppid == server_pid and b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.add(pid)
-        except OSError:
-            continue
-    return pids
 
 
 def rss_bytes(pid: int) -> int:
@@ -87,9 +63,19 @@ async def _session(browser, server, ready: asyncio.Barrier, clock: dict,
             await r.abort()
 
     await page.route("**/*", route)
+    problems: list[str] = []  # what the page reported, for the message of a failure
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("crash", lambda _: problems.append("the page crashed"))
+    opened = time.perf_counter()
     await page.goto(f"{server.url}/voila/render/layer_explorer.ipynb",
                     wait_until="domcontentloaded", timeout=180_000)
-    await page.wait_for_function(f"() => ({_TOTAL})() > 0", timeout=180_000)
+    try:
+        await page.wait_for_function(f"() => ({_TOTAL})() > 0", timeout=180_000)
+    except Exception as exc:  # the failure's message says what the page showed
+        raise AssertionError(await _no_first_figure(page, server, problems,
+                                                    time.perf_counter() - opened)) from exc
     await ready.wait()
     deadline = clock.setdefault("deadline", time.monotonic() + SECONDS)
     handle = page.locator(".widget-slider .noUi-handle").first
@@ -117,6 +103,20 @@ async def _session(browser, server, ready: asyncio.Barrier, clock: dict,
     return moves
 
 
+async def _no_first_figure(page, server, problems: list[str], waited: float) -> str:
+    """What a page that never drew its first figure showed, and the server's last words."""
+    try:
+        total = await page.evaluate(_TOTAL)
+        figures = await page.locator(".js-plotly-plot").count()
+        text = (await page.inner_text("body"))[:1500]
+    except Exception as exc:  # noqa: BLE001 - a crashed page answers nothing
+        total, figures, text = None, None, f"(the page does not answer: {exc})"
+    log = server.log_path.read_text(errors="replace")[-4000:]
+    return (f"no first figure after {waited:.0f} s: storage total {total}, "
+            f"{figures} plotly figures; the page reported:\n" + "\n".join(problems[-20:])
+            + f"\n--- page text ---\n{text}\n--- voila log (end) ---\n{log}")
+
+
 async def _run(server) -> dict:
     from playwright.async_api import async_playwright
 
@@ -129,7 +129,7 @@ async def _run(server) -> dict:
 
     async def sample():  # a session's memory: its kernel's and the kernel's children's
         while not done.is_set():  # (the live timing's worker process)
-            parents = _parents()
+            parents = process_tree()
             for pid in kernel_pids(server.proc.pid, parents) - before:
                 rss = rss_bytes(pid) + sum(rss_bytes(c) for c, p in parents.items() if p == pid)
                 peak[pid] = max(peak.get(pid, 0), rss)

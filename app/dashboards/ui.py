@@ -95,13 +95,16 @@ def dashboard_page(name: str, title: w.Widget, controls: w.Widget, main: w.Widge
     """A dashboard's outermost widget: the title, then the controls beside the main column
     (which goes below them when the page is narrow), then ``below``; its figures follow
     its width (:class:`dashboards.fit.FitFigures`). CSS classes: ``lowentropy-dashboard``
-    and ``lowentropy-{name}``."""
+    and ``lowentropy-{name}``. In a preheated voila kernel, the page keeps the kernel from
+    being culled before a page connects (:mod:`dashboards.preheat`)."""
     from .fit import DASHBOARD_CLASS, FitFigures
+    from .preheat import keep_alive_until_taken
 
     page = w.VBox([title, w.HBox([controls, main], layout=row_layout()), *below,
                    FitFigures()])
     page.add_class(DASHBOARD_CLASS)
     page.add_class(f"lowentropy-{name}")
+    keep_alive_until_taken(page)
     return page
 
 
