@@ -42,6 +42,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import int32, int64, types, uint64
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._rowcodes import ctz, ef_low, low_mask
@@ -55,9 +56,9 @@ from ._efr_lanes import (
     vector_columns_apply,
 )
 
-__all__ = ["load64", "popcount", "spread4", "spread4_shifts", "HAS_PDEP", "UNARY_TABLE",
-           "sparse_header", "unary_zeros", "group_sum", "group_sum16", "block_sums16",
-           "tail_sum16", "group_cols", "group_cols16", "block_cols16"]
+__all__ = ["load64", "prefetch_words", "popcount", "spread4", "spread4_shifts", "HAS_PDEP",
+           "UNARY_TABLE", "sparse_header", "unary_zeros", "group_sum", "group_sum16",
+           "block_sums16", "tail_sum16", "group_cols", "group_cols16", "block_cols16"]
 
 _inline = numba.njit(inline="always", nogil=True)
 
@@ -86,6 +87,36 @@ def _load64_unaligned(typingctx, words, byte):  # pragma: no cover - compiled
 def _load64_compiled(words, byte):  # pragma: no cover - compiled
     def impl(words, byte):
         return _load64_unaligned(words, uint64(byte))
+    return impl
+
+
+def prefetch_words(words, a, b):
+    """Ask the CPU to bring ``words[a:b]`` into its caches, one request per 64-byte line
+    (nothing under ``NUMBA_DISABLE_JIT``: a hint that changes no result)."""
+    return None
+
+
+@intrinsic
+def _prefetch(typingctx, words, index):  # pragma: no cover - compiled
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        p = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [p.type, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [p, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+    return types.void(words, types.int64), codegen
+
+
+@overload(prefetch_words, inline="always")
+def _prefetch_words_compiled(words, a, b):  # pragma: no cover - compiled
+    def impl(words, a, b):
+        for w in range(int64(a), int64(b), 8):
+            _prefetch(words, int64(w))
     return impl
 
 

@@ -111,6 +111,22 @@ columns with one vector store: 3.81–3.95 against 4.03–4.05 ns an entry at ba
 bytes go up to two words past a row's last word: the rows ending less than two words
 before the end of ``bits`` are decoded from a copy followed by two zero words.
 
+In a program the product follows other work, which has pushed the rows' words (5.3 MB on
+VGG-16 fc6) out of the caches, and their first reads waited for memory: with the product
+run just after a pass over 411 MB, 2.9–3.1 ms on two cores against 2.1–2.3 ms with warm
+caches. The vector product now asks for the next row's words (:func:`prefetch_words`,
+one prefetch a cache line) as it starts a row, a row's decoding time (about a
+microsecond) ahead: in ``benchmarks/run.py``, which interleaves the product with dense,
+CSR and the other formats, 2.25–2.28 against 2.42–2.54 ms (two runs each, alternated);
+after that pass 2.56–2.91 against 3.01–3.11 ms, and 2.05–2.14 against 2.26–2.54 ms
+warm (minima of 25, five processes each, alternated). Tried and not kept: one loop per
+row over every group's blocks, the group's fields switched by selects so that only a
+row's last block ends a loop (about 70 instructions a block against 27: 1.13–1.25× the
+time; with every group of exactly 32 columns, the group loops' exits predictable, the
+product was only 1.4–6.6 % faster than with varied counts, which bounds what those
+exits cost); the lanes moved out two at a time (``vmovq``/``vpextrq`` and a shift,
+instead of ``vpextrd`` each): 0–2 %.
+
 Before the 16-bit decoder, after the reordering (ns an entry, same measure): the whole
 product 1.6–1.7 ns; the ``tzcnt`` walk over the whole high region, 8, 16 or 24 slots
 unrolled then a loop (0.95–1.2 ns for the walk alone: about 1.5 cycles a slot, bound by
@@ -223,6 +239,7 @@ from ._efr_sparse import (
     group_cols16,
     group_sum,
     group_sum16,
+    prefetch_words,
     sparse_header,
     unary_zeros,
 )
@@ -691,6 +708,8 @@ def _efr_matvec(words, row_ptr, n, deltas, vals, tables, x, offset, chunks, out)
         x0[n] = 0
         waiting = 0
         for i in range(chunks[c], chunks[c + 1]):
+            if i + 2 < row_ptr.shape[0]:  # the next row's words, while this one is decoded
+                prefetch_words(words, row_ptr[i + 1], row_ptr[i + 2])
             if words[row_ptr[i]] & uint64(1):
                 dense[waiting] = i
                 waiting += 1
